@@ -1,0 +1,29 @@
+"""Errors meant for people: the CLI prints their message without a traceback."""
+
+
+class RlcoreError(Exception):
+    """Base of every user-facing error: says what was wrong, where, and what to do."""
+
+
+class ConfigError(RlcoreError):
+    """A config key or value is wrong."""
+
+
+class UnknownItemError(RlcoreError, LookupError):
+    """A registry lookup named something no plugin registers."""
+
+
+class PluginConflictError(RlcoreError):
+    """Two plugins register the same name without an explicit override."""
+
+
+class PluginLoadError(RlcoreError):
+    """A plugin failed to load while strict mode is on."""
+
+
+class DataError(RlcoreError):
+    """User data is malformed: names the file, line, field and expectation."""
+
+
+class ModelLoadError(RlcoreError):
+    """A model directory is missing files, has an unknown type or mismatched shapes."""

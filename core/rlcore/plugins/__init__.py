@@ -1,0 +1,1 @@
+"""Plugin kernel: hook specifications, typed records, the manager and registries."""

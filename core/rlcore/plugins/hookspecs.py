@@ -1,0 +1,158 @@
+"""Hook specifications of the ``rlcore`` plugin project.
+
+Registration hooks take no arguments and return a list of typed records
+(see :mod:`rlcore.plugins.records`). Lifecycle hooks receive run events, so that
+loggers and metric sinks are ordinary plugins. docs/hooks.md is generated from
+these docstrings by ``rlcore docs hooks``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlcore.plugins.markers import hookspec
+from rlcore.plugins.records import (
+    BackendRecord,
+    DatasetRecord,
+    ExperimentRecord,
+    InterfaceRecord,
+    ModelFamilyRecord,
+    RewardFunctionRecord,
+)
+
+
+@hookspec
+def rlcore_datasets() -> list[DatasetRecord]:
+    """Register datasets.
+
+    Returns: a list of ``DatasetRecord``; ``impl`` builds the dataset from
+    ``(config, tokenizer)`` and ``config`` names its config dataclass.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_datasets():
+            return [DatasetRecord("my_qa", impl="my_pkg.data:MyQA",
+                                  config="my_pkg.data:MyQAConfig", doc="Q/A pairs.")]
+    """
+
+
+@hookspec
+def rlcore_model_families() -> list[ModelFamilyRecord]:
+    """Register HF model families that convert to and from the core transformer.
+
+    Returns: a list of ``ModelFamilyRecord``; ``impl`` points at a ``ModelFamily``
+    object and ``hf_model_types`` lists the ``config.json`` ``model_type`` values it reads.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_model_families():
+            return [ModelFamilyRecord("llama", impl="rlcore_plugin_llama.family:LLAMA",
+                                      hf_model_types=("llama",), doc="Llama 2/3/3.1")]
+    """
+
+
+@hookspec
+def rlcore_interfaces() -> list[InterfaceRecord]:
+    """Register model interfaces (generate / inference / train_step implementations).
+
+    Returns: a list of ``InterfaceRecord``; ``impl`` points at a ``ModelInterface`` subclass.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_interfaces():
+            return [InterfaceRecord("sft", impl="my_pkg.sft:SFTInterface", doc="Next-token loss.")]
+    """
+
+
+@hookspec
+def rlcore_experiments() -> list[ExperimentRecord]:
+    """Register experiments that ``rlcore train NAME`` runs.
+
+    Returns: a list of ``ExperimentRecord``; ``impl`` points at the experiment class and
+    ``config`` at its config dataclass (importing the config must not import torch).
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_experiments():
+            return [ExperimentRecord("my-ppo", impl="my_pkg.exp:MyPPO",
+                                     config="my_pkg.exp_config:MyPPOConfig", doc="PPO variant.")]
+    """
+
+
+@hookspec
+def rlcore_reward_functions() -> list[RewardFunctionRecord]:
+    """Register rule-based reward functions.
+
+    Returns: a list of ``RewardFunctionRecord``; ``impl`` points at a callable
+    ``fn(completions: list[str], samples: list[dict]) -> list[float]``.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_reward_functions():
+            return [RewardFunctionRecord("exact_match", impl="my_pkg.rewards:exact_match")]
+    """
+
+
+@hookspec
+def rlcore_backends() -> list[BackendRecord]:
+    """Register model backends that wrap a role's model for training or inference.
+
+    Returns: a list of ``BackendRecord``; ``impl`` points at a backend class.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_backends():
+            return [BackendRecord("deepspeed", impl="rlcore.runtime.backends:DeepSpeedBackend")]
+    """
+
+
+@hookspec
+def rlcore_run_start(run_dir: str, config: dict[str, Any], rank: int) -> None:
+    """Called once per rank when a run starts.
+
+    Args: ``run_dir`` (where checkpoints and logs go), ``config`` (the resolved
+    config as a plain dict) and ``rank``. Returns nothing.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_run_start(run_dir, config, rank):
+            if rank == 0:
+                print("starting", config["experiment"])
+    """
+
+
+@hookspec
+def rlcore_step_end(step: int, metrics: dict[str, float], rank: int) -> None:
+    """Called after every training step with that step's scalar metrics.
+
+    Args: ``step`` (1-based global step), ``metrics`` (name to float) and ``rank``.
+    Returns nothing.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_step_end(step, metrics, rank):
+            if rank == 0:
+                my_logger.log(metrics, step=step)
+    """
+
+
+@hookspec
+def rlcore_run_end(run_dir: str, summary: dict[str, Any], rank: int) -> None:
+    """Called once per rank when a run ends, with the final summary.
+
+    Args: ``run_dir``, ``summary`` (final metrics and status) and ``rank``. Returns nothing.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_run_end(run_dir, summary, rank):
+            my_logger.close()
+    """
