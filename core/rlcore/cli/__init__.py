@@ -1,0 +1,1 @@
+"""The ``rlcore`` command line (typer + rich). Importing it must not import torch."""

@@ -1,0 +1,129 @@
+"""``rlcore list-plugins``, ``rlcore list KIND`` and ``rlcore info KIND NAME``."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console()
+
+STATUS_STYLE = {"active": "green", "disabled": "yellow", "incompatible": "magenta", "error": "red"}
+
+
+class Kind(str, Enum):
+    """What ``rlcore list`` and ``rlcore info`` can show."""
+
+    datasets = "datasets"
+    families = "families"
+    interfaces = "interfaces"
+    experiments = "experiments"
+    rewards = "rewards"
+    backends = "backends"
+
+
+def list_plugins(
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the traceback of each failed plugin."),
+) -> None:
+    """List installed plugins with their version, status and what they provide.
+
+    Status is one of: active, disabled (blocked by RLCORE_PLUGINS_BLOCK or not in
+    RLCORE_PLUGINS_ALLOW), incompatible (needs another rlcore version) or error
+    (failed to load; `-v` shows why).
+    """
+    from rlcore.plugins.manager import get_manager
+
+    plugins = get_manager().plugins
+    if as_json:
+        rows = [
+            {
+                "name": p.name,
+                "distribution": p.dist,
+                "version": p.version,
+                "status": p.status,
+                "reason": p.reason,
+                "provides": p.provides,
+                **({"traceback": p.traceback} if verbose else {}),
+            }
+            for p in plugins
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="rlcore plugins")
+    for column in ("name", "distribution", "version", "status", "provides"):
+        table.add_column(column)
+    for p in plugins:
+        provides = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p.provides.items()))
+        status = f"[{STATUS_STYLE[p.status]}]{p.status}[/]"
+        if p.reason:
+            status += f"\n{escape(p.reason)}"
+        table.add_row(p.name, p.dist or "-", p.version or "-", status, escape(provides) or "-")
+    console.print(table)
+    if verbose:
+        for p in plugins:
+            if p.traceback:
+                console.rule(f"{p.name}: traceback")
+                console.print(escape(p.traceback), highlight=False)
+    elif any(p.status == "error" for p in plugins):
+        console.print("Some plugins failed to load; run `rlcore list-plugins -v` for tracebacks.")
+
+
+def list_items(kind: Kind = typer.Argument(..., help="What to list.")) -> None:
+    """List the registered datasets, families, interfaces, experiments, rewards or backends."""
+    from rlcore.plugins import registry
+
+    table = Table(title=f"rlcore {kind.value}")
+    for column in ("name", "provided by", "description"):
+        table.add_column(column)
+    for name in registry.items(kind.value):
+        record = registry.get(kind.value, name)
+        table.add_row(name, registry.provider(kind.value, name), escape(record.doc))
+    console.print(table)
+    if not registry.items(kind.value):
+        console.print(f"No {kind.value} registered. Install a plugin that provides some, e.g. `pip install rlcore-plugin-llama`.")
+
+
+def info(
+    kind: Kind = typer.Argument(..., help="The kind of item."),
+    name: str = typer.Argument(..., help="The item's name, as `rlcore list KIND` shows it."),
+) -> None:
+    """Show an item's documentation, where it comes from, and its config schema."""
+    import inspect
+
+    from rlcore.config import describe_fields
+    from rlcore.plugins import registry
+    from rlcore.plugins.records import load_object
+
+    record = registry.get(kind.value, name)
+    console.print(f"[bold]{kind.value[:-1]} {name}[/]  ({registry.provider(kind.value, name)})")
+    console.print(f"implementation: {record.impl}")
+    for extra in ("hf_model_types",):
+        if hasattr(record, extra):
+            console.print(f"{extra}: {', '.join(getattr(record, extra))}")
+    if record.doc:
+        console.print(f"\n{escape(record.doc)}")
+    config_ref = getattr(record, "config", None)
+    if not config_ref:
+        doc = inspect.getdoc(record.load())
+        if doc:
+            console.print(f"\n{escape(doc)}")
+        return
+    config_cls = load_object(config_ref)
+    table = Table(title=f"config: {config_cls.__name__}")
+    for column in ("key", "type", "default", "help"):
+        table.add_column(column)
+    for key, type_name, default, help_text in describe_fields(config_cls):
+        table.add_row(key, escape(type_name), escape(repr(default)), escape(help_text))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach these commands to the root app."""
+    app.command("list-plugins")(list_plugins)
+    app.command("list")(list_items)
+    app.command("info")(info)

@@ -1,0 +1,6 @@
+"""Typed experiment configs: defaults < YAML file < each ``--set``, validated before anything heavy."""
+
+from rlcore.config.resolve import resolve, to_plain, to_yaml
+from rlcore.config.schema import describe_fields
+
+__all__ = ["describe_fields", "resolve", "to_plain", "to_yaml"]

@@ -1,0 +1,48 @@
+"""Lookups over everything the installed plugins register, by kind and name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlcore.plugins.manager import get_manager
+from rlcore.plugins.records import ModelFamilyRecord, Record
+
+KINDS = ("datasets", "families", "interfaces", "experiments", "rewards", "backends")
+
+
+def get(kind: str, name: str) -> Record:
+    """The record called ``name`` of ``kind``; unknown names suggest close matches."""
+    return get_manager().entry(kind, name).record
+
+
+def load(kind: str, name: str) -> Any:
+    """Import and return the implementation of ``name``."""
+    return get(kind, name).load()
+
+
+def provider(kind: str, name: str) -> str:
+    """Which distribution (and version) registers ``name``."""
+    return get_manager().entry(kind, name).plugin.origin
+
+
+def items(kind: str) -> dict[str, Record]:
+    """Every record of ``kind``, by name, sorted."""
+    registry = get_manager().registries[kind]
+    return {name: registry[name].record for name in sorted(registry)}
+
+
+def family_for_model_type(model_type: str) -> ModelFamilyRecord:
+    """The family whose ``hf_model_types`` include ``model_type`` (from config.json)."""
+    from rlcore.plugins.lookup import unknown_item_error
+
+    families = items("families")
+    for record in families.values():
+        if model_type in record.hf_model_types:
+            return record  # type: ignore[return-value]
+    known = sorted({t for r in families.values() for t in r.hf_model_types})  # type: ignore[attr-defined]
+    raise unknown_item_error("model family for model_type", model_type, known)
+
+
+def hooks() -> Any:
+    """The pluggy hook relay, for lifecycle hooks: ``hooks().rlcore_step_end(...)``."""
+    return get_manager().pm.hook
