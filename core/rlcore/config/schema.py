@@ -186,7 +186,7 @@ def build(cls: type, tree: dict[str, Any], prefix: str, sources: dict[str, str],
             where = sources.get(key, default_source)
             valid = ", ".join(types_) or "(none)"
             raise ConfigError(
-                f"unknown config key {key!r} (from {where}).{did_you_mean(key, [prefix + t for t in types_])}"
+                f"unknown config key {key!r} (from {where}).{did_you_mean(str(name), list(types_), prefix)}"
                 f" Valid keys{' under ' + repr(prefix[:-1]) if prefix else ''}: {valid}."
             )
     kwargs = {}

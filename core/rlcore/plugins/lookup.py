@@ -12,12 +12,12 @@ def close_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
 
 
-def did_you_mean(name: str, candidates: list[str]) -> str:
-    """A ``did you mean ...?`` phrase, or an empty string."""
+def did_you_mean(name: str, candidates: list[str], prefix: str = "") -> str:
+    """A ``did you mean ...?`` phrase (each match shown after ``prefix``), or an empty string."""
     matches = close_matches(name, candidates)
     if not matches:
         return ""
-    return " Did you mean " + " or ".join(repr(m) for m in matches) + "?"
+    return " Did you mean " + " or ".join(repr(prefix + m) for m in matches) + "?"
 
 
 def unknown_item_error(kind: str, name: str, available: list[str]) -> UnknownItemError:

@@ -1,0 +1,103 @@
+"""The CLI through typer's runner, and the installed ``rlcore`` script as a real subprocess."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import rlcore
+from rlcore.cli.app import app
+
+runner = CliRunner()
+RLCORE = shutil.which("rlcore") or str(Path(sys.executable).parent / "rlcore")
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and rlcore.__version__ in result.output
+
+
+def test_list_plugins_json_shows_first_party_plugins_active(rlcore_plugins):
+    result = invoke("list-plugins", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["rewards"]["status"] == "active"
+    assert "exact_match" in rows["rewards"]["provides"]["rewards"]
+
+
+def test_broken_plugin_shows_error_and_other_commands_work(fake_distribution, rlcore_plugins):
+    fake_distribution("broken", "raise ImportError('this plugin is broken on purpose')\n")
+    rlcore_plugins.reload()
+    result = invoke("list-plugins")
+    assert result.exit_code == 0, result.output
+    assert "broken" in result.output and "error" in result.output
+    verbose = invoke("list-plugins", "-v")
+    assert "this plugin is broken on purpose" in verbose.output and "Traceback" in verbose.output
+    assert invoke("list", "rewards").exit_code == 0
+    assert "exact_match" in invoke("info", "rewards", "exact_match").output
+
+
+def test_info_unknown_name_suggests(rlcore_plugins):
+    result = invoke("info", "rewards", "exact_mach")
+    assert result.exit_code != 0
+    assert "Did you mean 'exact_match'" in str(result.exception)
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([RLCORE, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_subprocess_train_unknown_experiment_exits_cleanly():
+    result = run_cli("train", "nosuch")
+    assert result.returncode != 0
+    assert "no experiments named 'nosuch'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_subprocess_help_and_list_plugins_do_not_import_torch():
+    code = (
+        "import sys; sys.argv = ['rlcore', '{}'];\n"
+        "from rlcore.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    for command in ("--help", "list-plugins"):
+        result = subprocess.run([sys.executable, "-c", code.format(command)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_new_plugin_installs_lists_and_passes_its_test(tmp_path):
+    result = run_cli("new-plugin", "demo", "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    package = tmp_path / "rlcore-plugin-demo"
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(package)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert install.returncode == 0, install.stderr
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    listed = json.loads(run_cli("list-plugins", "--json", env=env).stdout)
+    assert {"name": "demo", "status": "active"}.items() <= next(p for p in listed if p["name"] == "demo").items()
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "2 passed" in tests.stdout
+
+
+def test_new_plugin_rejects_bad_names(tmp_path):
+    result = invoke("new-plugin", "Bad Name", "--dir", str(tmp_path))
+    assert result.exit_code != 0 and "must start with a letter" in str(result.exception)

@@ -1,0 +1,111 @@
+"""The plugin manager: every loader path, from real (fake) distributions on disk."""
+
+import pytest
+
+from rlcore.errors import PluginConflictError, PluginLoadError, UnknownItemError
+from rlcore.plugins import registry
+
+GOOD = '''
+import rlcore
+from rlcore.plugins.records import RewardFunctionRecord
+
+@rlcore.hookimpl
+def rlcore_reward_functions():
+    return [RewardFunctionRecord("{item}", impl="builtins:len", doc="a test reward"{extra})]
+'''
+
+
+def good(item, extra=""):
+    return GOOD.format(item=item, extra=extra)
+
+
+def test_good_plugin_is_active_and_provides(fake_distribution, rlcore_plugins):
+    fake_distribution("alpha", good("alpha_reward"))
+    rlcore_plugins.reload()
+    info = rlcore_plugins.status()["alpha"]
+    assert (info.status, info.dist, info.version) == ("active", "rlcore-plugin-alpha", "0.1.0")
+    assert info.provides == {"rewards": ["alpha_reward"]}
+    assert registry.load("rewards", "alpha_reward") is len
+
+
+def test_import_error_is_recorded_and_others_still_load(fake_distribution, rlcore_plugins):
+    fake_distribution("broken", "import does_not_exist_anywhere\n")
+    fake_distribution("fine", good("fine_reward"))
+    rlcore_plugins.reload()
+    status = rlcore_plugins.status()
+    assert status["broken"].status == "error"
+    assert "ModuleNotFoundError" in status["broken"].reason
+    assert "does_not_exist_anywhere" in status["broken"].traceback
+    assert status["fine"].status == "active"
+
+
+def test_incompatible_core_is_not_imported(fake_distribution, rlcore_plugins):
+    fake_distribution("future", "raise RuntimeError('must not be imported')\n", requires=("rlcore>=9.0",))
+    rlcore_plugins.reload()
+    info = rlcore_plugins.status()["future"]
+    assert info.status == "incompatible"
+    assert "needs rlcore>=9.0" in info.reason and "0.1.0" in info.reason
+
+
+def test_duplicate_name_names_both_distributions(fake_distribution, rlcore_plugins):
+    fake_distribution("one", good("shared"), version="1.2.0")
+    fake_distribution("two", good("shared"), version="3.4.0")
+    rlcore_plugins.reload()
+    with pytest.raises(PluginConflictError) as err:
+        registry.get("rewards", "shared")
+    message = str(err.value)
+    assert "rlcore-plugin-one 1.2.0" in message and "rlcore-plugin-two 3.4.0" in message
+    assert "override=True" in message
+
+
+def test_explicit_override_replaces(fake_distribution, rlcore_plugins):
+    fake_distribution("one", good("shared"))
+    fake_distribution("two", good("shared", extra=", override=True").replace("builtins:len", "builtins:max"))
+    rlcore_plugins.reload()
+    assert registry.load("rewards", "shared") is max
+    assert registry.provider("rewards", "shared").startswith("rlcore-plugin-two")
+
+
+def test_block_and_allow_lists(fake_distribution, rlcore_plugins):
+    fake_distribution("alpha", good("a_reward"))
+    fake_distribution("beta", good("b_reward"))
+    rlcore_plugins.reload(env={"RLCORE_PLUGINS_BLOCK": "rlcore-plugin-alpha"})
+    status = rlcore_plugins.status()
+    assert status["alpha"].status == "disabled" and "RLCORE_PLUGINS_BLOCK" in status["alpha"].reason
+    assert status["beta"].status == "active"
+    rlcore_plugins.reload(env={"RLCORE_PLUGINS_ALLOW": "alpha"})
+    status = rlcore_plugins.status()
+    assert status["alpha"].status == "active"
+    assert status["beta"].status == "disabled" and "RLCORE_PLUGINS_ALLOW" in status["beta"].reason
+
+
+def test_strict_mode_raises(fake_distribution, rlcore_plugins):
+    fake_distribution("broken", "import does_not_exist_anywhere\n")
+    with pytest.raises(PluginLoadError, match="broken.*import failed"):
+        rlcore_plugins.reload(env={"RLCORE_PLUGINS_STRICT": "1"})
+
+
+def test_hook_returning_wrong_type_is_an_error(fake_distribution, rlcore_plugins):
+    fake_distribution(
+        "wrong",
+        "import rlcore\n\n@rlcore.hookimpl\ndef rlcore_datasets():\n    return ['not a record']\n",
+    )
+    rlcore_plugins.reload()
+    info = rlcore_plugins.status()["wrong"]
+    assert info.status == "error" and "expected DatasetRecord" in info.reason
+
+
+def test_unknown_name_suggests_close_matches(rlcore_plugins):
+    class Plugin:
+        import rlcore as _rlcore
+
+        @_rlcore.hookimpl
+        def rlcore_reward_functions(self):
+            from rlcore.plugins.records import RewardFunctionRecord
+
+            return [RewardFunctionRecord("length_bonus", impl="builtins:len")]
+
+    rlcore_plugins.register(Plugin(), name="inproc")
+    with pytest.raises(UnknownItemError, match="Did you mean 'length_bonus'"):
+        registry.get("rewards", "length_bonuss")
+    assert registry.load("rewards", "length_bonus") is len
