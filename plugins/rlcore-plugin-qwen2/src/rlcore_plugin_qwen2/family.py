@@ -1,0 +1,321 @@
+"""Qwen2 / Qwen2.5 and Qwen3 <-> core transformer: configs, state dicts, parameter names.
+
+Quirks handled here:
+- Qwen2: bias on q/k/v but not on o_proj; optional tied embeddings; a sliding
+  window that HF applies only to layers ``i >= max_window_layers`` and only when
+  ``use_sliding_window`` is set.
+- Qwen3: RMSNorm over each head of q and k (``q_norm``/``k_norm``) before RoPE;
+  an explicit ``head_dim`` that need not equal hidden/heads; ``attention_bias``
+  covers q/k/v *and* o_proj.
+- Both: RoPE parameters as ``rope_parameters`` (transformers 5) or as the older
+  ``rope_theta`` / ``rope_scaling`` keys of transformers 4 ``config.json`` files.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rlcore.errors import ModelLoadError
+from rlcore.models.config import TransformerConfig
+from rlcore.models.family import ModelFamily
+
+# Keys that old checkpoints may carry but that hold no weights (recomputed buffers).
+_IGNORED_HF_KEYS = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
+
+# HF suffix inside one decoder layer -> core suffix inside one block.
+_BLOCK_MAP = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "post_attention_layernorm.weight": "mlp_norm.weight",
+    **{f"self_attn.{p}_proj.{t}": f"attn.{p}_proj.{t}" for p in "qkvo" for t in ("weight", "bias")},
+    "self_attn.q_norm.weight": "attn.q_norm.weight",
+    "self_attn.k_norm.weight": "attn.k_norm.weight",
+    **{f"mlp.{p}_proj.{t}": f"mlp.{p}_proj.{t}" for p in ("gate", "up", "down") for t in ("weight", "bias")},
+}
+_BLOCK_MAP_INV = {v: k for k, v in _BLOCK_MAP.items()}
+_HF_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
+_CORE_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+_TOP_MAP = {
+    "model.embed_tokens.weight": "embed.weight",
+    "model.norm.weight": "final_norm.weight",
+    "lm_head.weight": "lm_head.weight",
+    # AutoModelForSequenceClassification head: the core value head (no bias in HF).
+    "score.weight": "value_head.weight",
+}
+_TOP_MAP_INV = {v: k for k, v in _TOP_MAP.items()}
+
+
+def _rope_from_hf(hf: dict[str, Any], where: str) -> tuple[float, dict | None]:
+    """Read (rope_theta, core rope_scaling) from either transformers 5 or 4 config keys."""
+    params = hf.get("rope_parameters") or {}
+    theta = params.get("rope_theta", hf.get("rope_theta", 10000.0))
+    scaling = dict(hf.get("rope_scaling") or {})
+    if params:
+        scaling = {k: v for k, v in params.items() if k != "rope_theta"}
+    rope_type = scaling.pop("rope_type", None) or scaling.pop("type", None) or "default"
+    scaling.pop("type", None)
+    if rope_type == "default":
+        return float(theta), None
+    if rope_type == "linear":
+        return float(theta), {"rope_type": "linear", "factor": float(scaling["factor"])}
+    if rope_type == "llama3":
+        keep = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+        return float(theta), {"rope_type": "llama3", **{k: scaling[k] for k in keep}}
+    raise ModelLoadError(
+        f"{where}: RoPE scaling type {rope_type!r} is not supported by the core transformer "
+        "(supported: default, linear, llama3). Remove 'rope_scaling' from config.json to use "
+        "the model at its native context length."
+    )
+
+
+def _rope_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
+    params: dict[str, Any] = {"rope_theta": float(cfg.rope_theta), "rope_type": "default"}
+    if cfg.rope_scaling:
+        params.update(cfg.rope_scaling)
+    return params
+
+
+class QwenFamily(ModelFamily):
+    """Shared Qwen2/Qwen3 conversion; the subclasses set the quirks."""
+
+    name = "qwen2"
+    model_type = "qwen2"
+    architecture = "Qwen2ForCausalLM"
+    qk_norm = False
+
+    # ---------------------------------------------------------------- configs
+    def config_from_hf(self, hf: dict[str, Any]) -> TransformerConfig:
+        where = f"{self.model_type} config.json"
+        if hf.get("model_type", self.model_type) != self.model_type:
+            raise ModelLoadError(
+                f"{where}: model_type is {hf.get('model_type')!r}, expected {self.model_type!r}"
+            )
+        act = hf.get("hidden_act", "silu")
+        if act != "silu":
+            raise ModelLoadError(f"{where}: hidden_act {act!r} is not supported (expected 'silu')")
+        n_layers = int(hf["num_hidden_layers"])
+        n_q = int(hf["num_attention_heads"])
+        n_kv = int(hf.get("num_key_value_heads") or n_q)
+        head_dim = int(hf.get("head_dim") or hf["hidden_size"] // n_q)
+        theta, scaling = _rope_from_hf(hf, where)
+        if self.qk_norm:
+            attn_bias = out_bias = bool(hf.get("attention_bias", False))
+        else:
+            attn_bias, out_bias = True, False
+        return TransformerConfig(
+            vocab_size=int(hf["vocab_size"]),
+            hidden_size=int(hf["hidden_size"]),
+            intermediate_size=int(hf["intermediate_size"]),
+            n_layers=n_layers,
+            n_q_heads=n_q,
+            n_kv_heads=n_kv,
+            head_dim=head_dim,
+            norm_type="rmsnorm",
+            norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+            norm_unit_offset=False,
+            activation="silu",
+            gated_mlp=True,
+            position="rotary",
+            rope_theta=theta,
+            rope_scaling=scaling,
+            attn_bias=attn_bias,
+            attn_out_bias=out_bias,
+            mlp_bias=False,
+            qk_norm=self.qk_norm,
+            tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+            sliding_window=self._sliding_window_from_hf(hf, n_layers, where),
+            max_positions=int(hf.get("max_position_embeddings", 32768)),
+        )
+
+    @staticmethod
+    def _sliding_window_from_hf(hf: dict[str, Any], n_layers: int, where: str) -> int | None:
+        """HF slides only layers marked 'sliding_attention'; the core slides all or none."""
+        if not hf.get("use_sliding_window", False) or hf.get("sliding_window") is None:
+            return None
+        layer_types = hf.get("layer_types") or [
+            "sliding_attention" if i >= int(hf.get("max_window_layers", 28)) else "full_attention"
+            for i in range(n_layers)
+        ]
+        sliding = [t == "sliding_attention" for t in layer_types[:n_layers]]
+        if not any(sliding):
+            return None
+        if not all(sliding):
+            raise ModelLoadError(
+                f"{where}: use_sliding_window is set for only some layers "
+                f"(max_window_layers={hf.get('max_window_layers')}, {sum(sliding)}/{n_layers} "
+                "sliding); the core transformer applies one window to every layer. Set "
+                "max_window_layers to 0 (all layers slide) or use_sliding_window to false."
+            )
+        return int(hf["sliding_window"])
+
+    def config_to_hf(self, cfg: TransformerConfig) -> dict[str, Any]:
+        self.check_config(cfg)
+        hf: dict[str, Any] = {
+            "architectures": [self.architecture],
+            "model_type": self.model_type,
+            "vocab_size": cfg.vocab_size,
+            "hidden_size": cfg.hidden_size,
+            "intermediate_size": cfg.intermediate_size,
+            "num_hidden_layers": cfg.n_layers,
+            "num_attention_heads": cfg.n_q_heads,
+            "num_key_value_heads": cfg.n_kv_heads,
+            "head_dim": cfg.head_dim,
+            "hidden_act": "silu",
+            "max_position_embeddings": cfg.max_positions,
+            "rms_norm_eps": cfg.norm_eps,
+            "rope_parameters": _rope_to_hf(cfg),
+            "tie_word_embeddings": cfg.tie_embeddings,
+            "use_sliding_window": cfg.sliding_window is not None,
+            "sliding_window": cfg.sliding_window,
+            "max_window_layers": 0 if cfg.sliding_window is not None else cfg.n_layers,
+            "attention_dropout": 0.0,
+        }
+        if self.qk_norm:
+            hf["attention_bias"] = cfg.attn_bias
+        return hf
+
+    def check_config(self, cfg: TransformerConfig) -> None:
+        """Refuse a core config that this HF architecture cannot express."""
+        want = dict(
+            norm_type="rmsnorm", activation="silu", gated_mlp=True, position="rotary",
+            mlp_bias=False, qk_norm=self.qk_norm, norm_unit_offset=False,
+        )
+        if self.qk_norm:
+            want["attn_out_bias"] = cfg.attn_bias
+        else:
+            want.update(attn_bias=True, attn_out_bias=False)
+        bad = {k: getattr(cfg, k) for k, v in want.items() if getattr(cfg, k) != v}
+        if bad:
+            raise ModelLoadError(
+                f"core config cannot be saved as {self.model_type}: {bad} "
+                f"(the {self.architecture} layout needs {({k: want[k] for k in bad})})"
+            )
+
+    # ----------------------------------------------------------- state dicts
+    def state_dict_from_hf(self, sd: dict[str, Any], cfg: TransformerConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, t in sd.items():
+            if _IGNORED_HF_KEYS.match(key):
+                continue
+            m = _HF_LAYER.match(key)
+            if m and m.group(2) in _BLOCK_MAP:
+                out[f"blocks.{m.group(1)}.{_BLOCK_MAP[m.group(2)]}"] = t
+            elif key in _TOP_MAP:
+                if key == "lm_head.weight" and (cfg.tie_embeddings or cfg.value_head):
+                    continue  # tied: the same tensor as the embedding; value models have no LM head
+                out[_TOP_MAP[key]] = t
+            else:
+                raise ModelLoadError(
+                    f"unexpected parameter {key!r} in a {self.model_type} state dict; "
+                    "is this checkpoint really a plain "
+                    f"{self.architecture}?"
+                )
+        return out
+
+    def state_dict_to_hf(self, sd: dict[str, Any], cfg: TransformerConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, t in sd.items():
+            m = _CORE_BLOCK.match(key)
+            if m and m.group(2) in _BLOCK_MAP_INV:
+                out[f"model.layers.{m.group(1)}.{_BLOCK_MAP_INV[m.group(2)]}"] = t
+            elif key in _TOP_MAP_INV:
+                out[_TOP_MAP_INV[key]] = t
+            elif key == "value_head.bias":
+                _check_zero_value_bias(t, self.model_type)
+            else:
+                raise ModelLoadError(f"core parameter {key!r} has no {self.model_type} counterpart")
+        if cfg.tie_embeddings and not cfg.value_head and "embed.weight" in sd:
+            # HF's state_dict() lists the tied head as its own key (same tensor).
+            out["lm_head.weight"] = sd["embed.weight"]
+        return out
+
+    # -------------------------------------------------------- parameter names
+    def embedding_param_names(self, cfg: TransformerConfig) -> list[str]:
+        return ["model.embed_tokens.weight"]
+
+    def block_param_names(self, cfg: TransformerConfig, i: int) -> list[str]:
+        p = f"model.layers.{i}."
+        names = [p + "input_layernorm.weight"]
+        for proj in "qkv":
+            names.append(p + f"self_attn.{proj}_proj.weight")
+            if cfg.attn_bias:
+                names.append(p + f"self_attn.{proj}_proj.bias")
+        names.append(p + "self_attn.o_proj.weight")
+        if cfg.attn_out_bias:
+            names.append(p + "self_attn.o_proj.bias")
+        if cfg.qk_norm:
+            names += [p + "self_attn.q_norm.weight", p + "self_attn.k_norm.weight"]
+        names.append(p + "post_attention_layernorm.weight")
+        names += [p + f"mlp.{proj}_proj.weight" for proj in ("gate", "up", "down")]
+        return names
+
+    def head_param_names(self, cfg: TransformerConfig) -> list[str]:
+        names = ["model.norm.weight"]
+        if cfg.value_head:
+            names.append("score.weight")
+        elif not cfg.tie_embeddings:
+            names.append("lm_head.weight")
+        return names
+
+    # ------------------------------------------------------------- test config
+    def tiny_config(self) -> TransformerConfig:
+        return self.config_from_hf(
+            {
+                "model_type": self.model_type,
+                "vocab_size": 128,
+                "hidden_size": 64,
+                "intermediate_size": 96,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,  # GQA
+                "rms_norm_eps": 1e-6,
+                "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"},
+                "tie_word_embeddings": True,
+                "max_position_embeddings": 256,
+            }
+        )
+
+
+def _check_zero_value_bias(t: Any, model_type: str) -> None:
+    """HF sequence-classification heads have no bias: saving one that is not zero loses it."""
+    if bool((t != 0).any()):
+        raise ModelLoadError(
+            f"value_head.bias is non-zero but {model_type} ForSequenceClassification has no "
+            "score bias; it cannot be saved in HF layout without changing the model's outputs."
+        )
+
+
+class Qwen2Family(QwenFamily):
+    """Qwen2 and Qwen2.5 (``model_type: qwen2``)."""
+
+
+class Qwen3Family(QwenFamily):
+    """Qwen3 dense models (``model_type: qwen3``)."""
+
+    name = "qwen3"
+    model_type = "qwen3"
+    architecture = "Qwen3ForCausalLM"
+    qk_norm = True
+
+    def tiny_config(self) -> TransformerConfig:
+        return self.config_from_hf(
+            {
+                "model_type": "qwen3",
+                "vocab_size": 128,
+                "hidden_size": 64,
+                "intermediate_size": 96,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "head_dim": 32,  # != hidden/heads, as in real Qwen3 configs
+                "rms_norm_eps": 1e-6,
+                "rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"},
+                "tie_word_embeddings": False,
+                "attention_bias": False,
+                "max_position_embeddings": 256,
+            }
+        )
+
+
+QWEN2 = Qwen2Family()
+QWEN3 = Qwen3Family()
