@@ -1,0 +1,1 @@
+"""The core decoder-only transformer, packed attention, generation and HF I/O."""

@@ -1,0 +1,163 @@
+"""Packed (varlen) causal attention: flash-attn on CUDA when importable, exact SDPA elsewhere.
+
+Tensors are packed: q ``[T, Hq, D]``, k/v ``[T, Hkv, D]``; ``cu_seqlens`` ``[B+1]`` marks where each
+sequence starts. The CPU fallback is chosen by ``bench/attention_fallback.py`` (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+
+@functools.cache
+def _flash_varlen():
+    """flash_attn_varlen_func, or None when flash-attn is not installed."""
+    try:
+        from flash_attn import flash_attn_varlen_func
+    except ImportError:
+        return None
+    return flash_attn_varlen_func
+
+
+def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int, scale: float,
+                     sliding_window: int | None = None, seqlens: list[int] | None = None):
+    """Causal attention within each packed sequence; returns ``[T, Hq, D]``."""
+    flash = _flash_varlen() if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) else None
+    if flash is not None:
+        cu = cu_seqlens.to(torch.int32)
+        window = (-1, -1) if sliding_window is None else (sliding_window - 1, 0)
+        return flash(q, k, v, cu, cu, max_seqlen, max_seqlen, softmax_scale=scale, causal=True,
+                     window_size=window)
+    if seqlens is None:
+        seqlens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+    return sdpa_loop(q, k, v, seqlens, scale, sliding_window)
+
+
+def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
+    """Fallback: one causal SDPA call per sequence (exact, no wasted work across sequences)."""
+    gqa = q.shape[1] != k.shape[1]
+    outs, start = [], 0
+    for n in seqlens:
+        qs, ks, vs = (t[start:start + n].transpose(0, 1) for t in (q, k, v))
+        if sliding_window is None or sliding_window >= n:
+            o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
+        else:
+            mask = causal_mask(n, n, sliding_window, q.device)
+            o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=gqa)
+        outs.append(o.transpose(0, 1))
+        start += n
+    return torch.cat(outs) if len(outs) > 1 else outs[0].contiguous()
+
+
+def sdpa_block_diagonal(q, k, v, seqlens: list[int], scale: float,
+                        sliding_window: int | None = None):
+    """Candidate fallback: one SDPA over all T tokens with a block-diagonal causal mask."""
+    seq_id = torch.repeat_interleave(torch.arange(len(seqlens), device=q.device),
+                                     torch.tensor(seqlens, device=q.device))
+    mask = (seq_id[:, None] == seq_id[None, :]) & causal_mask(len(seq_id), len(seq_id),
+                                                              sliding_window, q.device)
+    o = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
+                                       attn_mask=mask, scale=scale,
+                                       enable_gqa=q.shape[1] != k.shape[1])
+    return o.transpose(0, 1)
+
+
+def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
+    """Candidate fallback: scatter into a right-padded ``[B, H, L, D]`` batch, one SDPA, gather."""
+    b, n_max = len(seqlens), max(seqlens)
+    lens = torch.tensor(seqlens, device=q.device)
+    valid = torch.arange(n_max, device=q.device)[None, :] < lens[:, None]  # [B, L]
+
+    def pad(t):
+        out = t.new_zeros(b, n_max, *t.shape[1:])
+        out[valid] = t
+        return out.transpose(1, 2)
+
+    mask = causal_mask(n_max, n_max, sliding_window, q.device)[None, None] & valid[:, None, None, :]
+    mask |= ~valid[:, None, :, None]  # padded query rows see every key: finite, then dropped
+    o = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask, scale=scale,
+                                       enable_gqa=q.shape[1] != k.shape[1])
+    return o.transpose(1, 2)[valid]
+
+
+def causal_mask(n_q: int, n_k: int, sliding_window: int | None, device) -> torch.Tensor:
+    """Bool ``[n_q, n_k]`` (True = attend) for queries aligned to the last n_q keys."""
+    qpos = torch.arange(n_k - n_q, n_k, device=device)[:, None]
+    kpos = torch.arange(n_k, device=device)[None, :]
+    mask = kpos <= qpos
+    if sliding_window is not None:
+        mask &= kpos > qpos - sliding_window
+    return mask
+
+
+class KVCache:
+    """Preallocated, left-padded K/V of every layer for batched decoding.
+
+    Row ``b`` holds its prompt right-aligned at columns ``[pad[b], n_prompt_max)``; each decode step
+    writes one new column for every row, so all rows advance in lockstep.
+    """
+
+    def __init__(self, n_layers: int, prompt_lens: list[int], max_new_tokens: int, n_kv_heads: int,
+                 head_dim: int, dtype, device, sliding_window: int | None = None):
+        b, n_max = len(prompt_lens), max(prompt_lens)
+        shape = (n_layers, b, n_kv_heads, n_max + max_new_tokens, head_dim)
+        self.k = torch.empty(shape, dtype=dtype, device=device)
+        self.v = torch.empty(shape, dtype=dtype, device=device)
+        lens = torch.tensor(prompt_lens, device=device)
+        self.pad = n_max - lens  # [B] left padding of each row
+        self.positions = lens.clone()  # next position id of each row
+        self.cols = n_max  # filled columns
+        self.sliding_window = sliding_window
+        # Prefill scatter indices: packed token j of row b goes to column pad[b] + j.
+        self._rows = torch.repeat_interleave(torch.arange(b, device=device), lens)
+        starts = torch.cumsum(lens, 0) - lens
+        self._cols = torch.arange(int(lens.sum()), device=device) - starts[self._rows] + self.pad[self._rows]
+        self.step_mask: torch.Tensor | None = None
+
+    def store_prefill(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Write the packed prompt keys/values ``[T, Hkv, D]`` of one layer."""
+        self.k[layer][self._rows, :, self._cols] = k
+        self.v[layer][self._rows, :, self._cols] = v
+
+    def begin_step(self) -> None:
+        """Build the key mask shared by all layers for the next decode step."""
+        cols = torch.arange(self.cols + 1, device=self.pad.device)
+        mask = cols[None, :] >= self.pad[:, None]  # [B, cols]: skip left padding
+        if self.sliding_window is not None:
+            mask &= cols[None, :] > self.cols - self.sliding_window
+        self.step_mask = None if bool(mask.all()) else mask[:, None, None, :]
+
+    def attend(self, layer: int, q, k, v, scale: float) -> torch.Tensor:
+        """Append this step's k/v ``[B, Hkv, D]`` and attend q ``[B, Hq, D]`` to the whole row."""
+        c = self.cols
+        self.k[layer, :, :, c] = k
+        self.v[layer, :, :, c] = v
+        keys, values = self.k[layer, :, :, : c + 1], self.v[layer, :, :, : c + 1]
+        o = F.scaled_dot_product_attention(q[:, :, None], keys, values, attn_mask=self.step_mask,
+                                           scale=scale, enable_gqa=q.shape[1] != k.shape[1])
+        return o[:, :, 0]
+
+    def advance(self) -> None:
+        """Mark the step's column as filled."""
+        self.cols += 1
+        self.positions += 1
+
+
+class PackedContext:
+    """Attention over a packed batch; optionally fills a KVCache with the prompt keys/values."""
+
+    def __init__(self, cu_seqlens, seqlens: list[int], sliding_window: int | None,
+                 cache: KVCache | None = None):
+        self.cu_seqlens, self.seqlens = cu_seqlens, seqlens
+        self.max_seqlen = max(seqlens)
+        self.sliding_window, self.cache = sliding_window, cache
+
+    def attend(self, layer: int, q, k, v, scale: float) -> torch.Tensor:
+        """Causal attention within each sequence (and store k/v when prefilling a cache)."""
+        if self.cache is not None:
+            self.cache.store_prefill(layer, k, v)
+        return varlen_attention(q, k, v, self.cu_seqlens, self.max_seqlen, scale,
+                                self.sliding_window, self.seqlens)

@@ -1,0 +1,125 @@
+"""TransformerConfig: the one shape description every family maps onto (no torch import)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlcore.errors import ConfigError
+
+NORM_TYPES = ("layernorm", "rmsnorm")
+ACTIVATIONS = ("gelu", "gelu_new", "silu")
+POSITIONS = ("learned", "rotary")
+ROPE_SCALING_TYPES = ("linear", "llama3")
+LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+@dataclass
+class TransformerConfig:
+    """Sizes and options of the core decoder-only transformer (see docs/models.md)."""
+
+    vocab_size: int = 256
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    n_layers: int = 2
+    n_q_heads: int = 4
+    n_kv_heads: int | None = None  # None: same as n_q_heads (MHA); 1: MQA
+    head_dim: int | None = None  # None: hidden_size // n_q_heads
+    norm_type: str = "rmsnorm"
+    norm_eps: float = 1e-6
+    norm_unit_offset: bool = False  # Gemma-style: scale by (1 + weight)
+    activation: str = "silu"
+    gated_mlp: bool = True
+    position: str = "rotary"
+    rope_theta: float = 10000.0
+    # {"rope_type": "linear", "factor": f} or {"rope_type": "llama3", "factor", "low_freq_factor",
+    #  "high_freq_factor", "original_max_position_embeddings"}; None for plain RoPE.
+    rope_scaling: dict[str, Any] | None = field(default=None)
+    attn_bias: bool = False  # bias on q/k/v projections
+    attn_out_bias: bool = False  # bias on o_proj
+    mlp_bias: bool = False
+    qk_norm: bool = False  # per-head RMSNorm on q and k before RoPE (Qwen3)
+    tie_embeddings: bool = False
+    sliding_window: int | None = None  # attend to at most this many latest tokens (self included)
+    max_positions: int = 2048
+    value_head: bool = False  # scalar head [hidden -> 1] instead of the LM head
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_q_heads
+        if self.head_dim is None and self.n_q_heads:
+            self.head_dim = self.hidden_size // self.n_q_heads
+
+    def validate(self) -> TransformerConfig:
+        """Raise ConfigError naming the first inconsistent field; return self when valid."""
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "n_layers", "n_q_heads",
+                     "n_kv_heads", "head_dim", "max_positions"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"TransformerConfig.{name} must be a positive int, got {value!r}")
+        for name, allowed in (("norm_type", NORM_TYPES), ("activation", ACTIVATIONS),
+                              ("position", POSITIONS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"TransformerConfig.{name}={getattr(self, name)!r} is not one of "
+                                  f"{', '.join(allowed)}")
+        if self.n_q_heads % self.n_kv_heads:
+            raise ConfigError(f"TransformerConfig.n_q_heads={self.n_q_heads} must be a multiple of "
+                              f"n_kv_heads={self.n_kv_heads} (GQA groups query heads per kv head)")
+        if self.norm_eps <= 0:
+            raise ConfigError(f"TransformerConfig.norm_eps must be > 0, got {self.norm_eps}")
+        if self.position == "rotary":
+            if self.head_dim % 2:
+                raise ConfigError(f"TransformerConfig.head_dim={self.head_dim} must be even for rotary")
+            if self.rope_theta <= 0:
+                raise ConfigError(f"TransformerConfig.rope_theta must be > 0, got {self.rope_theta}")
+            self._validate_rope_scaling()
+        elif self.rope_scaling:
+            raise ConfigError("TransformerConfig.rope_scaling is set but position='learned'; "
+                              "drop rope_scaling or use position='rotary'")
+        if self.sliding_window is not None and (
+                not isinstance(self.sliding_window, int) or self.sliding_window <= 0):
+            raise ConfigError(f"TransformerConfig.sliding_window must be a positive int or None, "
+                              f"got {self.sliding_window!r}")
+        if self.norm_unit_offset and self.norm_type != "rmsnorm":
+            raise ConfigError("TransformerConfig.norm_unit_offset (Gemma 1+w) needs norm_type='rmsnorm'")
+        return self
+
+    def _validate_rope_scaling(self) -> None:
+        rs = self.rope_scaling
+        if rs is None:
+            return
+        kind = rope_scaling_type(rs)
+        if kind not in ROPE_SCALING_TYPES:
+            raise ConfigError(f"TransformerConfig.rope_scaling type {kind!r} is not supported; use one "
+                              f"of {', '.join(ROPE_SCALING_TYPES)} or None")
+        needed = ("factor",) if kind == "linear" else LLAMA3_KEYS
+        missing = [k for k in needed if k not in rs]
+        if missing:
+            raise ConfigError(f"TransformerConfig.rope_scaling ({kind}) is missing {', '.join(missing)}")
+        if float(rs["factor"]) <= 0:
+            raise ConfigError(f"TransformerConfig.rope_scaling factor must be > 0, got {rs['factor']}")
+
+    @property
+    def uses_rope_scaling(self) -> bool:
+        """True when rope_scaling changes the frequencies."""
+        return self.position == "rotary" and bool(self.rope_scaling)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
+        """Build from a dict; unknown keys raise ConfigError naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown TransformerConfig keys: {', '.join(unknown)}; "
+                              f"valid keys are {', '.join(sorted(names))}")
+        return cls(**data)
+
+
+def rope_scaling_type(rope_scaling: dict[str, Any]) -> str:
+    """The scaling kind of a rope_scaling dict (HF writes it as 'rope_type' or legacy 'type')."""
+    return str(rope_scaling.get("rope_type", rope_scaling.get("type", "")))

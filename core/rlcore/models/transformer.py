@@ -1,0 +1,231 @@
+"""The core decoder-only transformer, on packed (padding-free) batches.
+
+One model serves every HF family: a family plugin maps its config and weights onto
+:class:`~rlcore.models.config.TransformerConfig` and the parameter names below.
+Input is flat token ids ``[T]`` plus ``cu_seqlens`` ``[B+1]``; positions restart at each sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from rlcore.models.attention import KVCache, PackedContext
+from rlcore.models.config import TransformerConfig, rope_scaling_type
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm computed in fp32; ``unit_offset`` scales by (1 + weight) like Gemma."""
+
+    def __init__(self, dim: int, eps: float, unit_offset: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(dim) if unit_offset else torch.ones(dim))
+        self.eps, self.unit_offset = eps, unit_offset
+
+    def forward(self, x):
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.unit_offset:
+            return (h * (1.0 + self.weight.float())).type_as(x)
+        return self.weight * h.to(x.dtype)
+
+
+def make_norm(cfg: TransformerConfig, dim: int) -> nn.Module:
+    """The configured normalisation layer over ``dim`` features."""
+    if cfg.norm_type == "layernorm":
+        return nn.LayerNorm(dim, eps=cfg.norm_eps)
+    return RMSNorm(dim, cfg.norm_eps, cfg.norm_unit_offset)
+
+
+ACTIVATIONS = {
+    "gelu": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
+}
+
+
+def rope_inv_freq(cfg: TransformerConfig) -> torch.Tensor:
+    """RoPE inverse frequencies ``[head_dim/2]`` in fp32, with linear or Llama-3 scaling."""
+    d = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    rs = cfg.rope_scaling
+    if not rs:
+        return inv_freq
+    factor = float(rs["factor"])
+    if rope_scaling_type(rs) == "linear":
+        return inv_freq / factor
+    # Llama 3.1: keep high frequencies, divide low ones by factor, interpolate in between.
+    old_len = rs["original_max_position_embeddings"]
+    low, high = rs["low_freq_factor"], rs["high_freq_factor"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    is_medium = ~(wavelen < old_len / high) * ~(wavelen > old_len / low)
+    return torch.where(is_medium, smoothed, scaled)
+
+
+def apply_rope(x, cos, sin):
+    """Rotate ``x [T, H, D]`` by per-token angles (HF's rotate-half convention)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+# ----------------------------------------------------------------------------- the layers
+
+
+class Attention(nn.Module):
+    """Multi-head attention with GQA/MQA, optional q/k norm, RoPE and sliding window."""
+
+    def __init__(self, cfg: TransformerConfig, layer_idx: int):
+        super().__init__()
+        self.layer_idx, self.head_dim = layer_idx, cfg.head_dim
+        self.scale = cfg.head_dim**-0.5
+        self.q_proj = nn.Linear(cfg.hidden_size, cfg.n_q_heads * cfg.head_dim, bias=cfg.attn_bias)
+        self.k_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
+        self.v_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
+        self.o_proj = nn.Linear(cfg.n_q_heads * cfg.head_dim, cfg.hidden_size, bias=cfg.attn_out_bias)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+        self.qk_norm = cfg.qk_norm
+
+    def forward(self, x, rope, ctx):
+        """``x [T, C]`` -> ``[T, C]``; ``ctx`` (packed batch or KV cache) does the attending."""
+        t = x.shape[0]
+        q = self.q_proj(x).view(t, -1, self.head_dim)
+        k = self.k_proj(x).view(t, -1, self.head_dim)
+        v = self.v_proj(x).view(t, -1, self.head_dim)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        o = ctx.attend(self.layer_idx, q, k, v, self.scale)
+        return self.o_proj(o.reshape(t, -1))
+
+
+class MLP(nn.Module):
+    """Feed-forward: ``down(act(gate(x)) * up(x))`` when gated, else ``down(act(up(x)))``."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        if cfg.gated_mlp:
+            self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=cfg.mlp_bias)
+        self.act, self.gated = ACTIVATIONS[cfg.activation], cfg.gated_mlp
+
+    def forward(self, x):
+        if self.gated:
+            return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act(self.up_proj(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: attention, then MLP."""
+
+    def __init__(self, cfg: TransformerConfig, layer_idx: int):
+        super().__init__()
+        self.attn_norm = make_norm(cfg, cfg.hidden_size)
+        self.attn = Attention(cfg, layer_idx)
+        self.mlp_norm = make_norm(cfg, cfg.hidden_size)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, rope, ctx):
+        x = x + self.attn(self.attn_norm(x), rope, ctx)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class Transformer(nn.Module):
+    """Decoder-only transformer: ``forward(input_ids [T], cu_seqlens [B+1])`` -> logits or values."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = cfg = config.validate()
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        if cfg.position == "learned":
+            self.pos_embed = nn.Embedding(cfg.max_positions, cfg.hidden_size)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.final_norm = make_norm(cfg, cfg.hidden_size)
+        if cfg.value_head:
+            self.value_head = nn.Linear(cfg.hidden_size, 1, bias=False)
+        elif not cfg.tie_embeddings:
+            self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        # Plain attribute, not a buffer: stays fp32 when the model is cast to bf16.
+        self._inv_freq = rope_inv_freq(cfg) if cfg.position == "rotary" else None
+        self.gradient_checkpointing = False
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, input_ids, cu_seqlens):
+        """Logits ``[T, vocab]`` (or values ``[T]`` with a value head) of a packed batch."""
+        return self.head(self.hidden_states(input_ids, cu_seqlens))
+
+    def hidden_states(self, input_ids, cu_seqlens, cache: KVCache | None = None):
+        """Final-normed hidden states ``[T, C]``; with ``cache``, also stores the prompt K/V."""
+        seqlens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+        if int(cu_seqlens[0]) != 0 or sum(seqlens) != input_ids.shape[0] or min(seqlens) < 1:
+            raise ValueError(f"cu_seqlens must start at 0, increase strictly and end at "
+                             f"len(input_ids)={input_ids.shape[0]}; got {cu_seqlens.tolist()}")
+        starts = torch.repeat_interleave(cu_seqlens[:-1], cu_seqlens[1:] - cu_seqlens[:-1])
+        positions = torch.arange(input_ids.shape[0], device=input_ids.device) - starts
+        ctx = PackedContext(cu_seqlens, seqlens, self.config.sliding_window, cache)
+        return self._trunk(input_ids, positions, ctx)
+
+    def decode(self, input_ids, cache: KVCache):
+        """One decode step for every row of ``cache``: ``input_ids [B]`` -> logits ``[B, vocab]``."""
+        cache.begin_step()
+        h = self._trunk(input_ids, cache.positions, cache)
+        cache.advance()
+        return self.head(h)
+
+    def head(self, h):
+        """LM head (tied or not) or scalar value head on final hidden states."""
+        if self.config.value_head:
+            return self.value_head(h).squeeze(-1)
+        weight = self.embed.weight if self.config.tie_embeddings else self.lm_head.weight
+        return F.linear(h, weight)
+
+    def new_cache(self, prompt_lens: list[int], max_new_tokens: int) -> KVCache:
+        """An empty KV cache for prompts of these lengths plus ``max_new_tokens`` steps."""
+        cfg, w = self.config, self.embed.weight
+        return KVCache(cfg.n_layers, prompt_lens, max_new_tokens, cfg.n_kv_heads, cfg.head_dim,
+                       w.dtype, w.device, cfg.sliding_window)
+
+    def _trunk(self, input_ids, positions, ctx):
+        """Embed, run every block (checkpointed if asked), final norm."""
+        x = self.embed(input_ids)
+        if self.config.position == "learned":
+            if int(positions.max()) >= self.config.max_positions:
+                raise ValueError(f"a sequence is longer than max_positions={self.config.max_positions}")
+            x = x + self.pos_embed(positions)
+        rope = self._rope(positions, x.dtype) if self._inv_freq is not None else None
+        for block in self.blocks:
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, rope, ctx, use_reentrant=False)
+            else:
+                x = block(x, rope, ctx)
+        return self.final_norm(x)
+
+    def _rope(self, positions, dtype):
+        """cos/sin ``[T, 1, head_dim]`` for these positions, computed in fp32."""
+        if self._inv_freq.device != positions.device:
+            self._inv_freq = self._inv_freq.to(positions.device)
+        freqs = positions.float()[:, None] * self._inv_freq[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)[:, None, :]
+        return emb.cos().to(dtype), emb.sin().to(dtype)
