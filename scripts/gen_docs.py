@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import typer.main
-
 from rlcore.cli.app import app
 from rlcore.plugins import hookspecs
 

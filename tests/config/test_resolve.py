@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-
 from rlcore.config import describe_fields, resolve, to_yaml
 from rlcore.errors import ConfigError
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ console = Console()
 STATUS_STYLE = {"active": "green", "disabled": "yellow", "incompatible": "magenta", "error": "red"}
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What ``rlcore list`` and ``rlcore info`` can show."""
 
     datasets = "datasets"

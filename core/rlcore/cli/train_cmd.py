@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def train(
     )
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     """How ``rlcore show`` renders the dataflow graph."""
 
     text = "text"

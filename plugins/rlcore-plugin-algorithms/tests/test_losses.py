@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from rlcore_plugin_algorithms import losses
 
 
@@ -39,7 +38,7 @@ def test_sft_loss_is_cross_entropy_on_answer_tokens_only():
 def test_bradley_terry():
     chosen, rejected = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1.0, 0.0, 0.5])
     loss, acc = losses.bradley_terry_loss(chosen, rejected)
-    ref = sum(math.log1p(math.exp(-(c - r))) for c, r in zip(chosen.tolist(), rejected.tolist())) / 3
+    ref = sum(math.log1p(math.exp(-(c - r))) for c, r in zip(chosen.tolist(), rejected.tolist(), strict=True)) / 3
     assert loss.item() == pytest.approx(ref)
     assert acc.item() == pytest.approx(1 / 3)
 

@@ -1,0 +1,56 @@
+"""A thin TensorBoard event writer built on the ``tensorboard`` package alone (no torch)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.compat.proto.types_pb2 import DT_STRING
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+
+class ScalarWriter:
+    """Appends scalar (and text) summaries to one event file."""
+
+    def __init__(self, logdir: Path) -> None:
+        logdir.mkdir(parents=True, exist_ok=True)
+        self._file = EventFileWriter(str(logdir))
+
+    def write_scalars(self, step: int, metrics: dict[str, float]) -> None:
+        """One scalar summary per finite numeric metric."""
+        values = [
+            Summary.Value(tag=name, simple_value=float(value))
+            for name, value in metrics.items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ]
+        if values:
+            self._file.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
+
+    def write_text(self, tag: str, text: str) -> None:
+        """A text summary (shown in TensorBoard's Text tab)."""
+        tensor = TensorProto(
+            dtype=DT_STRING,
+            string_val=[text.encode()],
+            tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=1)]),
+        )
+        metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="text"))
+        value = Summary.Value(tag=tag, metadata=metadata, tensor=tensor)
+        self._file.add_event(Event(wall_time=time.time(), step=0, summary=Summary(value=[value])))
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self._file.close()
+
+
+def open_writer(run_dir: str, config: dict[str, Any]) -> ScalarWriter:
+    """A writer under ``run_dir/tensorboard`` with the run's config recorded as text."""
+    writer = ScalarWriter(Path(run_dir) / "tensorboard")
+    writer.write_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
+    return writer

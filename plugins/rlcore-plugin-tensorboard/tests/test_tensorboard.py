@@ -1,0 +1,33 @@
+"""The plugin writes the metrics it receives through the hooks into readable event files."""
+
+import rlcore_plugin_tensorboard as plugin
+from rlcore.plugins import registry
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+
+def test_hooks_write_scalars_that_tensorboard_reads(tmp_path):
+    plugin.rlcore_run_start(run_dir=str(tmp_path), config={"experiment": "sft"}, rank=0)
+    for step, loss in enumerate([2.0, 1.5, 1.0], start=1):
+        plugin.rlcore_step_end(step=step, metrics={"loss": loss, "note": "skip me"}, rank=0)
+    plugin.rlcore_run_end(run_dir=str(tmp_path), summary={}, rank=0)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(1, 2.0), (2, 1.5), (3, 1.0)]
+    assert "sft" in events.Tensors("config")[0].tensor_proto.string_val[0].decode()
+
+
+def test_other_ranks_write_nothing(tmp_path):
+    plugin.rlcore_run_start(run_dir=str(tmp_path), config={}, rank=1)
+    plugin.rlcore_step_end(step=1, metrics={"loss": 1.0}, rank=1)
+    plugin.rlcore_run_end(run_dir=str(tmp_path), summary={}, rank=1)
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_lifecycle_hooks_reach_the_plugin_through_the_registry(tmp_path, rlcore_plugins):
+    hooks = registry.hooks()
+    hooks.rlcore_run_start(run_dir=str(tmp_path), config={}, rank=0)
+    hooks.rlcore_step_end(step=7, metrics={"reward": 0.25}, rank=0)
+    hooks.rlcore_run_end(run_dir=str(tmp_path), summary={}, rank=0)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("reward")] == [(7, 0.25)]
