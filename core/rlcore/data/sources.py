@@ -45,10 +45,12 @@ class Row:
 
 
 def _type_name(value: Any) -> str:
+    """``value``'s JSON type with an article: "a string", "an integer", "null"."""
     if value is None:
         return "null"
-    return {str: "string", int: "integer", float: "number", bool: "boolean",
+    name = {str: "string", int: "integer", float: "number", bool: "boolean",
             list: "list", dict: "object"}.get(type(value), type(value).__name__)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -100,7 +102,7 @@ def _read_jsonl(p: Path) -> Iterator[Row]:
                     f"per line, got {_short(line.strip())}"
                 ) from None
             if not isinstance(value, dict):
-                raise ref.error(f"expected a JSON object, got a {_type_name(value)}")
+                raise ref.error(f"expected a JSON object, got {_type_name(value)}")
             yield Row(ref, value)
 
 
@@ -123,12 +125,12 @@ def _read_json(p: Path, json_field: str | None) -> list[Row]:
             raise DataError(f"{p}: 'json_field' {json_field!r} not found; keys: {sorted(value)}")
         value = value[json_field]
     if not isinstance(value, list):
-        raise DataError(f"{p}: expected a JSON list of rows, got a {_type_name(value)}")
+        raise DataError(f"{p}: expected a JSON list of rows, got {_type_name(value)}")
     rows = []
     for i, item in enumerate(value, start=1):
         ref = RowRef(str(p), i, "item")
         if not isinstance(item, dict):
-            raise ref.error(f"expected a JSON object, got a {_type_name(item)}")
+            raise ref.error(f"expected a JSON object, got {_type_name(item)}")
         rows.append(Row(ref, item))
     return rows
 
@@ -168,7 +170,7 @@ def check_str(row: Row, field: str, value: Any, allow_empty: bool = False) -> st
     """``value`` if it is a string (non-empty unless ``allow_empty``), else a DataError."""
     if not isinstance(value, str):
         raise row.ref.error(
-            f"expected a string, got a {_type_name(value)} ({_short(value)})", field
+            f"expected a string, got {_type_name(value)} ({_short(value)})", field
         )
     if not allow_empty and not value:
         raise row.ref.error("expected a non-empty string, got ''", field)
@@ -179,7 +181,7 @@ def check_str_list(row: Row, field: str, value: Any) -> list[str]:
     """``value`` if it is a non-empty list of strings, else a DataError."""
     if not isinstance(value, list):
         raise row.ref.error(
-            f"expected a list of strings, got a {_type_name(value)} ({_short(value)})", field
+            f"expected a list of strings, got {_type_name(value)} ({_short(value)})", field
         )
     if not value:
         raise row.ref.error("expected a non-empty list of strings, got []", field)
@@ -193,7 +195,7 @@ def check_messages(row: Row, field: str, value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list):
         raise row.ref.error(
             "expected a list of messages like [{\"role\": \"user\", \"content\": \"...\"}], "
-            f"got a {_type_name(value)} ({_short(value)})",
+            f"got {_type_name(value)} ({_short(value)})",
             field,
         )
     if not value:
@@ -203,7 +205,7 @@ def check_messages(row: Row, field: str, value: Any) -> list[dict[str, str]]:
         name = f"{field}[{i}]"
         if not isinstance(m, dict):
             raise row.ref.error(
-                f"expected a message object with 'role' and 'content', got a {_type_name(m)}", name
+                f"expected a message object with 'role' and 'content', got {_type_name(m)}", name
             )
         for k in ("role", "content"):
             if k not in m:

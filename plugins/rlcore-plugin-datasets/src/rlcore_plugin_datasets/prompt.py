@@ -1,0 +1,72 @@
+"""prompt: prompts for PPO/GRPO, with the row's other fields carried for reward functions.
+
+Batch key: ``packed_prompts`` (int64, one sequence per sample). Metadata holds every
+other field of the row (``answer``, ``ground_truth``, ``data_source``, ...; or just
+``carry_fields``), which reward functions receive as ``samples``. A chat whose last
+message is the assistant's carries that message's content as ``answer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from rlcore.data import embedded
+from rlcore.data.dataset import PackedDataset, Sample, fit_prompt
+from rlcore.data.sources import Row, check_messages, check_str
+
+from rlcore_plugin_datasets import forms
+from rlcore_plugin_datasets.config import PromptConfig
+
+
+class PromptDataset(PackedDataset):
+    """Prompts from ``{"prompt", ...}`` or ``{"messages": [...], ...}`` rows."""
+
+    kind: ClassVar[str] = "prompt"
+    dtypes: ClassVar[dict[str, torch.dtype]] = {"packed_prompts": torch.int64}
+
+    def __init__(self, config: PromptConfig, tokenizer: Any):
+        super().__init__(config, tokenizer)
+
+    def embedded_rows(self) -> list[dict[str, Any]]:
+        c = self.config
+        return embedded.prompt_rows(c.embedded_size, c.seed, c.embedded_split,
+                                    c.embedded_max_operand)
+
+    def build_sample(self, row: Row) -> list[Sample]:
+        v, tok = row.values, self.tokenizer
+        extra: dict[str, Any] = {}
+        if "messages" in v:
+            msgs = check_messages(row, "messages", v["messages"])
+            if msgs[-1]["role"] == "assistant":
+                if len(msgs) == 1:
+                    raise row.ref.error("expected at least one message before the assistant's",
+                                        "messages")
+                extra["answer"] = msgs[-1]["content"]
+                msgs = msgs[:-1]
+            prompt, _ = forms.chat_prompt(tok, row, "messages", msgs)
+            consumed = ["messages"]
+        elif "prompt" in v:
+            if isinstance(v["prompt"], list):
+                prompt, _ = forms.chat_prompt(
+                    tok, row, "prompt", check_messages(row, "prompt", v["prompt"]))
+            else:
+                prompt = forms.text_prompt(tok, check_str(row, "prompt", v["prompt"]))
+            consumed = ["prompt"]
+        else:
+            raise row.ref.error('missing; expected {"prompt": ...} or {"messages": [...]}. '
+                                f"The row has keys {sorted(v)}", "prompt")
+        self.summary.longest = max(self.summary.longest, len(prompt))
+        fitted, reason = fit_prompt(prompt, 0, self.config, tok.bos_token_id)
+        if fitted is None:
+            self.summary.drop(reason, row.ref)
+            return []
+        if reason == "truncated":
+            self.summary.truncate(row.ref)
+        meta = self.carried(row, consumed)
+        wanted = self.config.carry_fields
+        for k, val in extra.items():
+            if meta.get(k) is None and (wanted is None or k in wanted):
+                meta[k] = val
+        return [Sample(id=f"{row.ref.unit}:{row.ref.number}",
+                       sequences={"packed_prompts": [fitted[0]]}, metadata=meta)]
