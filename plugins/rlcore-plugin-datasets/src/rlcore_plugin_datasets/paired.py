@@ -96,6 +96,7 @@ class PairedDataset(PackedDataset):
 
     def build_sample(self, row: Row) -> list[Sample]:
         prompt, pairs, consumed = self._parse(row)
+        several = len(pairs) > 1  # ids name the pair within its row, whatever the cap
         if self.config.max_pairs_per_prompt is not None:
             pairs = pairs[: self.config.max_pairs_per_prompt]
         meta = self.carried(row, consumed)
@@ -111,7 +112,7 @@ class PairedDataset(PackedDataset):
             truncated |= reason == "truncated"
             p = fitted[0]
             no_loss = np.zeros(len(p), dtype=bool)
-            sid = f"{row.ref.unit}:{row.ref.number}" + (f"/{k}" if len(pairs) > 1 else "")
+            sid = f"{row.ref.unit}:{row.ref.number}" + (f"/{k}" if several else "")
             out.append(Sample(
                 id=sid,
                 sequences={
