@@ -1,0 +1,5 @@
+"""The runtime: backends, executor, checkpoints, metrics, experiments and the launcher.
+
+Importing this package is cheap; each submodule imports torch/DeepSpeed itself.
+``options`` and ``schedule`` stay torch-free so configs can embed them.
+"""

@@ -1,0 +1,284 @@
+"""Backends wrap a role's model: DeepSpeed engines for trainable roles, an inference
+wrapper for frozen ones. The core registers them as ``rlcore_backends`` records
+(``deepspeed`` and ``inference``), so a plugin can add another the same way.
+
+A backend is built from its options and ``wrap``s an ``nn.Module`` into an engine
+with a common surface: ``module``, ``__call__``, ``train``/``eval``, ``version``
+(optimizer steps so far), ``on_active``/``on_idle``, ``full_state_dict`` and
+``save_state``/``load_state``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlcore.runtime import distributed
+from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, validate_deepspeed
+from rlcore.runtime.schedule import lr_factor
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def deepspeed_config(opts: DeepSpeedOptions) -> dict[str, Any]:
+    """The DeepSpeed JSON config for ``opts`` (one sample-batch per micro step)."""
+    zero: dict[str, Any] = {"stage": opts.zero_stage}
+    if opts.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    cfg: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": opts.grad_accum_steps,
+        "gradient_clipping": float(opts.grad_clip),
+        "zero_optimization": zero,
+        "bf16": {"enabled": opts.dtype == "bf16"},
+        "fp16": {"enabled": opts.dtype == "fp16", "initial_scale_power": 16},
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+        "zero_allow_untested_optimizer": True,
+    }
+    if opts.offload_optimizer and opts.cpu_optimizer == "torch":
+        cfg["zero_force_ds_cpu_optimizer"] = False
+    _merge(cfg, opts.ds_config)
+    return cfg
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+def _param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # No decay on biases and norm weights (1-d tensors), as is usual for transformers.
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return [g for g in groups if g["params"]]
+
+
+class TrainEngine:
+    """A DeepSpeed engine plus the bookkeeping the runtime needs.
+
+    Call it like the module; ``backward(loss)`` then ``step()`` per micro step.
+    ``step()`` returns ``{"lr", "grad_norm"}`` on the micro step that updated the
+    weights (every ``grad_accum_steps``), else ``{}``.
+    """
+
+    trainable = True
+
+    def __init__(self, engine: Any, options: DeepSpeedOptions, total_steps: int):
+        self.engine = engine
+        self.options = options
+        self.total_steps = total_steps
+
+    @property
+    def module(self) -> nn.Module:
+        return self.engine.module
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.options.dtype]
+
+    @property
+    def version(self) -> int:
+        """Optimizer steps applied so far (the parameter version)."""
+        return int(self.engine.global_steps)
+
+    @property
+    def lr(self) -> float:
+        return float(self.engine.optimizer.param_groups[0]["lr"])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.engine(*args, **kwargs)
+
+    def train(self) -> TrainEngine:
+        self.engine.train()
+        return self
+
+    def eval(self) -> TrainEngine:
+        self.engine.eval()
+        return self
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.engine.backward(loss)
+
+    def is_boundary(self) -> bool:
+        """Whether the next ``step()`` updates the weights."""
+        return bool(self.engine.is_gradient_accumulation_boundary())
+
+    def step(self) -> dict[str, float]:
+        boundary = self.is_boundary()
+        lr = self.lr
+        self.engine.step()
+        if not boundary:
+            return {}
+        norm = self.engine.get_global_grad_norm()
+        out = {"lr": lr}
+        if norm is not None:
+            out["grad_norm"] = float(norm)
+        return out
+
+    def on_active(self) -> None:
+        """Trainable roles stay in place (optimizer offload is DeepSpeed's)."""
+
+    def on_idle(self) -> None:
+        """See on_active."""
+
+    @contextlib.contextmanager
+    def gathered_parameters(self):
+        """Full parameters on every rank for the duration (a no-op below ZeRO-3)."""
+        if self.options.zero_stage == 3:
+            import deepspeed
+
+            params = list(self.module.parameters())
+            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+                yield
+        else:
+            yield
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        """The complete weights, gathered across ranks under ZeRO-3 (call on every rank)."""
+        with self.gathered_parameters():
+            return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
+
+    def save_state(self, path: str | os.PathLike) -> None:
+        """Optimizer, scheduler and ZeRO partitions via DeepSpeed (collective: every rank)."""
+        self.engine.save_checkpoint(str(path), tag="state", save_latest=False)
+
+    def load_state(self, path: str | os.PathLike) -> None:
+        """Restore what ``save_state`` wrote (collective: every rank)."""
+        loaded, _ = self.engine.load_checkpoint(str(path), tag="state")
+        if loaded is None:
+            from rlcore.errors import RlcoreError
+
+            raise RlcoreError(f"no DeepSpeed state under {path}; the checkpoint is incomplete")
+
+
+class DeepSpeedBackend:
+    """Trainable roles: ZeRO 0-3, fp32/bf16/fp16, accumulation, clipping, schedules, offload."""
+
+    options_class = DeepSpeedOptions
+    trainable = True
+
+    def __init__(self, options: DeepSpeedOptions | None = None):
+        self.options = options or DeepSpeedOptions()
+        validate_deepspeed(self.options)
+
+    def wrap(self, module: nn.Module, *, total_steps: int) -> TrainEngine:
+        """Build the DeepSpeed engine for ``module``; ``total_steps`` sizes the schedule."""
+        import deepspeed
+
+        distributed.init()
+        opts = self.options
+        o = opts.optimizer
+        groups = _param_groups(module, o.weight_decay)
+        kwargs = dict(lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
+        if opts.offload_optimizer and opts.cpu_optimizer == "deepspeed":
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            optimizer = DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
+        else:
+            optimizer = torch.optim.AdamW(groups, **kwargs)
+        total = max(1, int(total_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(opts.scheduler, step, total)
+        )
+        engine, _, _, _ = deepspeed.initialize(
+            model=module,
+            optimizer=optimizer,
+            lr_scheduler=scheduler,
+            config=deepspeed_config(opts),
+            dist_init_required=False,
+        )
+        return TrainEngine(engine, opts, total)
+
+
+class InferenceEngine:
+    """A frozen model: eval mode, no gradients; optionally parked on the CPU while idle."""
+
+    trainable = False
+    version = 0
+
+    def __init__(self, module: nn.Module, options: InferenceOptions, device: torch.device):
+        self.options = options
+        self._device = torch.device(device)
+        self.module = module.to(DTYPES[options.dtype]).eval().requires_grad_(False)
+        self.offloaded = False
+        if options.offload_when_idle:
+            self.on_idle()
+        else:
+            self.module.to(self._device)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.options.dtype]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.offloaded:
+            self.on_active()
+        with torch.no_grad():
+            return self.module(*args, **kwargs)
+
+    def train(self) -> InferenceEngine:
+        return self  # frozen roles never train
+
+    def eval(self) -> InferenceEngine:
+        return self
+
+    def on_active(self) -> None:
+        """Bring the weights to the device before a call."""
+        if self.offloaded:
+            self.module.to(self._device)
+            self.offloaded = False
+
+    def on_idle(self) -> None:
+        """Park the weights on the CPU after a call (when ``offload_when_idle``)."""
+        if self.options.offload_when_idle and not self.offloaded:
+            self.module.to("cpu")
+            self.offloaded = True
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
+
+    def save_state(self, path: str | os.PathLike) -> None:
+        """Frozen weights never change: nothing to save beyond the model files."""
+
+    def load_state(self, path: str | os.PathLike) -> None:
+        """See save_state."""
+
+
+class InferenceBackend:
+    """Frozen roles (reference and reward models)."""
+
+    options_class = InferenceOptions
+    trainable = False
+
+    def __init__(self, options: InferenceOptions | None = None):
+        self.options = options or InferenceOptions()
+
+    def wrap(self, module: nn.Module, *, total_steps: int = 0) -> InferenceEngine:
+        distributed.init()
+        return InferenceEngine(module, self.options, distributed.device())
+
+
+BACKENDS = {"deepspeed": DeepSpeedBackend, "inference": InferenceBackend}

@@ -1,0 +1,223 @@
+"""Checkpoints: atomic, HF-format weights plus everything needed to resume exactly.
+
+Layout of ``RUN_DIR/checkpoints/step-00000010/``::
+
+    COMPLETE              written last; a directory without it is ignored
+    trainer_state.json    step, data-iterator state, config
+    rng/rank-00000.json   python / numpy / torch RNG of every rank
+    <role>/               HF weights (config.json + model.safetensors) of each trained role
+    <role>/engine/        optimizer, scheduler and ZeRO partitions (DeepSpeed's format)
+
+Every rank writes into ``.tmp-step-…`` and rank 0 renames it into place once all
+are done, so a crash never leaves a checkpoint that looks complete. The run
+directory must be on storage every rank sees (one machine, or a shared file system).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import re
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlcore.errors import RlcoreError
+from rlcore.runtime import distributed
+from rlcore.runtime.interface import ModelHandle
+
+COMPLETE = "COMPLETE"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+class CheckpointError(RlcoreError):
+    """A checkpoint is missing, incomplete or does not match the run."""
+
+
+# ---------------------------------------------------------------------- RNG
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and CUDA) RNG states as JSON-safe values."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [
+            base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()
+        ]
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+    def _bytes(s: str) -> torch.Tensor:
+        return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
+
+    torch.set_rng_state(_bytes(state["torch"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_bytes(s) for s in state["cuda"]])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------- weights
+
+
+def save_weights(handle: ModelHandle, path: Path) -> None:
+    """Write a role's full weights as safetensors (HF layout when it has a family).
+
+    Collective: under ZeRO-3 every rank takes part in gathering; rank 0 writes.
+    """
+    engine = handle.engine
+    gather = getattr(engine, "gathered_parameters", None)
+    ctx = gather() if gather is not None else _nullcontext()
+    with ctx:
+        if distributed.rank() != 0:
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        if handle.family:
+            from rlcore.models.hf_io import save_pretrained
+
+            save_pretrained(handle.module, handle.family, str(path))
+        else:
+            from safetensors.torch import save_model
+
+            save_model(handle.module, str(path / "model.safetensors"))
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _fsync_json(path: Path, obj: Any) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------------- manager
+
+
+class CheckpointManager:
+    """Saves every ``save_every`` steps and at the end, keeps the last ``keep_last``."""
+
+    def __init__(self, run_dir: str | os.PathLike, keep_last: int = 2):
+        self.root = Path(run_dir) / "checkpoints"
+        self.keep_last = keep_last
+
+    @staticmethod
+    def step_dir_name(step: int) -> str:
+        return f"step-{step:08d}"
+
+    def complete(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for p in self.root.iterdir():
+            m = _STEP_DIR.match(p.name)
+            if m and (p / COMPLETE).is_file():
+                found.append((int(m.group(1)), p))
+        return [p for _, p in sorted(found)]
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint, or None."""
+        done = self.complete()
+        return done[-1] if done else None
+
+    def save(
+        self,
+        step: int,
+        handles: Mapping[str, ModelHandle],
+        trainer_state: Mapping[str, Any],
+    ) -> Path:
+        """Write checkpoint ``step`` atomically (collective: call on every rank)."""
+        rank = distributed.rank()
+        final = self.root / self.step_dir_name(step)
+        tmp = self.root / f".tmp-{self.step_dir_name(step)}"
+        if rank == 0:
+            if tmp.exists():
+                shutil.rmtree(tmp)  # left over by a crash
+            (tmp / "rng").mkdir(parents=True)
+        distributed.barrier()
+        trained = {role: h for role, h in handles.items() if h.trainable}
+        for role, h in sorted(trained.items()):
+            save_weights(h, tmp / role)
+            h.engine.save_state(tmp / role / "engine")
+        _fsync_json(tmp / "rng" / f"rank-{rank:05d}.json", rng_state())
+        distributed.barrier()
+        if rank == 0:
+            state = dict(trainer_state)
+            state.update(step=step, roles=sorted(trained), world_size=distributed.world_size())
+            _fsync_json(tmp / "trainer_state.json", state)
+            _fsync_json(tmp / COMPLETE, {"step": step, "time": time.time()})
+            stale = None
+            if final.exists():  # the same step from an earlier run: swap, then delete
+                stale = final.with_name(f".old-{final.name}")
+                shutil.rmtree(stale, ignore_errors=True)
+                os.replace(final, stale)
+            os.replace(tmp, final)
+            if stale is not None:
+                shutil.rmtree(stale, ignore_errors=True)
+            self._prune()
+        distributed.barrier()
+        return final
+
+    def _prune(self) -> None:
+        if self.keep_last <= 0:
+            return
+        for old in self.complete()[: -self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, path: str | os.PathLike, handles: Mapping[str, ModelHandle]) -> dict[str, Any]:
+        """Restore weights, optimizer, scheduler and this rank's RNG; return the trainer state."""
+        path = Path(path)
+        if not (path / COMPLETE).is_file():
+            raise CheckpointError(
+                f"{path} is not a complete checkpoint (no {COMPLETE} marker); "
+                f"complete ones: {[p.name for p in self.complete()] or 'none'}"
+            )
+        state = json.loads((path / "trainer_state.json").read_text())
+        if state.get("world_size") != distributed.world_size():
+            raise CheckpointError(
+                f"{path} was written by {state.get('world_size')} ranks and this run has "
+                f"{distributed.world_size()}; resume with the same --nproc"
+            )
+        trained = sorted(r for r, h in handles.items() if h.trainable)
+        if trained != state.get("roles"):
+            raise CheckpointError(
+                f"{path} holds trained roles {state.get('roles')} but this run trains "
+                f"{trained}; resume the same experiment"
+            )
+        for role in trained:
+            handles[role].engine.load_state(path / role / "engine")
+        rng_file = path / "rng" / f"rank-{distributed.rank():05d}.json"
+        set_rng_state(json.loads(rng_file.read_text()))
+        return state

@@ -1,0 +1,101 @@
+"""Process-group setup and small collectives, always with a timeout."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def device() -> Any:
+    """This rank's device: ``cuda:LOCAL_RANK`` on GPUs, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def init(timeout_s: float = 300.0) -> tuple[int, int]:
+    """Join (or create) the process group; return ``(rank, world_size)``.
+
+    Under torchrun / the DeepSpeed launcher the environment names the group. A
+    plain ``python`` process becomes a group of one. Collectives time out after
+    ``timeout_s`` so a lost peer ends the run instead of hanging it.
+    """
+    import deepspeed
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if "RANK" not in os.environ:
+            os.environ.update(
+                RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1",
+                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+            )
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(device())
+        deepspeed.init_distributed(
+            dist_backend=backend, timeout=datetime.timedelta(seconds=timeout_s), verbose=False
+        )
+    return dist.get_rank(), dist.get_world_size()
+
+
+def rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def mean_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """Average each metric over the ranks that report it."""
+    gathered = all_gather_object(dict(metrics))
+    keys = sorted({k for m in gathered for k in m})
+    out = {}
+    for k in keys:
+        vals = [float(m[k]) for m in gathered if k in m]
+        out[k] = sum(vals) / len(vals)
+    return out

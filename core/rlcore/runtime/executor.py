@@ -1,0 +1,145 @@
+"""The executor: each step, run a graph's MFCs in dependency order on this rank's data.
+
+SPMD: every rank runs the whole graph on its own token-balanced share of the
+global batch; DeepSpeed averages gradients across ranks inside ``step()``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from rlcore.data.batch import BatchError, PackedBatch
+from rlcore.dfg import MFC, DataflowGraph, InterfaceType
+from rlcore.errors import RlcoreError
+from rlcore.runtime.interface import ModelHandle, ModelInterface
+
+
+class ExecutionError(RlcoreError):
+    """An MFC received or returned data that does not match its declaration."""
+
+
+class Executor:
+    """Runs ``graph`` over ``handles`` (role -> ModelHandle) with ``interfaces`` (MFC -> impl)."""
+
+    def __init__(
+        self,
+        graph: DataflowGraph,
+        handles: Mapping[str, ModelHandle],
+        interfaces: Mapping[str, ModelInterface],
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        missing = sorted({m.role for m in graph.mfcs} - set(handles))
+        if missing:
+            raise ExecutionError(f"no model for roles {missing}; the graph uses them")
+        missing = sorted({m.name for m in graph.mfcs} - set(interfaces))
+        if missing:
+            raise ExecutionError(f"no interface for MFCs {missing}")
+        self.graph = graph
+        self.handles = dict(handles)
+        self.interfaces = dict(interfaces)
+        self.rank = rank
+        self.world_size = world_size
+        # The last MFC of each role in a step: after it the role may go idle (offload).
+        self._last_use = {m.role: m.name for m in graph.order}
+
+    def shard(self, batch: PackedBatch) -> PackedBatch:
+        """This rank's part of a global batch, balanced by tokens across ranks."""
+        if self.world_size == 1:
+            return batch
+        try:
+            return batch.split_balanced(self.world_size)[self.rank]
+        except BatchError as exc:
+            raise ExecutionError(
+                f"cannot split a batch of {len(batch)} samples over {self.world_size} ranks: "
+                f"{exc}. Use a batch of at least {self.world_size} samples."
+            ) from None
+
+    def step(self, batch: PackedBatch, *, sharded: bool = False) -> dict[str, float]:
+        """Run every MFC once on ``batch`` (sharded here unless ``sharded``).
+
+        Returns this rank's metrics: ``"<mfc>/<name>"`` from train steps and
+        ``"time/<mfc>"`` seconds per call. Outputs are merged into the local batch,
+        kept as ``self.last_batch`` for inspection.
+        """
+        local = batch if sharded else self.shard(batch)
+        absent = sorted(k for k in self.graph.dataset_keys if k not in local.data)
+        if absent:
+            raise ExecutionError(
+                f"the dataset batch lacks keys {absent} that the graph reads; "
+                f"it has {local.keys}"
+            )
+        metrics: dict[str, float] = {}
+        for mfc in self.graph.order:
+            t0 = time.perf_counter()
+            out = self._call(mfc, local)
+            if isinstance(out, PackedBatch):
+                local.update(out)
+            else:
+                metrics.update({f"{mfc.name}/{k}": float(v) for k, v in out.items()})
+            metrics[f"time/{mfc.name}"] = time.perf_counter() - t0
+        self.last_batch = local
+        return metrics
+
+    def _inputs(self, mfc: MFC, local: PackedBatch) -> PackedBatch:
+        missing = [k for k in mfc.input_keys if k not in local.data]
+        if missing:
+            raise ExecutionError(f"MFC {mfc.name!r} needs keys {missing}; batch has {local.keys}")
+        return local.select(mfc.input_keys).rename(dict(mfc.input_remap))
+
+    def _call(self, mfc: MFC, local: PackedBatch) -> PackedBatch | dict[str, float]:
+        handle = self.handles[mfc.role]
+        iface = self.interfaces[mfc.name]
+        data = self._inputs(mfc, local)
+        pieces = data.minibatches(mfc.n_minibatches) if mfc.n_minibatches > 1 else [data]
+        handle.engine.on_active()
+        try:
+            if mfc.interface_type is InterfaceType.TRAIN_STEP:
+                handle.engine.train()
+                results = [iface.train_step(handle, p) for p in pieces]
+                return _mean_metrics(mfc, results)
+            handle.engine.eval()
+            fn = iface.generate if mfc.interface_type is InterfaceType.GENERATE else iface.inference
+            outs = [fn(handle, p) for p in pieces]
+            return self._outputs(mfc, data, outs)
+        finally:
+            if self._last_use[mfc.role] == mfc.name:
+                handle.engine.on_idle()
+
+    def _outputs(self, mfc: MFC, data: PackedBatch, outs: list[PackedBatch]) -> PackedBatch:
+        for o in outs:
+            if not isinstance(o, PackedBatch):
+                raise ExecutionError(
+                    f"MFC {mfc.name!r}: {mfc.interface_type.value} must return a PackedBatch, "
+                    f"got {type(o).__name__}"
+                )
+        wanted = mfc.interface_output_keys  # interface name -> graph key
+        out = PackedBatch.concat([o.select(list(wanted), metadata=False) for o in outs]) \
+            if all(set(wanted) <= set(o.data) for o in outs) else None
+        if out is None:
+            got = sorted({k for o in outs for k in o.data})
+            raise ExecutionError(
+                f"MFC {mfc.name!r} declares outputs {list(wanted)} (interface names) but "
+                f"{type(self.interfaces[mfc.name]).__name__}.{mfc.interface_type.value} "
+                f"returned {got}"
+            )
+        if sorted(out.ids) != sorted(data.ids):
+            raise ExecutionError(
+                f"MFC {mfc.name!r} returned samples {out.ids[:4]}... for inputs "
+                f"{data.ids[:4]}...; outputs must keep the input sample ids"
+            )
+        return out.rename(wanted)
+
+
+def _mean_metrics(mfc: MFC, results: list[dict[str, float]]) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for r in results:
+        if not isinstance(r, Mapping):
+            raise ExecutionError(
+                f"MFC {mfc.name!r}: train_step must return a dict of metrics, "
+                f"got {type(r).__name__}"
+            )
+        for k, v in r.items():
+            sums.setdefault(k, []).append(float(v))
+    return {k: sum(v) / len(v) for k, v in sums.items()}

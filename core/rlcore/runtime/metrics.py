@@ -1,0 +1,173 @@
+"""Per-step metrics: ``metrics.jsonl``, a rich progress bar, a summary table, lifecycle hooks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def call_hook(name: str, **kwargs: Any) -> None:
+    """Call lifecycle hook ``name`` on every plugin; a failing logger plugin only warns."""
+    try:
+        from rlcore.plugins.registry import hooks
+    except ImportError:  # the kernel is not installed in this environment
+        return
+    try:
+        getattr(hooks(), name)(**kwargs)
+    except Exception as exc:  # a broken logger must not lose the training run
+        log.warning("lifecycle hook %s failed: %s: %s", name, type(exc).__name__, exc)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``run_dir/metrics.jsonl`` in order."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _fmt(v: float) -> str:
+    if v == 0 or (1e-3 <= abs(v) < 1e4):
+        return f"{v:.4f}"
+    return f"{v:.3e}"
+
+
+class MetricsLogger:
+    """Rank 0 writes and displays; every rank calls the hooks with its rank.
+
+    On resume from step ``start_step`` records after that step (from the run that
+    was cut short) are dropped, so the file holds one record per step.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        rank: int,
+        total_steps: int,
+        start_step: int = 0,
+        progress: bool = True,
+        live_keys: int = 4,
+    ):
+        self.run_dir = Path(run_dir)
+        self.rank = rank
+        self.total_steps = total_steps
+        self.start_step = start_step
+        self.show_progress = progress and rank == 0
+        self.live_keys = live_keys
+        self.path = self.run_dir / METRICS_FILE
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.steps_done = start_step
+        self._progress: Any = None
+        self._task: Any = None
+        self._t0 = time.time()
+
+    def start(self, config: dict[str, Any]) -> None:
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            kept = [r for r in read_metrics(self.run_dir) if r.get("step", 0) <= self.start_step]
+            with open(self.path, "w") as f:
+                for r in kept:
+                    f.write(json.dumps(r) + "\n")
+            for r in kept:
+                for k, v in r.items():
+                    if k not in ("step", "time"):
+                        self.first.setdefault(k, v)
+                        self.last[k] = v
+        if self.show_progress:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[live]}"),
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(
+                "train", total=self.total_steps, completed=self.start_step, live=""
+            )
+        call_hook("rlcore_run_start", run_dir=str(self.run_dir), config=config, rank=self.rank)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        """Record step ``step``'s (rank-averaged) metrics."""
+        metrics = {k: float(v) for k, v in metrics.items()}
+        self.steps_done = step
+        for k, v in metrics.items():
+            self.first.setdefault(k, v)
+            self.last[k] = v
+        if self.rank == 0:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
+        if self._progress is not None:
+            shown = [k for k in metrics if not k.startswith("time/")][: self.live_keys]
+            live = "  ".join(f"{k}={_fmt(metrics[k])}" for k in shown)
+            self._progress.update(self._task, completed=step, live=live)
+        call_hook("rlcore_step_end", step=step, metrics=metrics, rank=self.rank)
+
+    def finish(self, status: str = "completed", error: str | None = None) -> dict[str, Any]:
+        """Stop the display, print the summary table (rank 0), call ``rlcore_run_end``."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        summary: dict[str, Any] = {
+            "status": status,
+            "steps": self.steps_done,
+            "total_steps": self.total_steps,
+            "elapsed_s": round(time.time() - self._t0, 3),
+            "first": dict(self.first),
+            "last": dict(self.last),
+        }
+        if error:
+            summary["error"] = error
+        if self.rank == 0:
+            _write_json(self.run_dir / "summary.json", summary)
+            if self.show_progress:
+                from rich.console import Console
+
+                Console().print(summary_table(summary))
+        call_hook("rlcore_run_end", run_dir=str(self.run_dir), summary=summary, rank=self.rank)
+        return summary
+
+
+def summary_table(summary: dict[str, Any]) -> Any:
+    """A rich table: each metric's first and last value."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"{summary['status']}: {summary['steps']}/{summary['total_steps']} steps "
+        f"in {summary['elapsed_s']:.1f}s"
+    )
+    table.add_column("metric")
+    table.add_column("first", justify="right")
+    table.add_column("last", justify="right")
+    for k in sorted(summary["last"]):
+        if k.startswith("time/"):
+            continue
+        first, last = summary["first"].get(k, math.nan), summary["last"][k]
+        table.add_row(k, _fmt(first), _fmt(last))
+    return table
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1) + "\n")

@@ -1,0 +1,58 @@
+"""Per-rank entry point that the launchers start: ``python -m rlcore.runtime.worker``.
+
+Each rank reads the experiment name and the resolved config file, then calls
+:func:`rlcore.runtime.experiment.run`. ``record`` writes an uncaught exception to
+torchrun's per-rank error file, which the launcher reports with the rank number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from torch.distributed.elastic.multiprocessing.errors import record
+
+
+def load_config(experiment: str, config_file: str | None):
+    """The experiment's typed config, resolved from ``config_file`` over its defaults."""
+    from rlcore.runtime.experiment import _resolve
+
+    cls = _resolve("experiments", experiment)
+    config_cls = getattr(cls, "config_class", None)
+    if config_cls is None:
+        return None
+    from rlcore.config import resolve
+
+    return resolve(config_cls, config_file)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m rlcore.runtime.worker")
+    p.add_argument("--experiment", required=True, help="registered name or module:Class")
+    p.add_argument("--config", default=None, help="resolved config YAML")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--resume", default="auto", help="auto | none | PATH of a checkpoint")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                   help=argparse.SUPPRESS)  # passed by DeepSpeed's launcher; env has it too
+    return p.parse_args(argv)
+
+
+@record
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from rlcore.runtime.experiment import run
+
+    config = load_config(args.experiment, args.config)
+    resume = {"auto": True, "none": False}.get(args.resume, args.resume)
+    try:
+        run(args.experiment, config, args.run_dir, resume=resume)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""A tiny real training flow for the runtime tests (importable by torchrun workers).
+
+A frozen "teacher" (inference backend) labels each token's features; a "student"
+MLP with dropout (DeepSpeed backend) regresses onto those labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from rlcore.data.batch import PackedBatch
+from rlcore.dfg import MFC
+from rlcore.runtime.experiment import Experiment, RoleSpec
+from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore.runtime.options import (
+    DeepSpeedOptions,
+    InferenceOptions,
+    OptimizerOptions,
+    RunOptions,
+    SchedulerOptions,
+)
+from torch import nn
+
+DIM = 4
+
+
+class TokenDataset:
+    """``n`` samples of 2..7 tokens, each token ``DIM`` float features."""
+
+    def __init__(self, n: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.samples = []
+        for i in range(n):
+            t = int(torch.randint(2, 8, (1,), generator=g))
+            x = torch.randn(t, DIM, generator=g)
+            self.samples.append(PackedBatch([f"s{i}"], {"x": x}, {"x": [[t]]}))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> PackedBatch:
+        return self.samples[i]
+
+    def num_tokens(self, i: int) -> int:
+        return self.samples[i].num_tokens()
+
+    def collate(self, samples: list[PackedBatch]) -> PackedBatch:
+        return PackedBatch.concat(samples)
+
+
+class Teacher(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(DIM, 1)
+
+    def forward(self, x):
+        return torch.sin(3 * self.proj(x)).squeeze(-1)
+
+
+class Student(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(DIM, 32), nn.Tanh(), nn.Dropout(0.1), nn.Linear(32, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+class LabelInterface(ModelInterface):
+    """inference: ``features`` -> ``pred`` (one value per token)."""
+
+    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+        x = data.data["features"].to(model.device, model.engine.dtype)
+        pred = model.engine(x).float().cpu()
+        return PackedBatch(data.ids, {"pred": pred}, {"pred": data.seqlens["features"]})
+
+
+class RegressionInterface(ModelInterface):
+    """train_step: MSE of the student on ``x`` against ``target``; optional injected failure."""
+
+    def __init__(self, fail_on_rank: int = -1, fail_at_step: int = 0):
+        self.fail_on_rank = fail_on_rank
+        self.fail_at_step = fail_at_step
+        self.calls = 0
+
+    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        import torch.distributed as dist
+
+        self.calls += 1
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        if rank == self.fail_on_rank and self.calls >= self.fail_at_step:
+            raise ValueError(f"injected failure at call {self.calls}")
+        x = data.data["x"].to(model.device, model.engine.dtype)
+        y = data.data["target"].to(model.device).float()
+        loss = ((model.engine(x).float() - y) ** 2).mean()
+        model.engine.backward(loss)
+        stats = model.engine.step()
+        return {"loss": loss.item(), "tokens": float(x.shape[0]), **stats}
+
+
+@dataclass
+class ToyConfig:
+    run: RunOptions = field(default_factory=lambda: RunOptions(batch_size=8, epochs=3,
+                                                               progress=False))
+    student: DeepSpeedOptions = field(default_factory=lambda: DeepSpeedOptions(
+        optimizer=OptimizerOptions(lr=1e-2),
+        scheduler=SchedulerOptions(kind="cosine", warmup_steps=2, min_lr_ratio=0.1)))
+    teacher: InferenceOptions = field(default_factory=InferenceOptions)
+    n_samples: int = 64
+    n_minibatches: int = 1
+    fail_on_rank: int = -1
+    fail_at_step: int = 0
+
+
+class ToyExperiment(Experiment):
+    name = "toy"
+    config_class = ToyConfig
+
+    def roles(self):
+        c = self.config
+        return [RoleSpec("teacher", options=c.teacher),
+                RoleSpec("student", trainable=True, options=c.student)]
+
+    def mfcs(self):
+        c = self.config
+        return [
+            MFC("train", "student", "train_step", "runtime_toy:RegressionInterface",
+                ["x", "target"], n_minibatches=c.n_minibatches,
+                interface_args={"fail_on_rank": c.fail_on_rank, "fail_at_step": c.fail_at_step}),
+            MFC("label", "teacher", "inference", "runtime_toy:LabelInterface", ["x"],
+                ["target"], input_remap={"x": "features"}, output_remap={"pred": "target"}),
+        ]
+
+    def dataset_keys(self):
+        return ["x"]
+
+    def build_dataset(self, tokenizer):
+        return TokenDataset(self.config.n_samples)
+
+    def build_model(self, role, tokenizer):
+        # Same weights on every rank: seeded per role, independent of call order.
+        torch.manual_seed(1234 if role.name == "teacher" else 99)
+        return (Teacher() if role.name == "teacher" else Student()), None
