@@ -145,6 +145,11 @@ class KVCache:
         self.cols += 1
         self.positions += 1
 
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only these rows (e.g. drop finished sequences) so later steps skip them."""
+        self.k, self.v = self.k[:, rows], self.v[:, rows]
+        self.pad, self.positions = self.pad[rows], self.positions[rows]
+
 
 class PackedContext:
     """Attention over a packed batch; optionally fills a KVCache with the prompt keys/values."""
