@@ -104,7 +104,7 @@ class ToyConfig:
     run: RunOptions = field(default_factory=lambda: RunOptions(batch_size=8, epochs=3,
                                                                progress=False))
     student: DeepSpeedOptions = field(default_factory=lambda: DeepSpeedOptions(
-        optimizer=OptimizerOptions(lr=1e-2),
+        optimizer=OptimizerOptions(lr=3e-2),
         scheduler=SchedulerOptions(kind="cosine", warmup_steps=2, min_lr_ratio=0.1)))
     teacher: InferenceOptions = field(default_factory=InferenceOptions)
     n_samples: int = 64

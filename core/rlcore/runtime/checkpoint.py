@@ -102,9 +102,26 @@ def save_weights(handle: ModelHandle, path: Path) -> None:
 
             save_pretrained(handle.module, handle.family, str(path))
         else:
-            from safetensors.torch import save_model
+            from safetensors.torch import save_file
 
-            save_model(handle.module, str(path / "model.safetensors"))
+            tensors, aliases = _unique_tensors(handle.module.state_dict())
+            save_file(tensors, str(path / "model.safetensors"), metadata={
+                "format": "pt", "aliases": json.dumps(aliases)})
+
+
+def _unique_tensors(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Own, contiguous CPU copies; a tensor shared under two names (tied) is stored once."""
+    out: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, t in sd.items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
+        if t.numel() and key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        out[name] = t.detach().to("cpu", copy=True).contiguous()
+    return out, aliases
 
 
 class _nullcontext:

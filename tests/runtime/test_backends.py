@@ -1,0 +1,150 @@
+"""DeepSpeed and inference backends in one process on CPU (gloo)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rlcore.runtime.backends import DeepSpeedBackend, InferenceBackend, deepspeed_config
+from rlcore.runtime.options import (
+    DeepSpeedOptions,
+    InferenceOptions,
+    OptimizerOptions,
+    SchedulerOptions,
+)
+from rlcore.runtime.schedule import lr_factor
+from torch import nn
+
+
+def data(seed=0, n=32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    return x, torch.sin(x.sum(-1, keepdim=True))
+
+
+def mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+
+
+def train(engine, steps, x, y):
+    losses = []
+    for _ in range(steps):
+        loss = ((engine(x.to(engine.dtype)).float() - y) ** 2).mean()
+        engine.backward(loss)
+        engine.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_zero_stages_learn(stage):
+    x, y = data()
+    eng = DeepSpeedBackend(DeepSpeedOptions(zero_stage=stage, optimizer=OptimizerOptions(lr=3e-2))
+                           ).wrap(mlp(), total_steps=20)
+    losses = train(eng, 20, x, y)
+    assert losses[-1] < 0.5 * losses[0]
+    assert eng.version == 20
+    sd = eng.full_state_dict()
+    assert sd["0.weight"].shape == (16, 4)  # full, also under ZeRO-3
+
+
+def test_stages_agree_on_fp32():
+    x, y = data()
+    runs = [train(DeepSpeedBackend(DeepSpeedOptions(zero_stage=s, optimizer=OptimizerOptions(
+        lr=1e-2))).wrap(mlp(), total_steps=5), 5, x, y) for s in (0, 3)]
+    assert runs[0] == pytest.approx(runs[1], rel=1e-5)
+
+
+def test_bf16_trains_in_bf16():
+    x, y = data()
+    eng = DeepSpeedBackend(DeepSpeedOptions(zero_stage=1, dtype="bf16",
+                                            optimizer=OptimizerOptions(lr=3e-2))
+                           ).wrap(mlp(), total_steps=20)
+    assert next(eng.module.parameters()).dtype == torch.bfloat16
+    losses = train(eng, 20, x, y)
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_gradient_accumulation_equals_the_full_batch():
+    x, y = data(n=8)
+    full = DeepSpeedBackend(DeepSpeedOptions(grad_clip=0, optimizer=OptimizerOptions(lr=0.1))
+                            ).wrap(mlp(), total_steps=1)
+    train(full, 1, x, y)
+    acc = DeepSpeedBackend(DeepSpeedOptions(grad_clip=0, grad_accum_steps=2,
+                                            optimizer=OptimizerOptions(lr=0.1))
+                           ).wrap(mlp(), total_steps=1)
+    stats = []
+    for xs, ys in ((x[:4], y[:4]), (x[4:], y[4:])):
+        acc.backward(((acc(xs) - ys) ** 2).mean())
+        stats.append(acc.step())
+    assert stats[0] == {} and "lr" in stats[1]  # no norm is computed with clipping off
+    assert acc.version == 1
+    for a, b in zip(full.module.parameters(), acc.module.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_gradient_clipping_bounds_the_update():
+    # With a large Adam eps the update is ~ lr * grad, so clipping shows in its size.
+    x, y = data()
+
+    def update(clip):
+        opts = DeepSpeedOptions(grad_clip=clip, optimizer=OptimizerOptions(lr=1.0, eps=1e3))
+        eng = DeepSpeedBackend(opts).wrap(mlp(), total_steps=1)
+        before = [p.detach().clone() for p in eng.module.parameters()]
+        train(eng, 1, x, y)
+        delta = torch.cat([(p - b).flatten() for p, b in zip(eng.module.parameters(), before,
+                                                             strict=True)])
+        return delta.norm().item()
+
+    unclipped, clipped = update(0.0), update(1e-3)
+    assert clipped < 0.05 * unclipped
+
+
+def test_schedule_drives_the_optimizer():
+    x, y = data()
+    sched = SchedulerOptions(kind="cosine", warmup_steps=2, min_lr_ratio=0.1)
+    eng = DeepSpeedBackend(DeepSpeedOptions(optimizer=OptimizerOptions(lr=0.5), scheduler=sched)
+                           ).wrap(mlp(), total_steps=8)
+    seen = []
+    for _ in range(8):
+        eng.backward(((eng(x) - y) ** 2).mean())
+        seen.append(eng.step()["lr"])
+    assert seen == pytest.approx([0.5 * lr_factor(sched, s, 8) for s in range(8)])
+    assert seen[0] == pytest.approx(0.25) and seen[-1] == pytest.approx(0.05)
+
+
+def test_optimizer_cpu_offload_trains():
+    x, y = data()
+    opts = DeepSpeedOptions(zero_stage=2, offload_optimizer=True, cpu_optimizer="torch",
+                            optimizer=OptimizerOptions(lr=3e-2))
+    cfg = deepspeed_config(opts)
+    assert cfg["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    eng = DeepSpeedBackend(opts).wrap(mlp(), total_steps=15)
+    assert eng.engine.zero_cpu_offload()
+    losses = train(eng, 15, x, y)
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_ds_config_passthrough_and_dtypes():
+    cfg = deepspeed_config(DeepSpeedOptions(dtype="fp16", grad_accum_steps=4, grad_clip=0.5,
+                                            ds_config={"zero_optimization": {"stage3_prefetch_bucket_size": 7}}))
+    assert cfg["fp16"]["enabled"] and not cfg["bf16"]["enabled"]
+    assert cfg["gradient_accumulation_steps"] == 4 and cfg["gradient_clipping"] == 0.5
+    assert cfg["zero_optimization"] == {"stage": 0, "stage3_prefetch_bucket_size": 7}
+
+
+def test_inference_backend_is_frozen_and_offloads():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+    eng = InferenceBackend(InferenceOptions(offload_when_idle=True)).wrap(module)
+    assert not eng.trainable and eng.offloaded
+    x = torch.randn(5, 4)
+    out1, out2 = eng(x), eng(x)
+    assert not eng.offloaded  # brought back for the call
+    torch.testing.assert_close(out1, out2)  # eval mode: dropout off
+    assert not out1.requires_grad
+    assert all(not p.requires_grad for p in eng.module.parameters())
+    eng.on_idle()
+    assert eng.offloaded and next(eng.module.parameters()).device.type == "cpu"
+    bf = InferenceBackend(InferenceOptions(dtype="bf16")).wrap(nn.Linear(4, 1))
+    assert next(bf.module.parameters()).dtype == torch.bfloat16 and not bf.offloaded

@@ -1,0 +1,156 @@
+"""The per-rank entry point end to end in one process: learning, metrics, hooks,
+checkpoints (atomic, keep-last-K) and exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import rlcore
+import torch
+from rlcore.runtime.checkpoint import (
+    CheckpointError,
+    CheckpointManager,
+    rng_state,
+    set_rng_state,
+)
+from rlcore.runtime.experiment import build_experiment, run
+from rlcore.runtime.launcher import RankFailedError, launch
+from rlcore.runtime.metrics import read_metrics
+from runtime_toy import ToyConfig, ToyExperiment
+from safetensors.torch import load_file
+
+
+class HookRecorder:
+    def __init__(self):
+        self.events = []
+
+    @rlcore.hookimpl
+    def rlcore_run_start(self, run_dir, config, rank):
+        self.events.append(("start", rank, config["n_samples"]))
+
+    @rlcore.hookimpl
+    def rlcore_step_end(self, step, metrics, rank):
+        self.events.append(("step", step, metrics["train/loss"]))
+
+    @rlcore.hookimpl
+    def rlcore_run_end(self, run_dir, summary, rank):
+        self.events.append(("end", summary["status"], summary["steps"]))
+
+
+@pytest.fixture
+def hooks():
+    from rlcore.plugins.manager import get_manager
+
+    rec = HookRecorder()
+    pm = get_manager().pm
+    pm.register(rec, name="test-hook-recorder")
+    yield rec
+    pm.unregister(rec, name="test-hook-recorder")
+
+
+def losses(run_dir):
+    return {r["step"]: r["train/loss"] for r in read_metrics(run_dir)}
+
+
+def test_run_learns_logs_and_checkpoints(tmp_path, hooks):
+    cfg = ToyConfig()
+    cfg.run.save_every, cfg.run.keep_last = 4, 2
+    summary = run("runtime_toy:ToyExperiment", cfg, tmp_path, resume=False)
+    assert summary["status"] == "completed" and summary["steps"] == 24  # 3 epochs of 8 batches
+    records = read_metrics(tmp_path)
+    assert [r["step"] for r in records] == list(range(1, 25))
+    first = sum(r["train/loss"] for r in records[:4]) / 4
+    last = sum(r["train/loss"] for r in records[-4:]) / 4
+    assert last < 0.8 * first
+    assert records[0]["train/lr"] == pytest.approx(1.5e-2)  # warmup: half the lr at step 1
+    # Hooks: start, one event per step, end.
+    assert hooks.events[0] == ("start", 0, 64)
+    assert [e[1] for e in hooks.events if e[0] == "step"] == list(range(1, 25))
+    assert hooks.events[-1] == ("end", "completed", 24)
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 24
+    # Keep the last two; the weights are safetensors matching the trained student.
+    ckpt = CheckpointManager(tmp_path)
+    assert [p.name for p in ckpt.complete()] == ["step-00000020", "step-00000024"]
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+    weights = load_file(str(ckpt.latest() / "student" / "model.safetensors"))
+    assert set(weights) == {"net.0.weight", "net.0.bias", "net.3.weight", "net.3.bias"}
+    state = json.loads((ckpt.latest() / "trainer_state.json").read_text())
+    assert state["step"] == 24 and state["roles"] == ["student"]
+    assert (state["data"]["epoch"], state["data"]["batch_in_epoch"]) == (2, 8)
+    assert not (ckpt.latest() / "teacher").exists()  # frozen roles are not re-saved
+
+
+def test_killed_run_resumes_with_identical_losses(tmp_path):
+    full = ToyConfig()
+    full.run.epochs, full.run.save_every = 2, 3
+    run(ToyExperiment(full), full, tmp_path / "full", resume=False)
+    reference = losses(tmp_path / "full")
+    assert len(reference) == 16
+
+    broken = ToyConfig()
+    broken.run.epochs, broken.run.save_every = 2, 3
+    broken.fail_on_rank, broken.fail_at_step = 0, 11  # dies after the step-9 checkpoint
+    with pytest.raises(ValueError, match="injected failure"):
+        run(ToyExperiment(broken), broken, tmp_path / "cut", resume=False)
+    assert CheckpointManager(tmp_path / "cut").latest().name == "step-00000009"
+    assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "failed"
+
+    summary = run(ToyExperiment(full), full, tmp_path / "cut", resume=True)  # auto-resume
+    assert summary["steps"] == 16
+    resumed = losses(tmp_path / "cut")
+    assert sorted(resumed) == list(range(1, 17))  # one record per step, the cut-off ones replaced
+    assert resumed == reference  # exact: same optimizer, schedule, RNG and data position
+
+
+def test_resume_from_an_explicit_checkpoint_and_mismatches(tmp_path):
+    cfg = ToyConfig()
+    cfg.run.epochs, cfg.run.save_every, cfg.run.keep_last = 1, 2, 0
+    run(ToyExperiment(cfg), cfg, tmp_path, resume=False)
+    ckpt = CheckpointManager(tmp_path)
+    assert len(ckpt.complete()) == 4
+    summary = run(ToyExperiment(cfg), cfg, tmp_path / "again",
+                  resume=str(ckpt.complete()[1]))  # from step 4
+    assert summary["steps"] == 8
+    assert losses(tmp_path / "again") == {s: v for s, v in losses(tmp_path).items() if s > 4}
+    other = ToyConfig()
+    other.run.epochs, other.run.batch_size = 1, 4
+    with pytest.raises(Exception, match="batch_size was 8 when the state was saved"):
+        run(ToyExperiment(other), other, tmp_path / "x", resume=str(ckpt.latest()))
+
+
+def test_incomplete_checkpoints_are_ignored(tmp_path):
+    cfg = ToyConfig()
+    cfg.run.epochs, cfg.run.max_steps = 1, 2
+    run(ToyExperiment(cfg), cfg, tmp_path, resume=False)
+    root = tmp_path / "checkpoints"
+    (root / "step-00000050").mkdir()  # crashed before its COMPLETE marker
+    (root / ".tmp-step-00000060").mkdir(parents=True)
+    ckpt = CheckpointManager(tmp_path)
+    assert ckpt.latest().name == "step-00000002"
+    exp = build_experiment("runtime_toy:ToyExperiment", cfg)
+    with pytest.raises(CheckpointError, match="not a complete checkpoint"):
+        ckpt.load(root / "step-00000050", {})
+    assert exp.graph().render().startswith("dataset provides: x")
+
+
+def test_rng_state_round_trip():
+    import random
+
+    import numpy as np
+
+    state = json.loads(json.dumps(rng_state()))  # JSON-safe
+    a = (random.random(), np.random.rand(), torch.rand(3))
+    set_rng_state(state)
+    b = (random.random(), np.random.rand(), torch.rand(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+
+
+def test_launch_one_process_and_dry_run(tmp_path, capsys):
+    cfg = ToyConfig()
+    cfg.run.max_steps = 3
+    assert launch("runtime_toy:ToyExperiment", cfg, nproc=1, run_dir=tmp_path, dry_run=True) is None
+    assert "1. label: teacher.inference" in capsys.readouterr().out
+    summary = launch("runtime_toy:ToyExperiment", cfg, nproc=1, run_dir=tmp_path, resume=False)
+    assert summary["steps"] == 3 and (tmp_path / "config.yaml").exists()
+    assert isinstance(RankFailedError("x", rank=1), rlcore.errors.RlcoreError)
