@@ -1,0 +1,86 @@
+"""Configs of the standard experiments. Plain dataclasses: importing this never imports torch.
+
+Defaults train a tiny model on the embedded addition task, on CPU, in minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
+from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig
+
+
+@dataclass
+class ModelOptions:
+    """Which weights a role starts from: an HF directory, or a tiny random model of ``preset``."""
+
+    path: str | None = field(default=None, metadata={"help": "local HF model directory; null: tiny random model"})
+    preset: str = field(default="llama", metadata={"help": "family of the tiny model when path is null"})
+    hidden_size: int = field(default=64, metadata={"help": "tiny model only"})
+    n_layers: int = field(default=2, metadata={"help": "tiny model only"})
+    n_heads: int = field(default=4, metadata={"help": "tiny model only"})
+    tokenizer: str | None = field(default=None, metadata={"help": "tokenizer directory; null: path, else the embedded one"})
+    gradient_checkpointing: bool = False
+
+
+def _train(lr: float) -> DeepSpeedOptions:
+    return DeepSpeedOptions(optimizer=OptimizerOptions(lr=lr, weight_decay=0.0))
+
+
+@dataclass
+class EvalOptions:
+    """Greedy-generation accuracy on held-out prompts every ``run.eval_every`` steps."""
+
+    path: str | None = field(default=None, metadata={"help": "prompt file with answers; null: embedded eval split"})
+    size: int = field(default=64, metadata={"help": "prompts evaluated each time"})
+    max_new_tokens: int = 8
+
+
+@dataclass
+class SFTConfig:
+    """Supervised fine-tuning."""
+
+    actor: ModelOptions = field(default_factory=ModelOptions)
+    dataset: PromptAnswerConfig = field(default_factory=PromptAnswerConfig)
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
+    run: RunOptions = field(default_factory=lambda: RunOptions(max_steps=300, batch_size=32, eval_every=50))
+    eval: EvalOptions = field(default_factory=EvalOptions)
+
+
+@dataclass
+class RMConfig:
+    """Reward modelling: a value head scores sequences; chosen should outscore rejected."""
+
+    actor: ModelOptions = field(default_factory=ModelOptions)
+    dataset: PairedConfig = field(default_factory=PairedConfig)
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
+    run: RunOptions = field(default_factory=lambda: RunOptions(max_steps=200, batch_size=32))
+
+
+@dataclass
+class DPOOptions:
+    """The DPO objective (Rafailov et al. 2023; IPO: Azar et al. 2023)."""
+
+    beta: float = field(default=0.1, metadata={"help": "strength of the KL constraint to the reference"})
+    loss_type: Literal["sigmoid", "ipo"] = "sigmoid"
+    label_smoothing: float = field(default=0.0, metadata={"help": "cDPO: assumed fraction of flipped labels"})
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0:
+            raise ValueError(f"dpo.beta must be > 0, got {self.beta}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"dpo.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+
+
+@dataclass
+class DPOConfig:
+    """DPO: the actor against a frozen reference that starts from the same weights."""
+
+    actor: ModelOptions = field(default_factory=ModelOptions)
+    ref: InferenceOptions = field(default_factory=InferenceOptions)
+    dataset: PairedConfig = field(default_factory=PairedConfig)
+    dpo: DPOOptions = field(default_factory=DPOOptions)
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
+    run: RunOptions = field(default_factory=lambda: RunOptions(max_steps=100, batch_size=16))

@@ -1,0 +1,174 @@
+"""The sft, rm and dpo experiments: roles, dataset, dataflow graph and evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+from typing import Any
+
+import torch
+from rlcore.data.batch import PackedBatch
+from rlcore.dfg import MFC
+from rlcore.plugins import registry
+from rlcore.runtime.experiment import Experiment, RoleSpec
+from rlcore.runtime.interface import ModelHandle
+
+from rlcore_plugin_algorithms import losses
+from rlcore_plugin_algorithms.config import DPOConfig, ModelOptions, RMConfig, SFTConfig
+
+TOKENS = ("packed_input_ids", "loss_mask")
+
+
+def tiny_model_config(options: ModelOptions, vocab_size: int, max_positions: int) -> Any:
+    """The ``preset`` family's tiny config, resized for training from scratch."""
+    family = registry.load("families", options.preset)
+    return dataclasses.replace(
+        family.tiny_config(),
+        vocab_size=vocab_size,
+        hidden_size=options.hidden_size,
+        intermediate_size=options.hidden_size * 4,
+        n_layers=options.n_layers,
+        n_q_heads=options.n_heads,
+        n_kv_heads=options.n_heads,
+        head_dim=None,
+        rope_scaling=None,
+        max_positions=max(max_positions, 64),
+    )
+
+
+class PostTraining(Experiment):
+    """Shared by the standard experiments: an ``actor`` role built from ``config.actor``."""
+
+    dataset_name = "prompt_answer"
+
+    def actor_spec(self, **kw: Any) -> RoleSpec:
+        actor = self.config.actor
+        return RoleSpec("actor", trainable=True, model=actor.path, preset=actor.preset,
+                        options=self.config.train, **kw)
+
+    def build_tokenizer(self) -> Any:
+        from rlcore.data.tokenizer import load_tokenizer
+
+        actor = self.config.actor
+        return load_tokenizer(actor.tokenizer or actor.path)
+
+    def build_model(self, role: RoleSpec, tokenizer: Any) -> tuple[Any, str | None]:
+        if role.model:
+            module, family = super().build_model(role, tokenizer)
+        else:
+            from rlcore.models.transformer import Transformer
+
+            cfg = tiny_model_config(self.config.actor, len(tokenizer), self.config.dataset.max_length)
+            if role.value_head:
+                cfg = dataclasses.replace(cfg, value_head=True, tie_embeddings=False)
+            module, family = Transformer(cfg), role.preset
+        module.gradient_checkpointing = self.config.actor.gradient_checkpointing
+        return module, family
+
+    def build_dataset(self, tokenizer: Any, **overrides: Any) -> Any:
+        config = dataclasses.replace(self.config.dataset, **overrides)
+        return registry.load("datasets", self.dataset_name)(config, tokenizer)
+
+    @cached_property
+    def eval_pairs(self) -> PackedBatch:
+        """Held-out preference pairs (embedded eval split, or the first rows of the data)."""
+        tokenizer = self.build_tokenizer()
+        size = min(64, self.config.dataset.embedded_size)
+        dataset = self.build_dataset(tokenizer, embedded_split="eval", embedded_size=size, shuffle=False)
+        return dataset.collate([dataset[i] for i in range(min(size, len(dataset)))])
+
+
+class SFT(PostTraining):
+    """Supervised fine-tuning: masked next-token loss; eval is greedy exact-match accuracy."""
+
+    name = "sft"
+    config_class = SFTConfig
+
+    def roles(self) -> list[RoleSpec]:
+        return [self.actor_spec()]
+
+    def mfcs(self) -> list[MFC]:
+        return [MFC("actor_train", "actor", "train_step", "sft", input_keys=TOKENS)]
+
+    @cached_property
+    def eval_prompts(self) -> PackedBatch:
+        """Held-out prompts with their answers."""
+        from rlcore_plugin_datasets.config import PromptConfig
+
+        ev, ds = self.config.eval, self.config.dataset
+        config = PromptConfig(path=ev.path, embedded_split="eval", embedded_size=ev.size,
+                              embedded_max_operand=ds.embedded_max_operand, max_rows=ev.size,
+                              shuffle=False, max_length=ds.max_length)
+        dataset = registry.load("datasets", "prompt")(config, self.build_tokenizer())
+        return dataset.collate([dataset[i] for i in range(len(dataset))])
+
+    def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
+        """Greedy generation on held-out prompts, scored by exact match (ZeRO-3: skipped)."""
+        if self.config.train.zero_stage == 3:
+            return {}
+        from rlcore.models.generation import GenerationConfig, generate
+        from rlcore_plugin_rewards.rules import exact_match
+
+        actor, batch = handles["actor"], self.eval_prompts
+        tokenizer = actor.tokenizer
+        prompts = [batch.sequences("packed_prompts", i)[0].tolist() for i in range(len(batch))]
+        gconfig = GenerationConfig(max_new_tokens=self.config.eval.max_new_tokens, greedy=True,
+                                   eos_token_ids=[tokenizer.eos_token_id])
+        module = actor.module
+        was_training = module.training
+        module.eval()
+        with torch.no_grad():
+            out = generate(module, prompts, gconfig)
+        module.train(was_training)
+        texts = tokenizer.batch_decode([t.tolist() for t in out.tokens], skip_special_tokens=True)
+        scores = exact_match(texts, batch.sample_dicts())
+        return {"accuracy": sum(scores) / len(scores)}
+
+
+class RewardModeling(PostTraining):
+    """A value-head model trained so that chosen answers outscore rejected ones."""
+
+    name = "rm"
+    config_class = RMConfig
+    dataset_name = "paired"
+
+    def roles(self) -> list[RoleSpec]:
+        return [self.actor_spec(value_head=True)]
+
+    def mfcs(self) -> list[MFC]:
+        return [MFC("rm_train", "actor", "train_step", "reward", input_keys=("packed_input_ids",))]
+
+    def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
+        """Pairwise accuracy on held-out pairs."""
+        actor = handles["actor"]
+        batch = self.eval_pairs
+        ids, cu = batch.data["packed_input_ids"].to(actor.device), batch.cu_seqlens("packed_input_ids")
+        with torch.no_grad():
+            scores = losses.last_token_scores(actor.engine(ids, cu.to(actor.device)), cu)
+        return {"accuracy": float((scores[0::2] > scores[1::2]).float().mean())}
+
+
+class DPO(PostTraining):
+    """DPO: the reference scores each pair once, then the actor takes a DPO step."""
+
+    name = "dpo"
+    config_class = DPOConfig
+    dataset_name = "paired"
+
+    def roles(self) -> list[RoleSpec]:
+        actor = self.config.actor
+        return [
+            self.actor_spec(),
+            RoleSpec("ref", trainable=False, model=actor.path, preset=actor.preset,
+                     init_from="actor", options=self.config.ref),
+        ]
+
+    def mfcs(self) -> list[MFC]:
+        dpo = self.config.dpo
+        return [
+            MFC("ref_inference", "ref", "inference", "dpo", input_keys=TOKENS,
+                output_keys=("ref_logps",), output_remap={"seq_logps": "ref_logps"}),
+            MFC("actor_train", "actor", "train_step", "dpo", input_keys=(*TOKENS, "ref_logps"),
+                interface_args={"beta": dpo.beta, "loss_type": dpo.loss_type,
+                                "label_smoothing": dpo.label_smoothing}),
+        ]

@@ -1,0 +1,110 @@
+"""Model interfaces of the standard experiments: what each MFC does to its model."""
+
+from __future__ import annotations
+
+import torch
+from rlcore.data.batch import PackedBatch
+from rlcore.runtime.interface import ModelHandle, ModelInterface
+
+from rlcore_plugin_algorithms import losses
+
+IDS = "packed_input_ids"
+
+
+def _packed(model: ModelHandle, data: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and cu_seqlens of ``data`` on the model's device."""
+    return data.data[IDS].to(model.device), data.cu_seqlens(IDS).to(model.device)
+
+
+def _per_sequence(data: PackedBatch, key: str, values: torch.Tensor) -> PackedBatch:
+    """A batch holding one value per sequence of ``data`` under ``key``, same sample ids."""
+    counts = [len(s) for s in data.seqlens[IDS]]
+    rows, start = [], 0
+    for n in counts:
+        rows.append([float(v) for v in values[start : start + n].tolist()])
+        start += n
+    return PackedBatch.from_sequences(data.ids, {key: rows}, dtypes={key: torch.float32})
+
+
+def _update(model: ModelHandle, loss: torch.Tensor) -> dict[str, float]:
+    model.engine.backward(loss)
+    return model.engine.step()
+
+
+class SFTInterface(ModelInterface):
+    """Next-token cross-entropy on the tokens ``loss_mask`` marks (the answers)."""
+
+    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        ids, cu = _packed(model, data)
+        logits = model.engine(ids, cu)
+        loss, n_tokens = losses.sft_loss(logits, ids, cu, data.data["loss_mask"].to(model.device))
+        return {"loss": loss.item(), "tokens": n_tokens, **_update(model, loss)}
+
+    @torch.no_grad()
+    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+        """Per-token log-probs of each next token (``logprobs``, 0 at sequence ends)."""
+        ids, cu = _packed(model, data)
+        logp = losses.next_token_logprobs(model.engine(ids, cu), ids, cu).cpu()
+        out = data.select([IDS], metadata=False)
+        out.data["logprobs"] = logp
+        out.seqlens["logprobs"] = [list(s) for s in out.seqlens[IDS]]
+        return out.select(["logprobs"], metadata=False)
+
+
+class RewardInterface(ModelInterface):
+    """A value-head model scored at each sequence's last token; pairs are ``[chosen, rejected]``."""
+
+    def _scores(self, model: ModelHandle, data: PackedBatch) -> torch.Tensor:
+        ids, cu = _packed(model, data)
+        return losses.last_token_scores(model.engine(ids, cu), cu)
+
+    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        scores = self._scores(model, data)
+        chosen, rejected = scores[0::2], scores[1::2]
+        loss, accuracy = losses.bradley_terry_loss(chosen, rejected)
+        metrics = {
+            "loss": loss.item(),
+            "accuracy": float(accuracy),
+            "margin": float((chosen - rejected).mean()),
+        }
+        return {**metrics, **_update(model, loss)}
+
+    @torch.no_grad()
+    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+        """One score per sequence under ``rewards``."""
+        return _per_sequence(data, "rewards", self._scores(model, data).float().cpu())
+
+
+class DPOInterface(ModelInterface):
+    """DPO: log-prob sums of the answers under the policy vs. under the frozen reference."""
+
+    def __init__(self, beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0):
+        self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
+
+    def _answer_logps(self, model: ModelHandle, data: PackedBatch) -> torch.Tensor:
+        ids, cu = _packed(model, data)
+        mask = losses.target_mask(data.data["loss_mask"].to(model.device), cu)
+        logp = losses.next_token_logprobs(model.engine(ids, cu), ids, cu)
+        return losses.per_sequence_sum(logp * mask, cu)
+
+    @torch.no_grad()
+    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+        """The reference's answer log-prob sum per sequence, under ``seq_logps``."""
+        return _per_sequence(data, "seq_logps", self._answer_logps(model, data).float().cpu())
+
+    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        policy = self._answer_logps(model, data)
+        ref = data.data["ref_logps"].to(policy.device, policy.dtype)
+        per_pair, chosen, rejected = losses.dpo_loss(
+            policy[0::2], policy[1::2], ref[0::2], ref[1::2],
+            self.beta, self.loss_type, self.label_smoothing,
+        )
+        loss = per_pair.mean()
+        metrics = {
+            "loss": loss.item(),
+            "rewards/chosen": float(chosen.mean()),
+            "rewards/rejected": float(rejected.mean()),
+            "rewards/margin": float((chosen - rejected).mean()),
+            "rewards/accuracy": float((chosen > rejected).float().mean()),
+        }
+        return {**metrics, **_update(model, loss)}
