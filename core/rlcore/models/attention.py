@@ -104,8 +104,9 @@ class KVCache:
                  head_dim: int, dtype, device, sliding_window: int | None = None):
         b, n_max = len(prompt_lens), max(prompt_lens)
         shape = (n_layers, b, n_kv_heads, n_max + max_new_tokens, head_dim)
-        self.k = torch.empty(shape, dtype=dtype, device=device)
-        self.v = torch.empty(shape, dtype=dtype, device=device)
+        # Zeros, not empty: masked padding must hold finite values (0 * NaN would leak NaN).
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
         lens = torch.tensor(prompt_lens, device=device)
         self.pad = n_max - lens  # [B] left padding of each row
         self.positions = lens.clone()  # next position id of each row

@@ -24,15 +24,22 @@ INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
 
 
-def resolve_family(family: ModelFamily | str | None, model_type: str | None = None) -> ModelFamily:
+def resolve_family(family: ModelFamily | str | None, model_type: str | None = None,
+                   source: str = "") -> ModelFamily:
     """A family object: given, by registered name, or by HF ``model_type`` via the registry."""
     if isinstance(family, ModelFamily):
         return family
+    from rlcore.errors import UnknownItemError
     from rlcore.plugins import registry
 
-    if family is not None:
-        return registry.load("families", family)
-    return registry.family_for_model_type(model_type).load()
+    try:
+        if family is not None:
+            return registry.load("families", family)
+        return registry.family_for_model_type(model_type).load()
+    except UnknownItemError as err:
+        what = f"family {family!r}" if family is not None else f"model_type {model_type!r}{source}"
+        raise ModelLoadError(f"no installed model family handles {what}: {err} Install the family "
+                             "plugin (e.g. pip install rlcore-plugin-llama) or pass family=...") from err
 
 
 def read_hf_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -99,7 +106,7 @@ def load_pretrained(path: str | os.PathLike, dtype: torch.dtype | None = None,
     """
     path = Path(path)
     hf = read_hf_config(path)
-    fam = resolve_family(family, hf["model_type"])
+    fam = resolve_family(family, hf["model_type"], f" (from {path / 'config.json'})")
     cfg = dataclasses.replace(fam.config_from_hf(hf), value_head=value_head)
     archs = hf.get("architectures") or []
     if not value_head and any(a.endswith("ForSequenceClassification") for a in archs):
