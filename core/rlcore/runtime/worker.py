@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 @record
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # DeepSpeed calls torch's deprecated collective names on every step; keep the logs readable.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
     from rlcore.runtime.experiment import run
 
     config = load_config(args.experiment, args.config)
