@@ -1,0 +1,145 @@
+"""HF directory I/O: safetensors only, sharding, value heads, and errors that name the culprit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from rlcore.errors import ModelLoadError
+from rlcore.models.hf_io import INDEX, load_pretrained, save_pretrained
+from rlcore.models.transformer import Transformer
+from rlcore.testing.families import pack, random_sequences, randomize_
+from safetensors.torch import save_file
+
+SEQS = random_sequences(97, (5, 9, 2))
+
+
+def logits(model, seqs=SEQS):
+    with torch.no_grad():
+        return model.eval()(*pack(seqs))
+
+
+@pytest.fixture
+def model(tiny_family):
+    torch.manual_seed(0)
+    return randomize_(Transformer(tiny_family.tiny_config()))
+
+
+def test_save_load_round_trip_is_exact(model, tiny_family, tmp_path):
+    save_pretrained(model, "llama", tmp_path, family=tiny_family)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded, name = load_pretrained(tmp_path, family=tiny_family)
+    assert name == "llama" and loaded.config == model.config
+    assert torch.equal(logits(loaded), logits(model))
+
+
+def test_sharded_save_loads_in_core_and_transformers(model, tiny_family, tmp_path):
+    import transformers
+
+    save_pretrained(model, "llama", tmp_path, family=tiny_family, max_shard_bytes=40_000)
+    index = json.loads((tmp_path / INDEX).read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 1 and all((tmp_path / s).is_file() for s in shards)
+    loaded, _ = load_pretrained(tmp_path, family=tiny_family)
+    assert torch.equal(logits(loaded), logits(model))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ids = torch.cat(SEQS[:1])[None]
+    with torch.no_grad():
+        torch.testing.assert_close(hf(input_ids=ids).logits[0], logits(model, SEQS[:1]),
+                                   atol=1e-4, rtol=0)
+    # Re-saving unsharded removes the stale index so transformers reads the new file.
+    save_pretrained(model, "llama", tmp_path, family=tiny_family)
+    assert not (tmp_path / INDEX).exists()
+
+
+def test_dtype_and_tied_embeddings(tiny_family, tmp_path):
+    cfg = dataclasses.replace(tiny_family.tiny_config(), tie_embeddings=True)
+    model = randomize_(Transformer(cfg))
+    save_pretrained(model, "llama", tmp_path, family=tiny_family)
+    loaded, _ = load_pretrained(tmp_path, dtype=torch.bfloat16, family=tiny_family)
+    assert loaded.embed.weight.dtype == torch.bfloat16 and not hasattr(loaded, "lm_head")
+    assert torch.equal(loaded.embed.weight, model.embed.weight.to(torch.bfloat16))
+
+
+def test_value_head_from_lm_checkpoint_and_back(model, tiny_family, tmp_path):
+    """A critic initialised from an LM checkpoint: fresh value head, LM head dropped."""
+    save_pretrained(model, "llama", tmp_path / "lm", family=tiny_family)
+    critic, _ = load_pretrained(tmp_path / "lm", value_head=True, family=tiny_family)
+    assert critic.config.value_head and not hasattr(critic, "lm_head")
+    assert torch.equal(critic.blocks[0].attn.q_proj.weight, model.blocks[0].attn.q_proj.weight)
+    save_pretrained(critic, "llama", tmp_path / "rm", family=tiny_family)
+    hf_cfg = json.loads((tmp_path / "rm" / "config.json").read_text())
+    assert hf_cfg["architectures"] == ["LlamaForSequenceClassification"] and hf_cfg["num_labels"] == 1
+    with pytest.raises(ModelLoadError, match="value_head=True"):
+        load_pretrained(tmp_path / "rm", family=tiny_family)
+    again, _ = load_pretrained(tmp_path / "rm", value_head=True, family=tiny_family)
+    assert torch.equal(logits(again), logits(critic))
+
+
+def test_family_found_by_model_type_through_the_registry(model, tiny_family, tmp_path):
+    pytest.importorskip("rlcore_plugin_llama")
+    save_pretrained(model, "llama", tmp_path, family=tiny_family)
+    loaded, name = load_pretrained(tmp_path)
+    assert name == "llama"
+    torch.testing.assert_close(logits(loaded), logits(model), atol=0, rtol=0)
+
+
+def test_missing_directory_and_config(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_pretrained(tmp_path / "nope")
+    with pytest.raises(ModelLoadError, match="config.json is missing"):
+        load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="no 'model_type'"):
+        load_pretrained(tmp_path)
+
+
+def test_unknown_model_type_names_config_and_plugins(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "nonexistent-arch"}))
+    with pytest.raises(ModelLoadError, match=r"nonexistent-arch.*config\.json.*pip install"):
+        load_pretrained(tmp_path)
+
+
+def test_pickle_checkpoints_are_refused_not_loaded(model, tiny_family, tmp_path):
+    save_pretrained(model, "llama", tmp_path, family=tiny_family)
+    (tmp_path / "model.safetensors").unlink()
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not to be unpickled")
+    with pytest.raises(ModelLoadError, match="pytorch_model.bin.*never unpickles"):
+        load_pretrained(tmp_path, family=tiny_family)
+
+
+def test_missing_shard_is_named(model, tiny_family, tmp_path):
+    save_pretrained(model, "llama", tmp_path, family=tiny_family, max_shard_bytes=40_000)
+    victim = sorted(json.loads((tmp_path / INDEX).read_text())["weight_map"].values())[-1]
+    (tmp_path / victim).unlink()
+    with pytest.raises(ModelLoadError, match=f"{victim} is missing"):
+        load_pretrained(tmp_path, family=tiny_family)
+
+
+def test_shape_mismatch_names_parameter_and_file(model, tiny_family, tmp_path):
+    save_pretrained(model, "llama", tmp_path, family=tiny_family)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["intermediate_size"] = 80
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match=r"shape mismatch for 'model\.layers\.0\.mlp\.\w+\.weight' "
+                                             r"in .*model\.safetensors: the checkpoint has .*64.* "
+                                             r"but config\.json implies .*80"):
+        load_pretrained(tmp_path, family=tiny_family)
+
+
+def test_missing_and_unexpected_tensors_are_named(model, tiny_family, tmp_path):
+    save_pretrained(model, "llama", tmp_path, family=tiny_family)
+    from safetensors.torch import load_file
+
+    sd = load_file(tmp_path / "model.safetensors")
+    sd.pop("model.layers.1.mlp.up_proj.weight")
+    sd["model.layers.1.extra.weight"] = torch.zeros(2)
+    save_file(sd, tmp_path / "model.safetensors")
+    with pytest.raises(ModelLoadError, match=r"missing \['blocks\.1\.mlp\.up_proj\.weight'\].*"
+                                             r"unexpected \['blocks\.1\.extra\.weight'\]"):
+        load_pretrained(tmp_path, family=tiny_family)
