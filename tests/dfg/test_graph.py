@@ -153,7 +153,7 @@ def test_render_formats():
     g = build_graph(ppo_mfcs(), dataset_keys=["packed_prompts"])
     text = g.render("text")
     assert text.splitlines()[0] == "dataset provides: packed_prompts"
-    assert "1. actor_gen: actor.generate [ppo_actor]" in text
+    assert "1. actor_gen: actor.generate (ppo_actor)" in text
     assert "out: rewards (as scores)" in text
     mermaid = g.render("mermaid")
     assert mermaid.startswith("flowchart TD")
@@ -162,7 +162,7 @@ def test_render_formats():
     dot = g.render("dot")
     assert dot.startswith("digraph dataflow {") and dot.rstrip().endswith("}")
     assert '"ref_inf" -> "actor_train" [label="ref_logprobs"];' in dot
-    assert '"actor_gen\\nactor.generate [ppo_actor]"' in dot
+    assert '"actor_gen\\nactor.generate (ppo_actor)"' in dot
     with pytest.raises(DataflowError, match="unknown graph format 'svg'"):
         g.render("svg")
 
@@ -174,7 +174,9 @@ def test_rich_tree_renders():
     console = Console(record=True, width=120)
     console.print(to_rich(build_graph(ppo_mfcs(), dataset_keys=["packed_prompts"])))
     out = console.export_text()
-    assert "actor_gen: actor.generate [ppo_actor]" in out
+    assert "actor_gen: actor.generate (ppo_actor)" in out
+    console.print(build_graph(ppo_mfcs(), dataset_keys=["packed_prompts"]).render("text"))
+    assert "1. actor_gen: actor.generate (ppo_actor)" in console.export_text()
     assert "after: actor_gen, critic_inf, ref_inf, rew_inf" in out
 
 

@@ -14,7 +14,8 @@ FORMATS = ("text", "mermaid", "dot")
 
 
 def _describe(m) -> str:
-    return f"{m.role}.{m.interface_type.value} [{m.interface}]"
+    # Parentheses, not brackets: the text is printed through rich, which reads [..] as markup.
+    return f"{m.role}.{m.interface_type.value} ({m.interface})"
 
 
 def _keys(m, which: str) -> str:
