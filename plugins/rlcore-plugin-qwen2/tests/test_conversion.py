@@ -11,54 +11,12 @@ import transformers
 from rlcore.errors import ModelLoadError
 from rlcore_plugin_qwen2.family import QWEN2, QWEN3
 
-FAMILIES = {"qwen2": QWEN2, "qwen3": QWEN3}
-
-
-def hf_model(family, **overrides):
-    hf_cfg = {**family.config_to_hf(family.tiny_config()), **overrides}
-    config = transformers.AutoConfig.for_model(**hf_cfg)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config)
-    # Random non-trivial norms and biases, so a swapped or dropped tensor shows.
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    return model
-
 
 def assert_same_state_dict(a, b):
-    assert list(a) == list(b) or sorted(a) == sorted(b), set(a) ^ set(b)
+    assert sorted(a) == sorted(b), set(a) ^ set(b)
     for k in a:
         assert a[k].shape == b[k].shape, k
         assert torch.equal(a[k], b[k]), k
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-@pytest.mark.parametrize("tied", [True, False])
-def test_state_dict_round_trip(name, tied):
-    family = FAMILIES[name]
-    model = hf_model(family, tie_word_embeddings=tied)
-    cfg = family.config_from_hf(model.config.to_dict())
-    sd = model.state_dict()
-    core = family.state_dict_from_hf(sd, cfg)
-    assert ("lm_head.weight" in core) == (not tied)
-    assert_same_state_dict(family.state_dict_to_hf(core, cfg), sd)
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_param_names_partition_the_hf_state_dict(name):
-    family = FAMILIES[name]
-    for tied in (True, False):
-        model = hf_model(family, tie_word_embeddings=tied)
-        cfg = family.config_from_hf(model.config.to_dict())
-        names = family.embedding_param_names(cfg) + family.head_param_names(cfg)
-        for i in range(cfg.n_layers):
-            names += family.block_param_names(cfg, i)
-        assert len(names) == len(set(names))
-        expected = set(model.state_dict())
-        if tied:
-            expected.discard("lm_head.weight")
-        assert set(names) == expected
 
 
 def test_qwen2_quirks_in_core_config():
@@ -67,14 +25,6 @@ def test_qwen2_quirks_in_core_config():
     assert cfg.n_kv_heads < cfg.n_q_heads and cfg.tie_embeddings
     cfg3 = QWEN3.tiny_config()
     assert cfg3.qk_norm and cfg3.head_dim * cfg3.n_q_heads != cfg3.hidden_size
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_config_round_trip_through_transformers(name):
-    family = FAMILIES[name]
-    cfg = family.tiny_config()
-    hf = transformers.AutoConfig.for_model(**family.config_to_hf(cfg)).to_dict()
-    assert family.config_from_hf(hf) == cfg
 
 
 def test_legacy_transformers4_rope_keys():
