@@ -154,3 +154,36 @@ def test_launch_one_process_and_dry_run(tmp_path, capsys):
     summary = launch("runtime_toy:ToyExperiment", cfg, nproc=1, run_dir=tmp_path, resume=False)
     assert summary["steps"] == 3 and (tmp_path / "config.yaml").exists()
     assert isinstance(RankFailedError("x", rank=1), rlcore.errors.RlcoreError)
+
+
+def test_metrics_logger_progress_summary_and_truncation(tmp_path, hooks, capsys):
+    from rlcore.runtime.metrics import MetricsLogger
+
+    class Broken:
+        @rlcore.hookimpl
+        def rlcore_step_end(self, step, metrics, rank):
+            raise RuntimeError("logger plugin is down")
+
+    from rlcore.plugins.manager import get_manager
+
+    get_manager().pm.register(Broken(), name="test-broken-logger")
+    try:
+        log = MetricsLogger(tmp_path, rank=0, total_steps=4, progress=True)
+        log.start({"n_samples": 1})
+        for step in range(1, 5):
+            log.log(step, {"train/loss": 1.0 / step, "time/train": 0.1})  # broken hook: a warning
+        summary = log.finish()
+    finally:
+        get_manager().pm.unregister(name="test-broken-logger")
+    out = capsys.readouterr().out
+    assert "train/loss" in out and "1.0000" in out and "0.2500" in out  # summary table
+    assert "time/train" not in out.split("metric")[-1]  # timings stay out of the table
+    assert summary["first"]["train/loss"] == 1.0 and summary["last"]["train/loss"] == 0.25
+    # Resuming from step 2 drops the records of steps 3 and 4 written by the cut-short run.
+    MetricsLogger(tmp_path, rank=0, total_steps=4, start_step=2, progress=False).start({"n_samples": 1})
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]
+    # Only rank 0 writes.
+    other = MetricsLogger(tmp_path / "r1", rank=1, total_steps=1, progress=False)
+    other.start({"n_samples": 1})
+    other.log(1, {"train/loss": 0.5})
+    assert not (tmp_path / "r1" / "metrics.jsonl").exists()

@@ -54,7 +54,7 @@ class MetricsLogger:
         total_steps: int,
         start_step: int = 0,
         progress: bool = True,
-        live_keys: int = 4,
+        live_keys: int = 3,
     ):
         self.run_dir = Path(run_dir)
         self.rank = rank
@@ -93,13 +93,12 @@ class MetricsLogger:
             )
 
             self._progress = Progress(
-                TextColumn("[bold]train"),
-                BarColumn(bar_width=24),
+                BarColumn(bar_width=16),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[live]}"),
+                TextColumn("{task.fields[live]}", justify="left"),
                 transient=False,
             )
             self._progress.start()
@@ -120,7 +119,7 @@ class MetricsLogger:
                 f.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
         if self._progress is not None:
             shown = [k for k in metrics if not k.startswith("time/")][: self.live_keys]
-            live = "  ".join(f"{k}={_fmt(metrics[k])}" for k in shown)
+            live = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
             self._progress.update(self._task, completed=step, live=live)
         call_hook("rlcore_step_end", step=step, metrics=metrics, rank=self.rank)
 
