@@ -57,9 +57,14 @@ def _rope_from_hf(hf: dict[str, Any], where: str) -> tuple[float, dict | None]:
     if rope_type == "default":
         return float(theta), None
     if rope_type == "linear":
+        if "factor" not in scaling:
+            raise ModelLoadError(f"{where}: linear RoPE scaling has no 'factor'")
         return float(theta), {"rope_type": "linear", "factor": float(scaling["factor"])}
     if rope_type == "llama3":
         keep = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+        missing = [k for k in keep if k not in scaling]
+        if missing:
+            raise ModelLoadError(f"{where}: llama3 RoPE scaling is missing {', '.join(missing)}")
         return float(theta), {"rope_type": "llama3", **{k: scaling[k] for k in keep}}
     raise ModelLoadError(
         f"{where}: RoPE scaling type {rope_type!r} is not supported by the core transformer "
