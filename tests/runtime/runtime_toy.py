@@ -138,6 +138,17 @@ class ToyExperiment(Experiment):
     def build_dataset(self, tokenizer):
         return TokenDataset(self.config.n_samples)
 
+    def evaluate(self, step, handles):
+        """MSE of the student against the teacher on a fixed held-out set."""
+        held_out = TokenDataset(16, seed=7)
+        x = torch.cat([s.data["x"] for s in held_out.samples])
+        student, teacher = handles["student"].engine, handles["teacher"].engine
+        student.eval()
+        with torch.no_grad():
+            pred = student(x.to(student.device, student.dtype)).float().cpu()
+        target = teacher(x.to(teacher.device, teacher.dtype)).float().cpu()
+        return {"mse": float(((pred - target) ** 2).mean())}
+
     def build_model(self, role, tokenizer):
         # Same weights on every rank: seeded per role, independent of call order.
         torch.manual_seed(1234 if role.name == "teacher" else 99)

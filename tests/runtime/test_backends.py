@@ -148,3 +148,13 @@ def test_inference_backend_is_frozen_and_offloads():
     assert eng.offloaded and next(eng.module.parameters()).device.type == "cpu"
     bf = InferenceBackend(InferenceOptions(dtype="bf16")).wrap(nn.Linear(4, 1))
     assert next(bf.module.parameters()).dtype == torch.bfloat16 and not bf.offloaded
+
+
+def test_fp16_without_support_is_a_clear_error():
+    from deepspeed.accelerator import get_accelerator
+    from rlcore.errors import ConfigError
+
+    if get_accelerator().is_fp16_supported():
+        pytest.skip("this device trains in fp16")
+    with pytest.raises(ConfigError, match="fp16 is not supported on cpu"):
+        DeepSpeedBackend(DeepSpeedOptions(dtype="fp16")).wrap(mlp(), total_steps=1)

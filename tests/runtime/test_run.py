@@ -55,7 +55,7 @@ def losses(run_dir):
 
 def test_run_learns_logs_and_checkpoints(tmp_path, hooks):
     cfg = ToyConfig()
-    cfg.run.save_every, cfg.run.keep_last = 4, 2
+    cfg.run.save_every, cfg.run.keep_last, cfg.run.eval_every = 4, 2, 6
     summary = run("runtime_toy:ToyExperiment", cfg, tmp_path, resume=False)
     assert summary["status"] == "completed" and summary["steps"] == 24  # 3 epochs of 8 batches
     records = read_metrics(tmp_path)
@@ -64,6 +64,9 @@ def test_run_learns_logs_and_checkpoints(tmp_path, hooks):
     last = sum(r["train/loss"] for r in records[-4:]) / 4
     assert last < 0.8 * first
     assert records[0]["train/lr"] == pytest.approx(1.5e-2)  # warmup: half the lr at step 1
+    evals = [r["eval/mse"] for r in records if "eval/mse" in r]
+    assert [r["step"] for r in records if "eval/mse" in r] == [6, 12, 18, 24]
+    assert evals[-1] < evals[0]
     # Hooks: start, one event per step, end.
     assert hooks.events[0] == ("start", 0, 64)
     assert [e[1] for e in hooks.events if e[0] == "step"] == list(range(1, 25))

@@ -184,6 +184,15 @@ class DeepSpeedBackend:
 
         distributed.init()
         opts = self.options
+        from deepspeed.accelerator import get_accelerator
+
+        if opts.dtype == "fp16" and not get_accelerator().is_fp16_supported():
+            from rlcore.errors import ConfigError
+
+            raise ConfigError(
+                f"dtype fp16 is not supported on {get_accelerator().device_name()} by DeepSpeed; "
+                "use bf16 or fp32 here (fp16 needs a GPU)"
+            )
         o = opts.optimizer
         groups = _param_groups(module, o.weight_decay)
         kwargs = dict(lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)

@@ -1,0 +1,41 @@
+"""Launcher commands and failure-file parsing (the 2-rank runs are in test_multiprocess)."""
+
+import json
+import sys
+from pathlib import Path
+
+from rlcore.runtime.launcher import (
+    collect_failures,
+    deepspeed_command,
+    torchrun_command,
+    worker_args,
+)
+
+
+def test_torchrun_and_deepspeed_commands(tmp_path):
+    args = worker_args("sft", tmp_path / "config.yaml", tmp_path, True)
+    assert args == ["--experiment", "sft", "--run-dir", str(tmp_path), "--resume", "auto",
+                    "--config", str(tmp_path / "config.yaml")]
+    assert worker_args("sft", None, tmp_path, False)[-1] == "none"
+    assert worker_args("sft", None, tmp_path, "/ck/step-1")[-1] == "/ck/step-1"
+    cmd = torchrun_command(2, tmp_path / "logs", args)
+    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert cmd[cmd.index("--nproc-per-node") + 1] == "2"
+    assert cmd[cmd.index("--max-restarts") + 1] == "0"
+    assert cmd[cmd.index("-m", 3):][:2] == ["-m", "rlcore.runtime.worker"]
+    ds = deepspeed_command(Path("hosts"), None, args)
+    assert ds[:5] == [sys.executable, "-m", "deepspeed.launcher.runner", "--hostfile", "hosts"]
+    assert ds[5:7] == ["--module", "rlcore.runtime.worker"] and "--num_gpus" not in ds
+
+
+def test_collect_failures_orders_by_time(tmp_path):
+    for rank, ts, msg in ((1, 100, "ValueError: first"), (0, 105, "RuntimeError: peer gone")):
+        d = tmp_path / "run" / "attempt_0" / str(rank)
+        d.mkdir(parents=True)
+        (d / "error.json").write_text(json.dumps({"message": {
+            "message": msg, "extraInfo": {"py_callstack": f"Traceback ... {msg}",
+                                          "timestamp": str(ts)}}}))
+    failures = collect_failures(tmp_path)
+    assert [(f["rank"], f["message"]) for f in failures] == [(1, "ValueError: first"),
+                                                            (0, "RuntimeError: peer gone")]
+    assert failures[0]["traceback"].endswith("ValueError: first")
