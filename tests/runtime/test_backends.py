@@ -158,3 +158,32 @@ def test_fp16_without_support_is_a_clear_error():
         pytest.skip("this device trains in fp16")
     with pytest.raises(ConfigError, match="fp16 is not supported on cpu"):
         DeepSpeedBackend(DeepSpeedOptions(dtype="fp16")).wrap(mlp(), total_steps=1)
+
+
+def test_zero3_core_transformer_saves_hf_weights_that_load_back(tmp_path):
+    from rlcore.models.hf_io import load_pretrained
+    from rlcore.models.transformer import Transformer
+    from rlcore.plugins import registry
+    from rlcore.runtime.checkpoint import save_weights
+    from rlcore.runtime.interface import ModelHandle
+
+    families = registry.items("families")
+    if not families:
+        pytest.skip("no model family plugin is installed")
+    name = "llama" if "llama" in families else next(iter(families))
+    cfg = registry.load("families", name).tiny_config()
+    torch.manual_seed(0)
+    eng = DeepSpeedBackend(DeepSpeedOptions(zero_stage=3)).wrap(Transformer(cfg), total_steps=1)
+    ids = torch.randint(0, cfg.vocab_size, (10,))
+    cu = torch.tensor([0, 4, 10], dtype=torch.int32)
+    eng.eval()
+    with torch.no_grad():
+        expected = eng(ids, cu)
+    save_weights(ModelHandle("actor", eng.module, eng, family=name), tmp_path)
+    assert (tmp_path / "config.json").exists() and (tmp_path / "model.safetensors").exists()
+    back, family = load_pretrained(tmp_path)
+    assert family == name
+    with torch.no_grad():
+        torch.testing.assert_close(back(ids, cu), expected)
+    with torch.no_grad():  # the engine's own (partitioned) parameters are untouched
+        torch.testing.assert_close(eng(ids, cu), expected)

@@ -16,6 +16,7 @@ directory must be on storage every rank sees (one machine, or a shared file syst
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import random
@@ -100,7 +101,8 @@ def save_weights(handle: ModelHandle, path: Path) -> None:
         if handle.family:
             from rlcore.models.hf_io import save_pretrained
 
-            save_pretrained(handle.module, handle.family, str(path))
+            with _owned_parameters(handle.module):
+                save_pretrained(handle.module, handle.family, str(path))
         else:
             from safetensors.torch import save_file
 
@@ -122,6 +124,23 @@ def _unique_tensors(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
         seen[key] = name
         out[name] = t.detach().to("cpu", copy=True).contiguous()
     return out, aliases
+
+
+@contextlib.contextmanager
+def _owned_parameters(module: torch.nn.Module):
+    """Give each parameter its own storage for the duration, then put the originals back.
+
+    Gathered ZeRO-3 parameters on the CPU are views into one flat buffer, which
+    safetensors refuses to write as separate tensors.
+    """
+    originals = [(p, p.data) for p in module.parameters()]
+    try:
+        for p, data in originals:
+            p.data = data.clone()
+        yield
+    finally:
+        for p, data in originals:
+            p.data = data
 
 
 class _nullcontext:
