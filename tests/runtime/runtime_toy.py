@@ -98,6 +98,11 @@ class RegressionInterface(ModelInterface):
         stats = model.engine.step()
         return {"loss": loss.item(), "tokens": float(x.shape[0]), **stats}
 
+    def save(self, model: ModelHandle, path: str) -> None:
+        from pathlib import Path
+
+        (Path(path) / "regression.txt").write_text(f"version {model.version}\n")
+
 
 @dataclass
 class ToyConfig:

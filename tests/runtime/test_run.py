@@ -82,6 +82,7 @@ def test_run_learns_logs_and_checkpoints(tmp_path, hooks):
     assert state["step"] == 24 and state["roles"] == ["student"]
     assert (state["data"]["epoch"], state["data"]["batch_in_epoch"]) == (2, 8)
     assert not (ckpt.latest() / "teacher").exists()  # frozen roles are not re-saved
+    assert (ckpt.latest() / "student" / "regression.txt").read_text() == "version 24\n"
 
 
 def test_killed_run_resumes_with_identical_losses(tmp_path):

@@ -23,7 +23,7 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,8 @@ def save_weights(handle: ModelHandle, path: Path) -> None:
 
             with _owned_parameters(handle.module):
                 save_pretrained(handle.module, handle.family, str(path))
+            if hasattr(handle.tokenizer, "save_pretrained"):  # a complete HF model directory
+                handle.tokenizer.save_pretrained(str(path))
         else:
             from safetensors.torch import save_file
 
@@ -193,8 +195,13 @@ class CheckpointManager:
         step: int,
         handles: Mapping[str, ModelHandle],
         trainer_state: Mapping[str, Any],
+        extras: Callable[[str, Path], None] | None = None,
     ) -> Path:
-        """Write checkpoint ``step`` atomically (collective: call on every rank)."""
+        """Write checkpoint ``step`` atomically (collective: call on every rank).
+
+        ``extras(role, role_dir)`` runs on rank 0 for each trained role before the
+        checkpoint is marked complete (interfaces' ``save``).
+        """
         rank = distributed.rank()
         final = self.root / self.step_dir_name(step)
         tmp = self.root / f".tmp-{self.step_dir_name(step)}"
@@ -208,6 +215,9 @@ class CheckpointManager:
             save_weights(h, tmp / role)
             h.engine.save_state(tmp / role / "engine")
         _fsync_json(tmp / "rng" / f"rank-{rank:05d}.json", rng_state())
+        if rank == 0 and extras is not None:
+            for role in sorted(trained):
+                extras(role, tmp / role)
         distributed.barrier()
         if rank == 0:
             state = dict(trainer_state)

@@ -296,8 +296,13 @@ def run(
     executor = Executor(graph, handles, interfaces, rank, world)
     saved_at = step if source is not None else -1
 
+    def interface_files(role: str, path: Path) -> None:
+        for m in graph.roles[role]:
+            interfaces[m.name].save(handles[role], str(path))
+
     def save(at: int) -> None:
-        ckpt.save(at, handles, {"data": batches.state_dict(), "config": config_dict})
+        ckpt.save(at, handles, {"data": batches.state_dict(), "config": config_dict},
+                  extras=interface_files)
 
     try:
         it = iter(batches)

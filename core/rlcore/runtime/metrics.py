@@ -91,6 +91,7 @@ class MetricsLogger:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
+            from rich.table import Column
 
             self._progress = Progress(
                 BarColumn(bar_width=16),
@@ -98,8 +99,11 @@ class MetricsLogger:
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[live]}", justify="left"),
+                # The metrics take the room left and are cut, so the bar and ETA stay whole.
+                TextColumn("{task.fields[live]}",
+                           table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
                 transient=False,
+                expand=True,
             )
             self._progress.start()
             self._task = self._progress.add_task(
