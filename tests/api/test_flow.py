@@ -178,5 +178,18 @@ def test_flows_cannot_touch_data_or_call_foreign_modules():
         Engine(scorer, flow=lambda b: None).graph()
     with pytest.raises(DataflowError, match=r"modules \['other'\] that are not in the engine"):
         Engine(scorer, flow=lambda b: other.inference(scorer.inference(b))).graph()
+    twin = Scorer("scorer")  # same name, another object: not the engine's module
+    with pytest.raises(FlowError, match="not in the engine"):
+        Engine(scorer, flow=lambda b: twin.inference(b)).graph()
     with pytest.raises(FlowError, match="output_remap renames"):
         Engine(scorer, flow=lambda b: scorer.inference(b, output_remap={"nope": "x"})).graph()
+
+
+def test_importing_the_api_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, rlcore, rlcore.api\n"
+            "from rlcore.api import Engine, Evaluator, Module, FlowError, init\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -59,14 +59,7 @@ class ModuleExperiment(Experiment):
         return self.engine._dataset_keys
 
     def graph(self) -> DataflowGraph:
-        from rlcore.api.flow import FlowError
-
-        mfcs, graph = self.engine._trace()
-        unknown = sorted({m.role for m in mfcs if m.role not in self.engine.modules})
-        if unknown:
-            raise FlowError(f"the flow calls modules {unknown} that are not in the engine; "
-                            f"pass them to Engine(...) (it has {sorted(self.engine.modules)})")
-        return graph
+        return self.engine._trace()[1]
 
     def build_tokenizer(self) -> Any:
         return self.engine._tokenizer_if_loaded()
@@ -241,7 +234,7 @@ class Engine:
         from rlcore.api.flow import default_flow, trace
 
         if self.flow is not None:
-            return trace(self.flow, self._dataset_keys)
+            return trace(self.flow, self._dataset_keys, modules=self.modules)
         return default_flow(list(self.modules.values()), self._dataset_keys)
 
     def experiment(self) -> Experiment:

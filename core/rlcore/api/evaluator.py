@@ -81,7 +81,8 @@ class Evaluator:
         from rlcore.api.flow import FlowError, default_flow, trace
 
         if self.flow is not None:
-            mfcs, graph = trace(self.flow, self.dataset_keys())
+            mfcs, graph = trace(self.flow, self.dataset_keys(),
+                                modules={m.name: m for m in self.modules})
         else:
             mfcs, graph = default_flow(self.modules, self.dataset_keys(), train=False, warn=False)
         trains = [m.name for m in mfcs if m.is_train]

@@ -196,11 +196,21 @@ def trace(
     flow: Callable[[SymbolicBatch], Any],
     dataset_keys: Iterable[str] | None = None,
     *,
+    modules: Mapping[str, Module] | None = None,
     warn: bool = True,
 ) -> tuple[list[MFC], DataflowGraph]:
-    """Run ``flow`` once on a stand-in batch; return its MFCs and their validated graph."""
+    """Run ``flow`` once on a stand-in batch; return its MFCs and their validated graph.
+
+    With ``modules`` (name -> module), every call must be on one of those objects.
+    """
     tracer = Tracer()
     flow(SymbolicBatch(tracer))
+    if modules is not None:
+        foreign = sorted({c.module.name for c in tracer.calls
+                          if modules.get(c.module.name) is not c.module})
+        if foreign:
+            raise FlowError(f"the flow calls modules {foreign} that are not in the engine; "
+                            f"pass them to Engine(...) (it has {sorted(modules)})")
     return _finish(tracer, dataset_keys, warn, "the flow function")
 
 
