@@ -33,11 +33,11 @@ def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int, scale: float,
                      window_size=window)
     if seqlens is None:
         seqlens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
-    return sdpa_loop(q, k, v, seqlens, scale, sliding_window)
+    return sdpa_padded(q, k, v, seqlens, scale, sliding_window)
 
 
 def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
-    """Fallback: one causal SDPA call per sequence (exact, no wasted work across sequences)."""
+    """Candidate fallback: one causal SDPA call per sequence (no padding, many small calls)."""
     gqa = q.shape[1] != k.shape[1]
     outs, start = [], 0
     for n in seqlens:
@@ -66,7 +66,7 @@ def sdpa_block_diagonal(q, k, v, seqlens: list[int], scale: float,
 
 
 def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
-    """Candidate fallback: scatter into a right-padded ``[B, H, L, D]`` batch, one SDPA, gather."""
+    """The CPU fallback: scatter into a right-padded ``[B, H, L, D]`` batch, one SDPA, gather."""
     b, n_max = len(seqlens), max(seqlens)
     lens = torch.tensor(seqlens, device=q.device)
     valid = torch.arange(n_max, device=q.device)[None, :] < lens[:, None]  # [B, L]
@@ -76,11 +76,45 @@ def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int |
         out[valid] = t
         return out.transpose(1, 2)
 
+    gqa = q.shape[1] != k.shape[1]
+    if min(seqlens) == n_max and (sliding_window is None or sliding_window >= n_max):
+        o = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), is_causal=True, scale=scale,
+                                           enable_gqa=gqa)  # no padding: no mask needed
+        return o.transpose(1, 2).reshape(q.shape)
     mask = causal_mask(n_max, n_max, sliding_window, q.device)[None, None] & valid[:, None, None, :]
     mask |= ~valid[:, None, :, None]  # padded query rows see every key: finite, then dropped
     o = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask, scale=scale,
-                                       enable_gqa=q.shape[1] != k.shape[1])
+                                       enable_gqa=gqa)
     return o.transpose(1, 2)[valid]
+
+
+def sdpa_bucketed(q, k, v, seqlens: list[int], scale: float,
+                  sliding_window: int | None = None, max_waste: float = 0.3):
+    """Candidate fallback: sort by length, pad each bucket of similar lengths, one SDPA per bucket.
+
+    A bucket grows while its padded size stays within ``1 + max_waste`` of its real tokens.
+    """
+    order = sorted(range(len(seqlens)), key=lambda i: -seqlens[i])
+    buckets: list[list[int]] = []
+    for i in order:
+        cur = buckets[-1] if buckets else None
+        if cur and seqlens[cur[0]] * (len(cur) + 1) <= (1 + max_waste) * (
+                sum(seqlens[j] for j in cur) + seqlens[i]):
+            cur.append(i)
+        else:
+            buckets.append([i])
+    if len(buckets) == 1:
+        return sdpa_padded(q, k, v, seqlens, scale, sliding_window)
+    starts = [0]
+    for n in seqlens[:-1]:
+        starts.append(starts[-1] + n)
+    out = q.new_empty(q.shape)
+    for bucket in buckets:
+        idx = torch.cat([torch.arange(starts[i], starts[i] + seqlens[i], device=q.device)
+                         for i in bucket])
+        out[idx] = sdpa_padded(q[idx], k[idx], v[idx], [seqlens[i] for i in bucket], scale,
+                               sliding_window)
+    return out
 
 
 def causal_mask(n_q: int, n_k: int, sliding_window: int | None, device) -> torch.Tensor:

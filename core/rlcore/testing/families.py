@@ -126,6 +126,14 @@ class FamilyConformance:
         if "variant" in metafunc.fixturenames:
             metafunc.parametrize("variant", list(self.variants.values()), ids=list(self.variants))
 
+    @pytest.fixture(autouse=True)
+    def _one_thread(self):
+        """Tiny models gain nothing from threads; on shared cores BLAS threads stall each other."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield
+        torch.set_num_threads(before)
+
     @pytest.fixture
     def fam(self) -> ModelFamily:
         if self.family is None:
