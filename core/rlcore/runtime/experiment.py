@@ -127,8 +127,13 @@ class Experiment:
         return cls(**mfc.interface_args)
 
     def build_batches(self, dataset: Any) -> Any:
-        """A resumable batch iterator (``state_dict``/``load_state_dict``) over ``dataset``."""
+        """A resumable batch iterator (``state_dict``/``load_state_dict``) over ``dataset``.
+
+        With several ranks an epoch's final short batch is dropped, so that no rank
+        is left without samples.
+        """
         from rlcore.data.loader import BatchIterator
+        from rlcore.runtime import distributed
 
         run = self.run_options()
         return BatchIterator(
@@ -137,6 +142,7 @@ class Experiment:
             max_tokens=run.max_tokens,
             seed=run.seed,
             epochs=run.epochs,
+            drop_last=distributed.world_size() > 1,
         )
 
     def evaluate(self, step: int, handles: dict[str, Any]) -> dict[str, float]:
