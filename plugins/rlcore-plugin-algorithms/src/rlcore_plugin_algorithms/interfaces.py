@@ -64,8 +64,8 @@ class RewardInterface(ModelInterface):
         loss, accuracy = losses.bradley_terry_loss(chosen, rejected)
         metrics = {
             "loss": loss.item(),
-            "accuracy": float(accuracy),
-            "margin": float((chosen - rejected).mean()),
+            "accuracy": accuracy.item(),
+            "margin": float((chosen - rejected).detach().mean()),
         }
         return {**metrics, **_update(model, loss)}
 
