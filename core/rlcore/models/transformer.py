@@ -53,7 +53,8 @@ ACTIVATIONS = {
 def rope_inv_freq(cfg: TransformerConfig) -> torch.Tensor:
     """RoPE inverse frequencies ``[head_dim/2]`` in fp32, with linear or Llama-3 scaling."""
     d = cfg.head_dim
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64, device="cpu").float() / d))
+    exponents = torch.arange(0, d, 2, dtype=torch.int64, device="cpu").float() / d
+    inv_freq = 1.0 / (cfg.rope_theta**exponents)
     rs = cfg.rope_scaling
     if not rs:
         return inv_freq
