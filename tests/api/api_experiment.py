@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
+
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC
 from rlcore.runtime.experiment import Experiment, RoleSpec
 from rlcore.runtime.interface import ModelInterface
 from rlcore.runtime.options import DeepSpeedOptions, OptimizerOptions, RunOptions
-from torch import nn
 
 
 class MSEInterface(ModelInterface):

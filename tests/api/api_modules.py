@@ -8,11 +8,12 @@ tiny torch MLPs on float features, for the mechanics of the default flow.
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from rlcore.api import Module
 from rlcore.data import embedded
 from rlcore.models.config import TransformerConfig
 from rlcore.models.transformer import Transformer
-from torch import nn
 
 
 def tiny_transformer(tokenizer, seed: int) -> Transformer:

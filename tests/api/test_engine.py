@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import rlcore
 import torch
 from api_modules import (
     Policy,
@@ -16,6 +15,8 @@ from api_modules import (
     feature_items,
     mean_nll,
 )
+
+import rlcore
 from rlcore.api import Engine, Evaluator, ItemsDataset, pack_outputs
 from rlcore.data.batch import PackedBatch
 from rlcore.errors import ConfigError, DataError, RlcoreError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rlcore.api import Engine, FlowError, Module
 from rlcore.dfg import (
     CycleError,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from api_experiment import LineDataset, RegressionConfig
+
 from rlcore.api import Engine, Evaluator
 from rlcore.errors import ConfigError, RlcoreError
 from rlcore.runtime.metrics import read_metrics

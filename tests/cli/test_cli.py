@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 import rlcore
 from rlcore.cli.app import app
-from typer.testing import CliRunner
 
 runner = CliRunner()
 RLCORE = shutil.which("rlcore") or str(Path(sys.executable).parent / "rlcore")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+
 from rlcore.config import describe_fields, resolve, to_yaml
 from rlcore.errors import ConfigError
 

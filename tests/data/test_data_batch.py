@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+
 from rlcore.data.batch import BatchError, PackedBatch
 
 

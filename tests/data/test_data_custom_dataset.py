@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+
 from rlcore.data.config import DatasetConfig
 from rlcore.data.dataset import PackedDataset, Sample, fit_prompt
 from rlcore.data.loader import BatchIterator

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from rlcore.data import embedded
 from rlcore.data.tokenizer import chat_segments, load_tokenizer
 from rlcore.errors import DataError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from rlcore.data.sources import read_rows
 from rlcore.errors import DataError, RlcoreError
 from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig, PromptConfig
@@ -194,9 +195,10 @@ def test_errors_are_for_people(write_jsonl, tok):
 
 
 def test_messages_without_chat_template(tmp_path, write_jsonl):
-    from rlcore.data.tokenizer import load_tokenizer
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
+
+    from rlcore.data.tokenizer import load_tokenizer
 
     raw = Tokenizer(models.WordLevel({"<unk>": 0, "<eos>": 1, "a": 2, "b": 3}, unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()

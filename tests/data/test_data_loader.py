@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rlcore.data.loader import BatchIterator
 from rlcore.errors import ConfigError
 from rlcore_plugin_datasets.config import PromptAnswerConfig

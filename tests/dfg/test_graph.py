@@ -7,6 +7,7 @@ import sys
 import warnings
 
 import pytest
+
 from rlcore.dfg import (
     MFC,
     CycleError,
@@ -169,6 +170,7 @@ def test_render_formats():
 
 def test_rich_tree_renders():
     from rich.console import Console
+
     from rlcore.dfg import to_rich
 
     console = Console(record=True, width=120)

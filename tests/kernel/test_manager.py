@@ -1,6 +1,7 @@
 """The plugin manager: every loader path, from real (fake) distributions on disk."""
 
 import pytest
+
 from rlcore.errors import PluginConflictError, PluginLoadError, UnknownItemError
 from rlcore.plugins import registry
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
+
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC
 from rlcore.runtime.experiment import Experiment, RoleSpec
@@ -20,7 +22,6 @@ from rlcore.runtime.options import (
     RunOptions,
     SchedulerOptions,
 )
-from torch import nn
 
 DIM = 4
 

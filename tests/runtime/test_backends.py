@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from rlcore.runtime.backends import DeepSpeedBackend, InferenceBackend, deepspeed_config
 from rlcore.runtime.options import (
     DeepSpeedOptions,
@@ -12,7 +14,6 @@ from rlcore.runtime.options import (
     SchedulerOptions,
 )
 from rlcore.runtime.schedule import lr_factor
-from torch import nn
 
 
 def data(seed=0, n=32):
@@ -152,6 +153,7 @@ def test_inference_backend_is_frozen_and_offloads():
 
 def test_fp16_without_support_is_a_clear_error():
     from deepspeed.accelerator import get_accelerator
+
     from rlcore.errors import ConfigError
 
     if get_accelerator().is_fp16_supported():

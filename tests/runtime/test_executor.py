@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC, build_graph
 from rlcore.runtime.backends import InferenceBackend
 from rlcore.runtime.executor import ExecutionError, Executor
 from rlcore.runtime.interface import ModelHandle, ModelInterface
-from torch import nn
 
 
 def batch(n=6):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from runtime_toy import ToyConfig
+from safetensors.torch import load_file
+
 from rlcore.runtime.checkpoint import CheckpointManager
 from rlcore.runtime.launcher import RankFailedError, launch
 from rlcore.runtime.metrics import read_metrics
-from runtime_toy import ToyConfig
-from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
 

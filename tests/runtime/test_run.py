@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import rlcore
 import torch
+from runtime_toy import ToyConfig, ToyExperiment
+from safetensors.torch import load_file
+
+import rlcore
 from rlcore.runtime.checkpoint import (
     CheckpointError,
     CheckpointManager,
@@ -17,8 +20,6 @@ from rlcore.runtime.checkpoint import (
 from rlcore.runtime.experiment import build_experiment, run
 from rlcore.runtime.launcher import RankFailedError, launch
 from rlcore.runtime.metrics import read_metrics
-from runtime_toy import ToyConfig, ToyExperiment
-from safetensors.torch import load_file
 
 
 class HookRecorder:

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from rlcore.errors import ConfigError
 from rlcore.runtime.options import DeepSpeedOptions, SchedulerOptions, validate_deepspeed
 from rlcore.runtime.schedule import lr_factor, warmup_steps

@@ -289,5 +289,3 @@ class InferenceBackend:
         distributed.init()
         return InferenceEngine(module, self.options, distributed.device())
 
-
-BACKENDS = {"deepspeed": DeepSpeedBackend, "inference": InferenceBackend}

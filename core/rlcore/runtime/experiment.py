@@ -170,19 +170,6 @@ def build_experiment(name: str | type, config: Any = None) -> Experiment:
     return cls(config)
 
 
-def _backend(name: str) -> Any:
-    from rlcore.runtime.backends import BACKENDS
-
-    try:
-        from rlcore.plugins import registry
-
-        return registry.load("backends", name)
-    except (ImportError, LookupError):
-        if name in BACKENDS:
-            return BACKENDS[name]
-        raise
-
-
 def optimizer_steps(graph: DataflowGraph, role: str, steps: int, grad_accum: int) -> int:
     """Optimizer steps ``role`` takes over ``steps`` training steps."""
     micro = sum(m.n_minibatches for m in graph.mfcs if m.role == role and m.is_train)
@@ -219,7 +206,7 @@ def build_roles(exp: Experiment, graph: DataflowGraph, tokenizer: Any, total_ste
             module, family = exp.build_model(spec, tokenizer)
         if any(s.init_from == name for s in specs.values()):
             initial[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        backend_cls = _backend(spec.backend_name)
+        backend_cls = _resolve("backends", spec.backend_name)
         options = spec.options if spec.options is not None else backend_cls.options_class()
         backend = backend_cls(options)
         steps = total_steps

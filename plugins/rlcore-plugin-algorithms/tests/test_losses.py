@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from rlcore_plugin_algorithms import losses
 
 

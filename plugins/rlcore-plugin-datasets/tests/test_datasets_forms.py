@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from rlcore.data.embedded import CHAT_TEMPLATE, embedded_tokenizer, save_embedded_tokenizer
 from rlcore.data.tokenizer import load_tokenizer
 from rlcore_plugin_datasets import rlcore_datasets

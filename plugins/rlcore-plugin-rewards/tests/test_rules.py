@@ -1,6 +1,7 @@
 """The rule rewards score against reference answers and load through the registry."""
 
 import pytest
+
 from rlcore.errors import DataError
 from rlcore.plugins import registry
 from rlcore_plugin_rewards import rules

@@ -1,8 +1,9 @@
 """The plugin writes the metrics it receives through the hooks into readable event files."""
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 import rlcore_plugin_tensorboard as plugin
 from rlcore.plugins import registry
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 def test_hooks_write_scalars_that_tensorboard_reads(tmp_path):

@@ -7,12 +7,12 @@ from functools import cached_property
 from typing import Any
 
 import torch
+
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC
 from rlcore.plugins import registry
 from rlcore.runtime.experiment import Experiment, RoleSpec
 from rlcore.runtime.interface import ModelHandle
-
 from rlcore_plugin_algorithms import losses
 from rlcore_plugin_algorithms.config import DPOConfig, ModelOptions, RMConfig, SFTConfig
 

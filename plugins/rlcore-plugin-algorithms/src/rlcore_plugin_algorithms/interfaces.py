@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
+
 from rlcore.data.batch import PackedBatch
 from rlcore.runtime.interface import ModelHandle, ModelInterface
-
 from rlcore_plugin_algorithms import losses
 
 IDS = "packed_input_ids"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from rlcore.data.sources import Row
 from rlcore.data.tokenizer import chat_segments, encode, has_chat_template, render_chat
 from rlcore.errors import DataError

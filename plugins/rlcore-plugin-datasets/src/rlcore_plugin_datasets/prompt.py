@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+
 from rlcore.data import embedded
 from rlcore.data.dataset import PackedDataset, Sample, fit_prompt
 from rlcore.data.sources import Row, check_messages, check_str
-
 from rlcore_plugin_datasets import forms
 from rlcore_plugin_datasets.config import PromptConfig
 
