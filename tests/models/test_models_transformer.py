@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+
 from rlcore.errors import ConfigError
 from rlcore.models.attention import sdpa_block_diagonal, sdpa_loop, sdpa_padded
 from rlcore.models.config import TransformerConfig
@@ -194,3 +195,17 @@ def test_config_dict_round_trip_and_unknown_keys():
 def test_importing_config_does_not_import_torch():
     code = "import sys, rlcore, rlcore.models.config; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", ["loop", "bucketed", "padded"])
+def test_fallback_can_be_chosen_by_environment(name, monkeypatch):
+    cfg = TransformerConfig(vocab_size=40, hidden_size=32, n_q_heads=4, n_kv_heads=2)
+    model = model_for(cfg)
+    seqs = random_sequences(40, LENS)
+    with torch.no_grad():
+        ref = model(*pack(seqs))
+        monkeypatch.setenv("RLCORE_ATTN_FALLBACK", name)
+        torch.testing.assert_close(model(*pack(seqs)), ref, atol=1e-5, rtol=0)
+    monkeypatch.setenv("RLCORE_ATTN_FALLBACK", "nope")
+    with pytest.raises(ValueError, match="RLCORE_ATTN_FALLBACK"):
+        model(*pack(seqs))

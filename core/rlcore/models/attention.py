@@ -7,6 +7,7 @@ sequence starts. The CPU fallback is chosen by ``bench/attention_fallback.py`` (
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,16 @@ def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int, scale: float,
                      window_size=window)
     if seqlens is None:
         seqlens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
-    return sdpa_padded(q, k, v, seqlens, scale, sliding_window)
+    return cpu_fallback()(q, k, v, seqlens, scale, sliding_window)
+
+
+def cpu_fallback():
+    """The exact non-flash path: ``sdpa_padded`` (measured fastest), or $RLCORE_ATTN_FALLBACK."""
+    name = os.environ.get("RLCORE_ATTN_FALLBACK", "padded")
+    fallbacks = {"padded": sdpa_padded, "loop": sdpa_loop, "bucketed": sdpa_bucketed}
+    if name not in fallbacks:
+        raise ValueError(f"RLCORE_ATTN_FALLBACK={name!r} is not one of {', '.join(fallbacks)}")
+    return fallbacks[name]
 
 
 def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
