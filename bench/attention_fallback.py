@@ -15,6 +15,7 @@ import functools
 import time
 
 import torch
+
 from rlcore.models.attention import sdpa_block_diagonal, sdpa_bucketed, sdpa_loop, sdpa_padded
 
 CANDIDATES = {

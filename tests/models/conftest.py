@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from rlcore.models.config import TransformerConfig
 from rlcore.models.family import ModelFamily
 

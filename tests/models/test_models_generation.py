@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+
 from rlcore.errors import ConfigError
 from rlcore.models.config import TransformerConfig
 from rlcore.models.generation import GenerationConfig, generate, process_logits

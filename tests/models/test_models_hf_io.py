@@ -7,11 +7,12 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from rlcore.errors import ModelLoadError
 from rlcore.models.hf_io import INDEX, load_pretrained, save_pretrained
 from rlcore.models.transformer import Transformer
 from rlcore.testing.families import pack, random_sequences, randomize_
-from safetensors.torch import save_file
 
 SEQS = random_sequences(97, (5, 9, 2))
 
