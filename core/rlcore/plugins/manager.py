@@ -25,6 +25,7 @@ ENV_ALLOW = "RLCORE_PLUGINS_ALLOW"
 ENV_STRICT = "RLCORE_PLUGINS_STRICT"
 
 ACTIVE, DISABLED, INCOMPATIBLE, ERROR = "active", "disabled", "incompatible", "error"
+LIFECYCLE_HOOKS = ("rlcore_run_start", "rlcore_step_end", "rlcore_run_end")
 
 
 @dataclass
@@ -194,6 +195,9 @@ class PluginManager:
         info.provides = {}
         for record in staged:
             info.provides.setdefault(record.kind, []).append(record.name)
+        lifecycle = [h for h in LIFECYCLE_HOOKS if self.pm.parse_hookimpl_opts(obj, h) is not None]
+        if lifecycle:
+            info.provides["hooks"] = [h.removeprefix("rlcore_") for h in lifecycle]
 
     def _add_record(self, record: Record, info: PluginInfo) -> None:
         registry = self.registries[record.kind]

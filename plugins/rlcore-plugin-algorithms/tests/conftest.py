@@ -1,29 +1,8 @@
-"""Helpers for the experiment tests: short runs on the embedded task, read back from metrics.jsonl."""
+"""Fixtures for the experiment tests."""
 
-import json
 import os
-import shutil
-import sys
-from pathlib import Path
 
 import pytest
-
-RLCORE = shutil.which("rlcore") or str(Path(sys.executable).parent / "rlcore")
-QUICK = ["run.progress=false", "dataset.embedded_size=512"]
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """Every step's metrics, in order."""
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def series(rows: list[dict], key: str) -> list[float]:
-    """One metric over the steps that logged it."""
-    return [r[key] for r in rows if key in r]
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 @pytest.fixture

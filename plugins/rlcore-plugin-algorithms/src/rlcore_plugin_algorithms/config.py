@@ -29,6 +29,11 @@ def _train(lr: float) -> DeepSpeedOptions:
     return DeepSpeedOptions(optimizer=OptimizerOptions(lr=lr, weight_decay=0.0))
 
 
+def _pairs() -> PairedConfig:
+    """Single-digit sums: a model judging answers from scratch must first learn to add."""
+    return PairedConfig(embedded_max_operand=9)
+
+
 @dataclass
 class EvalOptions:
     """Greedy-generation accuracy on held-out prompts every ``run.eval_every`` steps."""
@@ -45,7 +50,7 @@ class SFTConfig:
     actor: ModelOptions = field(default_factory=ModelOptions)
     dataset: PromptAnswerConfig = field(default_factory=PromptAnswerConfig)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
-    run: RunOptions = field(default_factory=lambda: RunOptions(max_steps=300, batch_size=32, eval_every=50))
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=300, batch_size=32, eval_every=50))
     eval: EvalOptions = field(default_factory=EvalOptions)
 
 
@@ -54,9 +59,9 @@ class RMConfig:
     """Reward modelling: a value head scores sequences; chosen should outscore rejected."""
 
     actor: ModelOptions = field(default_factory=ModelOptions)
-    dataset: PairedConfig = field(default_factory=PairedConfig)
-    train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
-    run: RunOptions = field(default_factory=lambda: RunOptions(max_steps=200, batch_size=32))
+    dataset: PairedConfig = field(default_factory=_pairs)
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=200, batch_size=32, eval_every=50))
 
 
 @dataclass
@@ -80,7 +85,7 @@ class DPOConfig:
 
     actor: ModelOptions = field(default_factory=ModelOptions)
     ref: InferenceOptions = field(default_factory=InferenceOptions)
-    dataset: PairedConfig = field(default_factory=PairedConfig)
+    dataset: PairedConfig = field(default_factory=_pairs)
     dpo: DPOOptions = field(default_factory=DPOOptions)
-    train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
-    run: RunOptions = field(default_factory=lambda: RunOptions(max_steps=100, batch_size=16))
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=100, batch_size=16, eval_every=50))

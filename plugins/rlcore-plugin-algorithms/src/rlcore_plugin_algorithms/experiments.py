@@ -13,8 +13,8 @@ from rlcore.dfg import MFC
 from rlcore.plugins import registry
 from rlcore.runtime.experiment import Experiment, RoleSpec
 from rlcore.runtime.interface import ModelHandle
-from rlcore_plugin_algorithms import losses
 from rlcore_plugin_algorithms.config import DPOConfig, ModelOptions, RMConfig, SFTConfig
+from rlcore_plugin_algorithms.interfaces import answer_logps, sequence_scores
 
 TOKENS = ("packed_input_ids", "loss_mask")
 
@@ -140,11 +140,8 @@ class RewardModeling(PostTraining):
 
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
         """Pairwise accuracy on held-out pairs."""
-        actor = handles["actor"]
-        batch = self.eval_pairs
-        ids, cu = batch.data["packed_input_ids"].to(actor.device), batch.cu_seqlens("packed_input_ids")
         with torch.no_grad():
-            scores = losses.last_token_scores(actor.engine(ids, cu.to(actor.device)), cu)
+            scores = sequence_scores(handles["actor"], self.eval_pairs)
         return {"accuracy": float((scores[0::2] > scores[1::2]).float().mean())}
 
 
@@ -172,3 +169,12 @@ class DPO(PostTraining):
                 interface_args={"beta": dpo.beta, "loss_type": dpo.loss_type,
                                 "label_smoothing": dpo.label_smoothing}),
         ]
+
+    def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
+        """Implicit-reward accuracy and margin on held-out pairs."""
+        with torch.no_grad():
+            policy = answer_logps(handles["actor"], self.eval_pairs)
+            ref = answer_logps(handles["ref"], self.eval_pairs).to(policy.device)
+        rewards = self.config.dpo.beta * (policy - ref)
+        margin = rewards[0::2] - rewards[1::2]
+        return {"reward_accuracy": float((margin > 0).float().mean()), "reward_margin": float(margin.mean())}

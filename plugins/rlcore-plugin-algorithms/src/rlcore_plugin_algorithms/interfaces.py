@@ -26,6 +26,20 @@ def _per_sequence(data: PackedBatch, key: str, values: torch.Tensor) -> PackedBa
     return PackedBatch.from_sequences(data.ids, {key: rows}, dtypes={key: torch.float32})
 
 
+def sequence_scores(model: ModelHandle, data: PackedBatch) -> torch.Tensor:
+    """A value-head model's score of each sequence: its output at the last token."""
+    ids, cu = _packed(model, data)
+    return losses.last_token_scores(model.engine(ids, cu), cu)
+
+
+def answer_logps(model: ModelHandle, data: PackedBatch) -> torch.Tensor:
+    """Sum of the log-probs of each sequence's ``loss_mask`` (answer) tokens."""
+    ids, cu = _packed(model, data)
+    mask = losses.target_mask(data.data["loss_mask"].to(model.device), cu)
+    logp = losses.next_token_logprobs(model.engine(ids, cu), ids, cu)
+    return losses.per_sequence_sum(logp * mask, cu)
+
+
 def _update(model: ModelHandle, loss: torch.Tensor) -> dict[str, float]:
     model.engine.backward(loss)
     return model.engine.step()
@@ -54,12 +68,8 @@ class SFTInterface(ModelInterface):
 class RewardInterface(ModelInterface):
     """A value-head model scored at each sequence's last token; pairs are ``[chosen, rejected]``."""
 
-    def _scores(self, model: ModelHandle, data: PackedBatch) -> torch.Tensor:
-        ids, cu = _packed(model, data)
-        return losses.last_token_scores(model.engine(ids, cu), cu)
-
     def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
-        scores = self._scores(model, data)
+        scores = sequence_scores(model, data)
         chosen, rejected = scores[0::2], scores[1::2]
         loss, accuracy = losses.bradley_terry_loss(chosen, rejected)
         metrics = {
@@ -72,7 +82,7 @@ class RewardInterface(ModelInterface):
     @torch.no_grad()
     def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
         """One score per sequence under ``rewards``."""
-        return _per_sequence(data, "rewards", self._scores(model, data).float().cpu())
+        return _per_sequence(data, "rewards", sequence_scores(model, data).float().cpu())
 
 
 class DPOInterface(ModelInterface):
@@ -81,19 +91,13 @@ class DPOInterface(ModelInterface):
     def __init__(self, beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0):
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
 
-    def _answer_logps(self, model: ModelHandle, data: PackedBatch) -> torch.Tensor:
-        ids, cu = _packed(model, data)
-        mask = losses.target_mask(data.data["loss_mask"].to(model.device), cu)
-        logp = losses.next_token_logprobs(model.engine(ids, cu), ids, cu)
-        return losses.per_sequence_sum(logp * mask, cu)
-
     @torch.no_grad()
     def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
         """The reference's answer log-prob sum per sequence, under ``seq_logps``."""
-        return _per_sequence(data, "seq_logps", self._answer_logps(model, data).float().cpu())
+        return _per_sequence(data, "seq_logps", answer_logps(model, data).float().cpu())
 
     def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
-        policy = self._answer_logps(model, data)
+        policy = answer_logps(model, data)
         ref = data.data["ref_logps"].to(policy.device, policy.dtype)
         per_pair, chosen, rejected = losses.dpo_loss(
             policy[0::2], policy[1::2], ref[0::2], ref[1::2],
