@@ -144,3 +144,18 @@ def test_missing_and_unexpected_tensors_are_named(model, tiny_family, tmp_path):
     with pytest.raises(ModelLoadError, match=r"missing \['blocks\.1\.mlp\.up_proj\.weight'\].*"
                                              r"unexpected \['blocks\.1\.extra\.weight'\]"):
         load_pretrained(tmp_path, family=tiny_family)
+
+
+def test_loads_a_checkpoint_sharded_by_transformers(tiny_family, tmp_path):
+    import transformers
+
+    hf_cfg = transformers.AutoConfig.for_model(**tiny_family.config_to_hf(tiny_family.tiny_config()))
+    torch.manual_seed(0)
+    hf = randomize_(transformers.AutoModelForCausalLM.from_config(hf_cfg)).eval()
+    hf.save_pretrained(tmp_path, max_shard_size="20KB")
+    assert (tmp_path / INDEX).is_file() and not (tmp_path / "model.safetensors").exists()
+    model, _ = load_pretrained(tmp_path, family=tiny_family)
+    ids = torch.cat(SEQS[1:2])
+    with torch.no_grad():
+        torch.testing.assert_close(logits(model, SEQS[1:2]), hf(input_ids=ids[None]).logits[0],
+                                   atol=1e-4, rtol=0)
