@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import torch
+
 from rlcore.models.config import TransformerConfig
 
 # Core-config sizes; family-specific switches (bias, norm, positions) come from the family.
@@ -52,6 +53,7 @@ def build_pair(family_name: str, size: str, device: str, dtype: torch.dtype, see
                hf_attn: str = "sdpa"):
     """(core Transformer, HF model, core config, family), both in eval mode with equal weights."""
     import transformers
+
     from rlcore.models.transformer import Transformer
     from rlcore.plugins import registry
 
@@ -78,13 +80,17 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Callable[[], object], device: str) -> float:
-    """Seconds one call of fn takes (device-synchronised)."""
+def timed(fn: Callable[[], object], device: str) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call of fn (device-synchronised).
+
+    On a shared CPU box other jobs stretch wall time; CPU time counts only this
+    process's work, so its ratio is the steadier one there. On CUDA use wall time.
+    """
     sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
     sync(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def median(xs: list[float]) -> float:

@@ -7,7 +7,8 @@ same for both). Both models hold the same weights (converted by the family plugi
 the same sequences, lengths uniform in [--min-len, --max-len]: the core model packed with
 cu_seqlens, HF right-padded with an attention mask and -100 labels. Throughput counts real
 (non-pad) tokens for both. Steps alternate core/HF so that load from other processes hits
-both alike; the median step time is reported.
+both alike; the median step time is reported, in wall time (tokens/s) and, steadier on
+a shared CPU, as the ratio of process CPU times.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from common import (  # noqa: E402
     print_table,
     timed,
 )
+
+DEFAULT_STEPS = {"tiny": 6, "100m": 2}
 
 
 def make_batches(n_batches: int, batch_size: int, lo: int, hi: int, vocab: int, seed: int):
@@ -87,7 +90,8 @@ def bench_size(args, size: str) -> dict:
     if args.grad_ckpt:
         core.gradient_checkpointing = True
         hf.gradient_checkpointing_enable()
-    batches = make_batches(args.warmup + args.steps, args.batch_size, args.min_len, args.max_len,
+    steps = args.steps or DEFAULT_STEPS.get(size, 3)
+    batches = make_batches(args.warmup + steps, args.batch_size, args.min_len, args.max_len,
                            cfg.vocab_size, args.seed)
     # Same function: the first batch's loss must agree before anything is timed.
     seqs = batches[0]
@@ -101,7 +105,7 @@ def bench_size(args, size: str) -> dict:
     if loss_diff > tol:
         raise SystemExit(f"{size}: core loss {loss_core:.6f} != HF loss {loss_hf:.6f}; not timing")
 
-    t_core, t_hf, real, padded = [], [], 0, 0
+    t_core, t_hf, real, padded = [], [], 0, 0  # (wall, cpu) per timed step
     for step, seqs in enumerate(batches):
         ids, cu, targets = packed_inputs(seqs, args.device)
         pids, pmask, plabels = padded_inputs(seqs, args.device)
@@ -112,23 +116,31 @@ def bench_size(args, size: str) -> dict:
             dt = timed(fn, args.device)
             if step >= args.warmup:
                 times.append(dt)
+            print(f"  {size} step {step} {'core' if model is core else 'hf  '} wall {dt[0]:.2f}s "
+                  f"cpu {dt[1]:.2f}s"
+                  f"{' (warm-up)' if step < args.warmup else ''}", file=sys.stderr, flush=True)
         if step >= args.warmup:
             real += int(ids.numel())
             padded += int(pids.numel())
     n_steps = len(t_core)
     tok_per_step = real / n_steps
-    core_tps = tok_per_step / median(t_core)
-    hf_tps = tok_per_step / median(t_hf)
+    wall = [median([t[0] for t in ts]) for ts in (t_core, t_hf)]
+    cpu = [median([t[1] for t in ts]) for ts in (t_core, t_hf)]
+    core_tps, hf_tps = tok_per_step / wall[0], tok_per_step / wall[1]
     return {
         "size": size,
         "params_m": round(n_params(core) / 1e6, 1),
         "tokens_per_step": round(tok_per_step),
         "pad_fraction": round(1 - real / padded, 3),
-        "core_step_s": round(median(t_core), 4),
-        "hf_step_s": round(median(t_hf), 4),
+        "core_step_s": round(wall[0], 4),
+        "hf_step_s": round(wall[1], 4),
         "core_tokens_per_s": round(core_tps, 1),
         "hf_tokens_per_s": round(hf_tps, 1),
         "ratio": round(core_tps / hf_tps, 3),
+        "core_cpu_s": round(cpu[0], 4),
+        "hf_cpu_s": round(cpu[1], 4),
+        "cpu_ratio": round(cpu[1] / cpu[0], 3),
+        "steps": n_steps,
         "loss_diff": float(f"{loss_diff:.2e}"),
     }
 
@@ -142,7 +154,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8, help="sequences per step")
     p.add_argument("--min-len", type=int, default=16)
     p.add_argument("--max-len", type=int, default=512)
-    p.add_argument("--steps", type=int, default=3, help="timed steps per model")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"timed steps per model (default: {DEFAULT_STEPS}, so a run takes minutes)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
@@ -156,17 +169,18 @@ def main() -> None:
     results = [bench_size(args, s.strip()) for s in args.sizes.split(",") if s.strip()]
     info = env_info(args.device)
     print(f"train step (fwd+bwd), family={args.family} device={args.device} dtype={args.dtype} "
-          f"batch={args.batch_size}x[{args.min_len},{args.max_len}] steps={args.steps} "
+          f"batch={args.batch_size}x[{args.min_len},{args.max_len}] warmup={args.warmup} "
           f"hf_attn={args.hf_attn} threads={info['threads']}")
     print_table(
         ["size", "params (M)", "real tok/step", "pad %", "core tok/s", "HF tok/s", "core/HF",
-         "loss diff"],
+         "core/HF by CPU time", "loss diff"],
         [[r["size"], r["params_m"], r["tokens_per_step"], f"{100 * r['pad_fraction']:.0f}",
-          r["core_tokens_per_s"], r["hf_tokens_per_s"], f"{r['ratio']:.2f}x", r["loss_diff"]]
+          r["core_tokens_per_s"], r["hf_tokens_per_s"], f"{r['ratio']:.2f}x",
+          f"{r['cpu_ratio']:.2f}x", r["loss_diff"]]
          for r in results],
     )
     print_json("train_step", {"family": args.family, "dtype": args.dtype, "batch_size": args.batch_size,
-                              "min_len": args.min_len, "max_len": args.max_len, "steps": args.steps,
+                              "min_len": args.min_len, "max_len": args.max_len, "warmup": args.warmup,
                               "seed": args.seed, "hf_attn": args.hf_attn, "env": info,
                               "results": results})
 
