@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 import transformers
+
 from rlcore.errors import ModelLoadError
 from rlcore_plugin_qwen2.family import QWEN2, QWEN3
 

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 import torch
+
 from rlcore.errors import ModelLoadError
 from rlcore.models.config import TransformerConfig
 from rlcore.models.family import ModelFamily
