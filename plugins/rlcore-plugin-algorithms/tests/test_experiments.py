@@ -39,7 +39,7 @@ def train(name, run_dir, *sets, nproc=1):
 
 def test_sft_loss_goes_down_and_eval_runs(tmp_path):
     rows = train("sft", tmp_path, "run.max_steps=24", "run.batch_size=16", "run.eval_every=12",
-                 "eval.size=16")
+                 "eval.size=16", "train.optimizer.lr=3e-3")
     loss = series(rows, "actor_train/loss")
     assert len(loss) == 24
     assert mean(loss[-4:]) < 0.6 * mean(loss[:4]), loss
@@ -67,7 +67,7 @@ def test_dpo_reward_margin_grows(tmp_path):
 @pytest.mark.slow
 def test_sft_two_processes_zero3(tmp_path):
     rows = train("sft", tmp_path, "run.max_steps=16", "run.batch_size=16", "train.zero_stage=3",
-                 nproc=2)
+                 "train.optimizer.lr=3e-3", "actor.hidden_size=64", nproc=2)
     loss = series(rows, "actor_train/loss")
     assert len(loss) == 16 and mean(loss[-4:]) < 0.7 * mean(loss[:4]), loss
     assert (tmp_path / "checkpoints" / "step-00000016" / "actor" / "model.safetensors").is_file()

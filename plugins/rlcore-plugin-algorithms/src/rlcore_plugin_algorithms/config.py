@@ -47,10 +47,10 @@ class EvalOptions:
 class SFTConfig:
     """Supervised fine-tuning."""
 
-    actor: ModelOptions = field(default_factory=ModelOptions)
+    actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
     dataset: PromptAnswerConfig = field(default_factory=PromptAnswerConfig)
-    train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
-    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=300, batch_size=32, eval_every=50))
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=600, batch_size=32, eval_every=100))
     eval: EvalOptions = field(default_factory=EvalOptions)
 
 

@@ -31,6 +31,7 @@ def tiny_model_config(options: ModelOptions, vocab_size: int, max_positions: int
         n_q_heads=options.n_heads,
         n_kv_heads=options.n_heads,
         head_dim=None,
+        rope_theta=10000.0,  # short sequences need fast-turning rotary frequencies
         rope_scaling=None,
         max_positions=max(max_positions, 64),
     )
