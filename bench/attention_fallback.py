@@ -16,13 +16,20 @@ import time
 
 import torch
 
-from rlcore.models.attention import sdpa_block_diagonal, sdpa_bucketed, sdpa_loop, sdpa_padded
+from rlcore.models.attention import (
+    sdpa_block_diagonal,
+    sdpa_bucketed,
+    sdpa_hybrid,
+    sdpa_loop,
+    sdpa_padded,
+)
 
 CANDIDATES = {
     "loop": sdpa_loop,
     "block_diagonal": sdpa_block_diagonal,
     "padded": sdpa_padded,
     "bucketed": sdpa_bucketed,
+    "hybrid": sdpa_hybrid,
 }
 
 
@@ -60,6 +67,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     workloads = [  # (name, n_seqs, min_len, max_len, q_heads, kv_heads, head_dim, window)
         ("tiny 8x[16,128] h4/kv2 d16", 8, 16, 128, 4, 2, 16, None),
+        ("tiny 8x[16,512] h4 d32", 8, 16, 512, 4, 4, 32, None),
         ("8x[16,256] h12 d64", 8, 16, 256, 12, 12, 64, None),
         ("8x[16,512] h12 d64", 8, 16, 512, 12, 12, 64, None),
         ("8x[16,512] h12/kv4 d64", 8, 16, 512, 12, 4, 64, None),

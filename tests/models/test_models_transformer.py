@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import subprocess
 import sys
 
@@ -10,7 +11,13 @@ import pytest
 import torch
 
 from rlcore.errors import ConfigError
-from rlcore.models.attention import sdpa_block_diagonal, sdpa_loop, sdpa_padded
+from rlcore.models.attention import (
+    sdpa_block_diagonal,
+    sdpa_bucketed,
+    sdpa_hybrid,
+    sdpa_loop,
+    sdpa_padded,
+)
 from rlcore.models.config import TransformerConfig
 from rlcore.models.transformer import RMSNorm, Transformer, rope_inv_freq
 from rlcore.testing.families import pack, random_sequences, randomize_
@@ -149,7 +156,8 @@ def test_attention_fallbacks_agree(window, kv_heads):
     naive = torch.einsum("hqk,khd->qhd", scores.masked_fill(~allowed, float("-inf")).softmax(-1),
                          v[:5].repeat_interleave(4 // kv_heads, 1))
     torch.testing.assert_close(ref[:5], naive, atol=1e-5, rtol=0)
-    for fn in (sdpa_block_diagonal, sdpa_padded):
+    hybrid = functools.partial(sdpa_hybrid, long_len=4)  # 5 and 9 alone, 1 and 3 padded together
+    for fn in (sdpa_block_diagonal, sdpa_padded, sdpa_bucketed, sdpa_hybrid, hybrid):
         torch.testing.assert_close(fn(q, k, v, seqlens, 0.35, window), ref, atol=1e-5, rtol=0)
 
 
@@ -197,7 +205,7 @@ def test_importing_config_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("name", ["loop", "bucketed", "padded"])
+@pytest.mark.parametrize("name", ["loop", "bucketed", "padded", "hybrid"])
 def test_fallback_can_be_chosen_by_environment(name, monkeypatch):
     cfg = TransformerConfig(vocab_size=40, hidden_size=32, n_q_heads=4, n_kv_heads=2)
     model = model_for(cfg)
@@ -209,3 +217,18 @@ def test_fallback_can_be_chosen_by_environment(name, monkeypatch):
     monkeypatch.setenv("RLCORE_ATTN_FALLBACK", "nope")
     with pytest.raises(ValueError, match="RLCORE_ATTN_FALLBACK"):
         model(*pack(seqs))
+
+
+def test_hybrid_fallback_gradients_match_the_loop():
+    gen = torch.Generator().manual_seed(0)
+    seqlens = [5, 1, 9, 3]
+    q, k, v = (torch.randn(18, 4, 8, generator=gen, requires_grad=True) for _ in range(3))
+    weights = torch.randn(18, 4, 8, generator=gen)
+    grads = []
+    for fn in (sdpa_loop, functools.partial(sdpa_hybrid, long_len=4)):
+        (fn(q, k, v, seqlens, 0.3, None) * weights).sum().backward()
+        grads.append([t.grad.clone() for t in (q, k, v)])
+        for t in (q, k, v):
+            t.grad = None
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)

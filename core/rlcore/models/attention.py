@@ -38,9 +38,10 @@ def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int, scale: float,
 
 
 def cpu_fallback():
-    """The exact non-flash path: ``sdpa_padded`` (measured fastest), or $RLCORE_ATTN_FALLBACK."""
-    name = os.environ.get("RLCORE_ATTN_FALLBACK", "padded")
-    fallbacks = {"padded": sdpa_padded, "loop": sdpa_loop, "bucketed": sdpa_bucketed}
+    """The exact non-flash path: ``sdpa_hybrid`` (see bench/README.md), or $RLCORE_ATTN_FALLBACK."""
+    name = os.environ.get("RLCORE_ATTN_FALLBACK", "hybrid")
+    fallbacks = {"padded": sdpa_padded, "loop": sdpa_loop, "bucketed": sdpa_bucketed,
+                 "hybrid": sdpa_hybrid}
     if name not in fallbacks:
         raise ValueError(f"RLCORE_ATTN_FALLBACK={name!r} is not one of {', '.join(fallbacks)}")
     return fallbacks[name]
@@ -76,7 +77,7 @@ def sdpa_block_diagonal(q, k, v, seqlens: list[int], scale: float,
 
 
 def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
-    """The CPU fallback: scatter into a right-padded ``[B, H, L, D]`` batch, one SDPA, gather."""
+    """Candidate fallback: scatter into a right-padded ``[B, H, L, D]`` batch, one SDPA, gather."""
     b, n_max = len(seqlens), max(seqlens)
     lens = torch.tensor(seqlens, device=q.device)
     valid = torch.arange(n_max, device=q.device)[None, :] < lens[:, None]  # [B, L]
@@ -124,6 +125,30 @@ def sdpa_bucketed(q, k, v, seqlens: list[int], scale: float,
                          for i in bucket])
         out[idx] = sdpa_padded(q[idx], k[idx], v[idx], [seqlens[i] for i in bucket], scale,
                                sliding_window)
+    return out
+
+
+def sdpa_hybrid(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None,
+                long_len: int = 128):
+    """The CPU fallback: sequences longer than ``long_len`` get one SDPA each, the rest one padded call.
+
+    Long sequences skip padding and let the causal kernel skip masked blocks; short ones share
+    one call so that per-call overhead does not dominate.
+    """
+    long = [i for i, n in enumerate(seqlens) if n > long_len]
+    if not long or len(long) == len(seqlens):
+        fn = sdpa_loop if long else sdpa_padded
+        return fn(q, k, v, seqlens, scale, sliding_window)
+    starts = [0]
+    for n in seqlens[:-1]:
+        starts.append(starts[-1] + n)
+    out = q.new_empty(q.shape)
+    for i in long:
+        sl = slice(starts[i], starts[i] + seqlens[i])
+        out[sl] = sdpa_loop(q[sl], k[sl], v[sl], [seqlens[i]], scale, sliding_window)
+    short = [i for i, n in enumerate(seqlens) if n <= long_len]
+    idx = torch.cat([torch.arange(starts[i], starts[i] + seqlens[i], device=q.device) for i in short])
+    out[idx] = sdpa_padded(q[idx], k[idx], v[idx], [seqlens[i] for i in short], scale, sliding_window)
     return out
 
 
