@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import typer.main
+
 from rlcore.cli.app import app
 from rlcore.plugins import hookspecs
 
