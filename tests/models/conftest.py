@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from rlcore.models.config import TransformerConfig
 from rlcore.models.family import ModelFamily
@@ -24,15 +23,6 @@ CONFIGS = {
         head_dim=16, qk_norm=True, attn_bias=True, norm_unit_offset=True, activation="gelu",
         sliding_window=5, rope_scaling={"rope_type": "linear", "factor": 2.0}),
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on shared cores BLAS threads stall each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(params=list(CONFIGS), ids=list(CONFIGS))

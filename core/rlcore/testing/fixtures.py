@@ -4,6 +4,8 @@
   in-process plugin, ``.reload()`` rescans entry points.
 * ``fake_distribution`` — writes an installed-looking distribution (dist-info with
   entry points) and its module into a directory on ``sys.path``.
+* ``one_torch_thread`` — runs the test with one torch thread: tiny models gain nothing
+  from more, and on shared cores oversubscribed BLAS threads stall each other.
 """
 
 from __future__ import annotations
@@ -61,6 +63,19 @@ def rlcore_plugins() -> Iterator[PluginSandbox]:
         yield sandbox
     finally:
         reset_manager(previous)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """``torch.set_num_threads(1)`` for the test, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -4,10 +4,21 @@ import os
 
 import pytest
 
+DISTRIBUTED_VARS = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Tiny models on shared cores: one torch thread (fixture from rlcore.testing)."""
+
 
 @pytest.fixture
 def cli_env():
-    """Environment for subprocess runs: one thread per rank, no stray plugin settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLCORE_PLUGINS_")}
+    """Environment for subprocess runs: one thread per rank, no stray plugin settings, and
+    none of the process-group variables that an in-process run of this session has set."""
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith("RLCORE_PLUGINS_") and k not in DISTRIBUTED_VARS
+    }
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return env
