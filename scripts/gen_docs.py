@@ -52,7 +52,8 @@ def cli_md() -> str:
             lines += ["| option | default | meaning |", "|---|---|---|"]
             for p in options:
                 flags = ", ".join(f"`{o}`" for o in [*p.opts, *p.secondary_opts])
-                default = "" if p.default in (None, False, [], ()) else f"`{p.default}`"
+                value = getattr(p.default, "value", p.default)  # enums by value, on any Python
+                default = "" if value in (None, False, [], ()) else f"`{value}`"
                 lines.append(f"| {flags} | {default} | {(p.help or '').replace('|', '/')} |")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -38,8 +38,8 @@ def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int, scale: float,
 
 
 def cpu_fallback():
-    """The exact non-flash path: ``sdpa_hybrid`` (see bench/README.md), or $RLCORE_ATTN_FALLBACK."""
-    name = os.environ.get("RLCORE_ATTN_FALLBACK", "hybrid")
+    """The exact non-flash path: ``sdpa_loop`` (see bench/README.md), or $RLCORE_ATTN_FALLBACK."""
+    name = os.environ.get("RLCORE_ATTN_FALLBACK", "loop")
     fallbacks = {"padded": sdpa_padded, "loop": sdpa_loop, "bucketed": sdpa_bucketed,
                  "hybrid": sdpa_hybrid}
     if name not in fallbacks:
@@ -48,18 +48,22 @@ def cpu_fallback():
 
 
 def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
-    """Candidate fallback: one causal SDPA call per sequence (no padding, many small calls)."""
+    """Candidate fallback: one causal SDPA call per sequence (no padding, many small calls).
+
+    Inputs go in as 4-D ``[1, H, n, D]``: only 4-D takes CPU SDPA's fused flash kernel, and
+    ``split`` (not slicing) keeps backward from allocating a full-size gradient per sequence.
+    """
     gqa = q.shape[1] != k.shape[1]
-    outs, start = [], 0
-    for n in seqlens:
-        qs, ks, vs = (t[start:start + n].transpose(0, 1) for t in (q, k, v))
+    outs = []
+    for qs, ks, vs in zip(q.split(seqlens), k.split(seqlens), v.split(seqlens), strict=True):
+        n = qs.shape[0]
+        qs, ks, vs = (t.transpose(0, 1)[None] for t in (qs, ks, vs))
         if sliding_window is None or sliding_window >= n:
             o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
         else:
             mask = causal_mask(n, n, sliding_window, q.device)
             o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=gqa)
-        outs.append(o.transpose(0, 1))
-        start += n
+        outs.append(o[0].transpose(0, 1))
     return torch.cat(outs) if len(outs) > 1 else outs[0].contiguous()
 
 
@@ -130,7 +134,7 @@ def sdpa_bucketed(q, k, v, seqlens: list[int], scale: float,
 
 def sdpa_hybrid(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None,
                 long_len: int = 128):
-    """The CPU fallback: sequences longer than ``long_len`` get one SDPA each, the rest one padded call.
+    """Candidate fallback: sequences longer than ``long_len`` get one SDPA each, the rest one padded call.
 
     Long sequences skip padding and let the causal kernel skip masked blocks; short ones share
     one call so that per-call overhead does not dominate.
