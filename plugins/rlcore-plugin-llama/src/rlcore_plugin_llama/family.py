@@ -2,7 +2,7 @@
 
 Quirks handled here:
 - RoPE as transformers-5 ``rope_parameters`` or as the older ``rope_theta`` / ``rope_scaling``
-  keys; scaling types default, linear and llama3 (Llama 3.1's frequency-band rescaling).
+  keys (read by ``rlcore.models.hf_layout``); scaling types default, linear and llama3.
 - Llama's ``attention_bias`` covers q/k/v *and* o_proj; ``mlp_bias``; explicit ``head_dim``;
   tied embeddings (Llama 3.2 small models).
 - Mistral: no biases, and one sliding window on every layer.
@@ -16,46 +16,26 @@ from typing import Any
 from rlcore.errors import ModelLoadError
 from rlcore.models.config import TransformerConfig
 from rlcore.models.family import ModelFamily
+from rlcore.models.hf_layout import DecoderKeys, rope_from_hf, rope_to_hf
 
 # Old checkpoints may store recomputable RoPE buffers; they hold no weights.
-_IGNORED = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
-_HF_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
-_CORE_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
-_BLOCK = {  # HF suffix inside a decoder layer -> core suffix inside a block
-    "input_layernorm.weight": "attn_norm.weight",
-    "post_attention_layernorm.weight": "mlp_norm.weight",
-    **{f"self_attn.{p}_proj.{t}": f"attn.{p}_proj.{t}" for p in "qkvo" for t in ("weight", "bias")},
-    **{f"mlp.{p}_proj.{t}": f"mlp.{p}_proj.{t}" for p in ("gate", "up", "down") for t in ("weight", "bias")},
-}
-_BLOCK_INV = {v: k for k, v in _BLOCK.items()}
-_TOP = {
-    "model.embed_tokens.weight": "embed.weight",
-    "model.norm.weight": "final_norm.weight",
-    "lm_head.weight": "lm_head.weight",
-    "score.weight": "value_head.weight",  # *ForSequenceClassification head (no bias)
-}
-_TOP_INV = {v: k for k, v in _TOP.items()}
+_KEYS = DecoderKeys(
+    block={
+        "input_layernorm.weight": "attn_norm.weight",
+        "post_attention_layernorm.weight": "mlp_norm.weight",
+        **{f"self_attn.{p}_proj.{t}": f"attn.{p}_proj.{t}" for p in "qkvo" for t in ("weight", "bias")},
+        **{f"mlp.{p}_proj.{t}": f"mlp.{p}_proj.{t}" for p in ("gate", "up", "down")
+           for t in ("weight", "bias")},
+    },
+    top={
+        "model.embed_tokens.weight": "embed.weight",
+        "model.norm.weight": "final_norm.weight",
+        "lm_head.weight": "lm_head.weight",
+        "score.weight": "value_head.weight",  # *ForSequenceClassification head (no bias)
+    },
+    ignored=re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$"),
+)
 _ACTIVATIONS = {"silu": "silu", "gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new"}
-_LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-
-
-def rope_from_hf(hf: dict[str, Any], where: str) -> tuple[float, dict[str, Any] | None]:
-    """(rope_theta, core rope_scaling) from transformers 5 or 4 config keys."""
-    params = dict(hf.get("rope_parameters") or {})
-    theta = params.pop("rope_theta", hf.get("rope_theta", 10000.0))
-    scaling = params or dict(hf.get("rope_scaling") or {})
-    kind = scaling.get("rope_type") or scaling.get("type") or "default"
-    if kind == "default":
-        return float(theta), None
-    if kind == "linear":
-        return float(theta), {"rope_type": "linear", "factor": float(scaling["factor"])}
-    if kind == "llama3":
-        missing = [k for k in _LLAMA3_KEYS if k not in scaling]
-        if missing:
-            raise ModelLoadError(f"{where}: llama3 rope scaling is missing {', '.join(missing)}")
-        return float(theta), {"rope_type": "llama3", **{k: scaling[k] for k in _LLAMA3_KEYS}}
-    raise ModelLoadError(f"{where}: RoPE scaling type {kind!r} is not supported (supported: default, "
-                         "linear, llama3); remove it from config.json to run at the native context")
 
 
 class LlamaFamily(ModelFamily):
@@ -103,8 +83,6 @@ class LlamaFamily(ModelFamily):
 
     def config_to_hf(self, cfg: TransformerConfig) -> dict[str, Any]:
         self.check_config(cfg)
-        rope: dict[str, Any] = {"rope_theta": float(cfg.rope_theta), "rope_type": "default"}
-        rope.update(cfg.rope_scaling or {})
         hf: dict[str, Any] = {
             "architectures": [self.architecture],
             "model_type": self.model_type,
@@ -118,7 +96,7 @@ class LlamaFamily(ModelFamily):
             "hidden_act": cfg.activation,
             "max_position_embeddings": cfg.max_positions,
             "rms_norm_eps": cfg.norm_eps,
-            "rope_parameters": rope,
+            "rope_parameters": rope_to_hf(cfg),
             "tie_word_embeddings": cfg.tie_embeddings,
         }
         if self.sliding:
@@ -141,35 +119,10 @@ class LlamaFamily(ModelFamily):
                                  f"{self.architecture} needs {({k: want[k] for k in bad})}")
 
     def state_dict_from_hf(self, sd: dict[str, Any], cfg: TransformerConfig) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, t in sd.items():
-            m = _HF_LAYER.match(key)
-            if _IGNORED.match(key):
-                continue
-            if m and m.group(2) in _BLOCK:
-                out[f"blocks.{m.group(1)}.{_BLOCK[m.group(2)]}"] = t
-            elif key in _TOP:
-                if key == "lm_head.weight" and (cfg.tie_embeddings or cfg.value_head):
-                    continue  # tied: same tensor as the embedding; value models have no LM head
-                out[_TOP[key]] = t
-            else:
-                raise ModelLoadError(f"unexpected parameter {key!r} in a {self.model_type} state "
-                                     f"dict; is this a plain {self.architecture} checkpoint?")
-        return out
+        return _KEYS.to_core(sd, cfg, self.model_type)
 
     def state_dict_to_hf(self, sd: dict[str, Any], cfg: TransformerConfig) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, t in sd.items():
-            m = _CORE_BLOCK.match(key)
-            if m and m.group(2) in _BLOCK_INV:
-                out[f"model.layers.{m.group(1)}.{_BLOCK_INV[m.group(2)]}"] = t
-            elif key in _TOP_INV:
-                out[_TOP_INV[key]] = t
-            else:
-                raise ModelLoadError(f"core parameter {key!r} has no {self.model_type} counterpart")
-        if cfg.tie_embeddings and not cfg.value_head and "embed.weight" in sd:
-            out["lm_head.weight"] = sd["embed.weight"]  # HF's state_dict() lists the tied head too
-        return out
+        return _KEYS.to_hf(sd, cfg, self.model_type)
 
     def embedding_param_names(self, cfg: TransformerConfig) -> list[str]:
         return ["model.embed_tokens.weight"]

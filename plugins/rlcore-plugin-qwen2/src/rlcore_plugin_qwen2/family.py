@@ -8,7 +8,7 @@ Quirks handled here:
   an explicit ``head_dim`` that need not equal hidden/heads; ``attention_bias``
   covers q/k/v *and* o_proj.
 - Both: RoPE parameters as ``rope_parameters`` (transformers 5) or as the older
-  ``rope_theta`` / ``rope_scaling`` keys of transformers 4 ``config.json`` files.
+  ``rope_theta`` / ``rope_scaling`` keys (read by ``rlcore.models.hf_layout``).
 """
 
 from __future__ import annotations
@@ -19,65 +19,26 @@ from typing import Any
 from rlcore.errors import ModelLoadError
 from rlcore.models.config import TransformerConfig
 from rlcore.models.family import ModelFamily
+from rlcore.models.hf_layout import DecoderKeys, rope_from_hf, rope_to_hf
 
-# Keys that old checkpoints may carry but that hold no weights (recomputed buffers).
-_IGNORED_HF_KEYS = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
-
-# HF suffix inside one decoder layer -> core suffix inside one block.
-_BLOCK_MAP = {
-    "input_layernorm.weight": "attn_norm.weight",
-    "post_attention_layernorm.weight": "mlp_norm.weight",
-    **{f"self_attn.{p}_proj.{t}": f"attn.{p}_proj.{t}" for p in "qkvo" for t in ("weight", "bias")},
-    "self_attn.q_norm.weight": "attn.q_norm.weight",
-    "self_attn.k_norm.weight": "attn.k_norm.weight",
-    **{f"mlp.{p}_proj.{t}": f"mlp.{p}_proj.{t}" for p in ("gate", "up", "down") for t in ("weight", "bias")},
-}
-_BLOCK_MAP_INV = {v: k for k, v in _BLOCK_MAP.items()}
-_HF_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
-_CORE_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
-_TOP_MAP = {
-    "model.embed_tokens.weight": "embed.weight",
-    "model.norm.weight": "final_norm.weight",
-    "lm_head.weight": "lm_head.weight",
-    # AutoModelForSequenceClassification head: the core value head (no bias in HF).
-    "score.weight": "value_head.weight",
-}
-_TOP_MAP_INV = {v: k for k, v in _TOP_MAP.items()}
-
-
-def _rope_from_hf(hf: dict[str, Any], where: str) -> tuple[float, dict | None]:
-    """Read (rope_theta, core rope_scaling) from either transformers 5 or 4 config keys."""
-    params = hf.get("rope_parameters") or {}
-    theta = params.get("rope_theta", hf.get("rope_theta", 10000.0))
-    scaling = dict(hf.get("rope_scaling") or {})
-    if params:
-        scaling = {k: v for k, v in params.items() if k != "rope_theta"}
-    rope_type = scaling.pop("rope_type", None) or scaling.pop("type", None) or "default"
-    scaling.pop("type", None)
-    if rope_type == "default":
-        return float(theta), None
-    if rope_type == "linear":
-        if "factor" not in scaling:
-            raise ModelLoadError(f"{where}: linear RoPE scaling has no 'factor'")
-        return float(theta), {"rope_type": "linear", "factor": float(scaling["factor"])}
-    if rope_type == "llama3":
-        keep = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-        missing = [k for k in keep if k not in scaling]
-        if missing:
-            raise ModelLoadError(f"{where}: llama3 RoPE scaling is missing {', '.join(missing)}")
-        return float(theta), {"rope_type": "llama3", **{k: scaling[k] for k in keep}}
-    raise ModelLoadError(
-        f"{where}: RoPE scaling type {rope_type!r} is not supported by the core transformer "
-        "(supported: default, linear, llama3). Remove 'rope_scaling' from config.json to use "
-        "the model at its native context length."
-    )
-
-
-def _rope_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
-    params: dict[str, Any] = {"rope_theta": float(cfg.rope_theta), "rope_type": "default"}
-    if cfg.rope_scaling:
-        params.update(cfg.rope_scaling)
-    return params
+# Old checkpoints may store recomputable RoPE buffers; they hold no weights.
+_KEYS = DecoderKeys(
+    block={
+        "input_layernorm.weight": "attn_norm.weight",
+        "post_attention_layernorm.weight": "mlp_norm.weight",
+        **{f"self_attn.{p}_proj.{t}": f"attn.{p}_proj.{t}" for p in "qkvo" for t in ("weight", "bias")},
+        "self_attn.q_norm.weight": "attn.q_norm.weight",
+        "self_attn.k_norm.weight": "attn.k_norm.weight",
+        **{f"mlp.{p}_proj.weight": f"mlp.{p}_proj.weight" for p in ("gate", "up", "down")},
+    },
+    top={
+        "model.embed_tokens.weight": "embed.weight",
+        "model.norm.weight": "final_norm.weight",
+        "lm_head.weight": "lm_head.weight",
+        "score.weight": "value_head.weight",  # *ForSequenceClassification head (no bias)
+    },
+    ignored=re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$"),
+)
 
 
 class QwenFamily(ModelFamily):
@@ -102,7 +63,7 @@ class QwenFamily(ModelFamily):
         n_q = int(hf["num_attention_heads"])
         n_kv = int(hf.get("num_key_value_heads") or n_q)
         head_dim = int(hf.get("head_dim") or hf["hidden_size"] // n_q)
-        theta, scaling = _rope_from_hf(hf, where)
+        theta, scaling = rope_from_hf(hf, where)
         if self.qk_norm:
             attn_bias = out_bias = bool(hf.get("attention_bias", False))
         else:
@@ -168,7 +129,7 @@ class QwenFamily(ModelFamily):
             "hidden_act": "silu",
             "max_position_embeddings": cfg.max_positions,
             "rms_norm_eps": cfg.norm_eps,
-            "rope_parameters": _rope_to_hf(cfg),
+            "rope_parameters": rope_to_hf(cfg),
             "tie_word_embeddings": cfg.tie_embeddings,
             "use_sliding_window": cfg.sliding_window is not None,
             "sliding_window": cfg.sliding_window,
@@ -198,41 +159,10 @@ class QwenFamily(ModelFamily):
 
     # ----------------------------------------------------------- state dicts
     def state_dict_from_hf(self, sd: dict[str, Any], cfg: TransformerConfig) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, t in sd.items():
-            if _IGNORED_HF_KEYS.match(key):
-                continue
-            m = _HF_LAYER.match(key)
-            if m and m.group(2) in _BLOCK_MAP:
-                out[f"blocks.{m.group(1)}.{_BLOCK_MAP[m.group(2)]}"] = t
-            elif key in _TOP_MAP:
-                if key == "lm_head.weight" and (cfg.tie_embeddings or cfg.value_head):
-                    continue  # tied: the same tensor as the embedding; value models have no LM head
-                out[_TOP_MAP[key]] = t
-            else:
-                raise ModelLoadError(
-                    f"unexpected parameter {key!r} in a {self.model_type} state dict; "
-                    "is this checkpoint really a plain "
-                    f"{self.architecture}?"
-                )
-        return out
+        return _KEYS.to_core(sd, cfg, self.model_type)
 
     def state_dict_to_hf(self, sd: dict[str, Any], cfg: TransformerConfig) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, t in sd.items():
-            m = _CORE_BLOCK.match(key)
-            if m and m.group(2) in _BLOCK_MAP_INV:
-                out[f"model.layers.{m.group(1)}.{_BLOCK_MAP_INV[m.group(2)]}"] = t
-            elif key in _TOP_MAP_INV:
-                out[_TOP_MAP_INV[key]] = t
-            elif key == "value_head.bias":
-                _check_zero_value_bias(t, self.model_type)
-            else:
-                raise ModelLoadError(f"core parameter {key!r} has no {self.model_type} counterpart")
-        if cfg.tie_embeddings and not cfg.value_head and "embed.weight" in sd:
-            # HF's state_dict() lists the tied head as its own key (same tensor).
-            out["lm_head.weight"] = sd["embed.weight"]
-        return out
+        return _KEYS.to_hf(sd, cfg, self.model_type)
 
     # -------------------------------------------------------- parameter names
     def embedding_param_names(self, cfg: TransformerConfig) -> list[str]:
@@ -278,15 +208,6 @@ class QwenFamily(ModelFamily):
                 "tie_word_embeddings": True,
                 "max_position_embeddings": 256,
             }
-        )
-
-
-def _check_zero_value_bias(t: Any, model_type: str) -> None:
-    """HF sequence-classification heads have no bias: saving one that is not zero loses it."""
-    if bool((t != 0).any()):
-        raise ModelLoadError(
-            f"value_head.bias is non-zero but {model_type} ForSequenceClassification has no "
-            "score bias; it cannot be saved in HF layout without changing the model's outputs."
         )
 
 
