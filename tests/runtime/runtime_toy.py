@@ -6,6 +6,7 @@ MLP with dropout (DeepSpeed backend) regresses onto those labels.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -78,11 +79,15 @@ class LabelInterface(ModelInterface):
 
 
 class RegressionInterface(ModelInterface):
-    """train_step: MSE of the student on ``x`` against ``target``; optional injected failure."""
+    """train_step: MSE of the student on ``x`` against ``target``.
 
-    def __init__(self, fail_on_rank: int = -1, fail_at_step: int = 0):
-        self.fail_on_rank = fail_on_rank
-        self.fail_at_step = fail_at_step
+    ``RLCORE_TOY_FAIL=RANK:CALL`` injects a failure. It is an environment variable, not
+    config, so that the resumed run has the same config as the one that failed.
+    """
+
+    def __init__(self):
+        rank, _, call = os.environ.get("RLCORE_TOY_FAIL", "-1:0").partition(":")
+        self.fail_on_rank, self.fail_at_step = int(rank), int(call)
         self.calls = 0
 
     def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
@@ -115,8 +120,6 @@ class ToyConfig:
     teacher: InferenceOptions = field(default_factory=InferenceOptions)
     n_samples: int = 64
     n_minibatches: int = 1
-    fail_on_rank: int = -1
-    fail_at_step: int = 0
 
 
 class ToyExperiment(Experiment):
@@ -132,8 +135,7 @@ class ToyExperiment(Experiment):
         c = self.config
         return [
             MFC("train", "student", "train_step", "runtime_toy:RegressionInterface",
-                ["x", "target"], n_minibatches=c.n_minibatches,
-                interface_args={"fail_on_rank": c.fail_on_rank, "fail_at_step": c.fail_at_step}),
+                ["x", "target"], n_minibatches=c.n_minibatches),
             MFC("label", "teacher", "inference", "runtime_toy:LabelInterface", ["x"],
                 ["target"], input_remap={"x": "features"}, output_remap={"pred": "target"}),
         ]

@@ -29,7 +29,7 @@ def zero3_config(**changes) -> ToyConfig:
     return cfg
 
 
-def test_zero3_two_ranks_fail_report_and_exact_resume(tmp_path):
+def test_zero3_two_ranks_fail_report_and_exact_resume(tmp_path, monkeypatch):
     # 1. Uninterrupted: 2 ranks, ZeRO-3, 16 steps.
     summary = launch(EXP, zero3_config(), nproc=2, run_dir=tmp_path / "full", resume=False,
                      timeout_s=LIMIT_S)
@@ -42,9 +42,11 @@ def test_zero3_two_ranks_fail_report_and_exact_resume(tmp_path):
 
     # 2. Rank 1 raises at step 6: reported with its rank and traceback, and nothing hangs.
     t0 = time.monotonic()
+    monkeypatch.setenv("RLCORE_TOY_FAIL", "1:6")
     with pytest.raises(RankFailedError) as info:
-        launch(EXP, zero3_config(fail_on_rank=1, fail_at_step=6), nproc=2,
-               run_dir=tmp_path / "cut", resume=False, timeout_s=LIMIT_S)
+        launch(EXP, zero3_config(), nproc=2, run_dir=tmp_path / "cut", resume=False,
+               timeout_s=LIMIT_S)
+    monkeypatch.delenv("RLCORE_TOY_FAIL")
     assert time.monotonic() - t0 < LIMIT_S
     err = info.value
     assert err.rank == 1

@@ -86,18 +86,17 @@ def test_run_learns_logs_and_checkpoints(tmp_path, hooks):
     assert (ckpt.latest() / "student" / "regression.txt").read_text() == "version 24\n"
 
 
-def test_killed_run_resumes_with_identical_losses(tmp_path):
+def test_killed_run_resumes_with_identical_losses(tmp_path, monkeypatch):
     full = ToyConfig()
     full.run.epochs, full.run.save_every = 2, 3
     run(ToyExperiment(full), full, tmp_path / "full", resume=False)
     reference = losses(tmp_path / "full")
     assert len(reference) == 16
 
-    broken = ToyConfig()
-    broken.run.epochs, broken.run.save_every = 2, 3
-    broken.fail_on_rank, broken.fail_at_step = 0, 11  # dies after the step-9 checkpoint
+    monkeypatch.setenv("RLCORE_TOY_FAIL", "0:11")  # dies after the step-9 checkpoint
     with pytest.raises(ValueError, match="injected failure"):
-        run(ToyExperiment(broken), broken, tmp_path / "cut", resume=False)
+        run(ToyExperiment(full), full, tmp_path / "cut", resume=False)
+    monkeypatch.delenv("RLCORE_TOY_FAIL")
     assert CheckpointManager(tmp_path / "cut").latest().name == "step-00000009"
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "failed"
 
@@ -120,8 +119,24 @@ def test_resume_from_an_explicit_checkpoint_and_mismatches(tmp_path):
     assert losses(tmp_path / "again") == {s: v for s, v in losses(tmp_path).items() if s > 4}
     other = ToyConfig()
     other.run.epochs, other.run.batch_size = 1, 4
-    with pytest.raises(Exception, match="batch_size was 8 when the state was saved"):
+    with pytest.raises(CheckpointError, match=r"another config \(run.batch_size: 8 -> 4\)"):
         run(ToyExperiment(other), other, tmp_path / "x", resume=str(ckpt.latest()))
+    longer = ToyConfig()
+    longer.run.epochs, longer.run.save_every, longer.run.keep_last = 2, 2, 0  # may change
+    assert run(ToyExperiment(longer), longer, tmp_path, resume=True)["steps"] == 16
+
+
+def test_no_resume_sets_earlier_checkpoints_aside(tmp_path):
+    long = ToyConfig()
+    long.run.epochs = 2
+    run(ToyExperiment(long), long, tmp_path, resume=False)
+    short = ToyConfig()
+    short.run.epochs, short.run.batch_size = 1, 16  # another config: a fresh run is asked for
+    assert run(ToyExperiment(short), short, tmp_path, resume=False)["steps"] == 4
+    (aside,) = tmp_path.glob("checkpoints-before-*")
+    assert CheckpointManager(tmp_path).latest().name == "step-00000004"  # not the old step 16
+    assert (aside / "step-00000016" / "COMPLETE").is_file()  # kept, not deleted
+    assert run(ToyExperiment(short), short, tmp_path, resume=True)["steps"] == 4
 
 
 def test_incomplete_checkpoints_are_ignored(tmp_path):

@@ -11,7 +11,7 @@ from rich.console import Console
 
 console = Console()
 
-SET_HELP = "Override one config key, e.g. `--set optim.lr=1e-5`. Repeatable; applied in order after --config."
+SET_HELP = "Override one config key, e.g. `--set train.optimizer.lr=1e-5`. Repeatable; applied in order after --config."
 
 
 def resolve_experiment(name: str, config_file: Path | None, sets: list[str]) -> tuple[Any, Any]:
@@ -44,7 +44,7 @@ def train(
     task, on CPU, with no downloads. Examples:
 
     * `rlcore train sft`
-    * `rlcore train dpo --set optim.lr=5e-4 --set train.steps=50`
+    * `rlcore train dpo --set train.optimizer.lr=5e-4 --set run.max_steps=50`
     * `rlcore train sft --config my.yaml --print-config`
     * `rlcore train sft --nproc 2`
     """

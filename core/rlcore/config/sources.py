@@ -24,7 +24,7 @@ def parse_set(item: str, index: int) -> tuple[str, RawValue, str]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(
-            f"--set #{index} {item!r} is not of the form key=value (e.g. --set optim.lr=1e-5)"
+            f"--set #{index} {item!r} is not of the form key=value (e.g. --set train.optimizer.lr=1e-5)"
         )
     return key, RawValue(value), f"--set {key}={value}"
 

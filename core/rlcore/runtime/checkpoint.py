@@ -163,6 +163,25 @@ def _fsync_json(path: Path, obj: Any) -> None:
 # ---------------------------------------------------------------------- manager
 
 
+# Run settings that may differ on resume: they change how long and how visibly a run goes, not
+# what it computes.
+RESUMABLE_KEYS = frozenset({"max_steps", "epochs", "eval_every", "save_every", "keep_last",
+                            "progress", "collective_timeout_s"})
+
+
+def config_changes(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for each dotted key whose value differs, except RESUMABLE_KEYS."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for key in sorted(set(saved) | set(current), key=str):
+            out += config_changes(saved.get(key), current.get(key), f"{prefix}{key}.")
+        return out
+    key = prefix.rstrip(".")
+    if saved == current or key.rsplit(".", 1)[-1] in RESUMABLE_KEYS:
+        return []
+    return [f"{key}: {saved!r} -> {current!r}"]
+
+
 class CheckpointManager:
     """Saves every ``save_every`` steps and at the end, keeps the last ``keep_last``."""
 
@@ -189,6 +208,19 @@ class CheckpointManager:
         """The newest complete checkpoint, or None."""
         done = self.complete()
         return done[-1] if done else None
+
+    def set_aside(self) -> Path | None:
+        """Rename the checkpoints of an earlier run (rank 0) so a fresh run never resumes them."""
+        if distributed.rank() != 0 or not self.complete():
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.root.with_name(f"checkpoints-before-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.root.with_name(f"checkpoints-before-{stamp}-{n}")
+        os.replace(self.root, aside)
+        return aside
 
     def save(
         self,

@@ -252,7 +252,13 @@ def run(
     if there is one; a path resumes from that checkpoint; False starts fresh.
     """
     from rlcore.runtime import distributed
-    from rlcore.runtime.checkpoint import CheckpointError, CheckpointManager, seed_everything
+    from rlcore.runtime.checkpoint import (
+        RESUMABLE_KEYS,
+        CheckpointError,
+        CheckpointManager,
+        config_changes,
+        seed_everything,
+    )
     from rlcore.runtime.executor import Executor
     from rlcore.runtime.metrics import MetricsLogger
 
@@ -272,18 +278,30 @@ def run(
 
     step = 0
     source = None
-    if resume is True:
+    if resume is False:
+        aside = ckpt.set_aside()
+        if aside is not None:
+            print(f"--no-resume: the earlier checkpoints are kept in {aside}")
+        distributed.barrier()
+    elif resume is True:
         source = ckpt.latest()
     elif resume:
         source = Path(resume)
         if not source.is_dir():
             raise CheckpointError(f"--resume {source}: no such checkpoint directory")
+    config_dict = _config_dict(exp.config)
     if source is not None:
         state = ckpt.load(source, handles)
+        changed = config_changes(state.get("config", {}), config_dict)
+        if changed:
+            raise CheckpointError(
+                f"{source} was written with another config ({'; '.join(changed)}); resuming would "
+                "mix the two runs. Undo the change, start fresh with --no-resume (resume=False), "
+                f"or use another --run-dir. Only run.{', run.'.join(sorted(RESUMABLE_KEYS))} may "
+                "change on resume.")
         batches.load_state_dict(state["data"])
         step = int(state["step"])
 
-    config_dict = _config_dict(exp.config)
     logger = MetricsLogger(run_dir, rank, total, start_step=step, progress=opts.progress)
     logger.start(config_dict)
     executor = Executor(graph, handles, interfaces, rank, world)
