@@ -50,7 +50,7 @@ class SFTConfig:
     actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
     dataset: PromptAnswerConfig = field(default_factory=PromptAnswerConfig)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
-    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=600, batch_size=32, eval_every=100))
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=1280, batch_size=32, eval_every=160))
     eval: EvalOptions = field(default_factory=EvalOptions)
 
 
