@@ -55,6 +55,20 @@ def test_rm_accuracy_rises_above_chance(tmp_path):
     assert mean(series(rows, "rm_train/loss")[-50:]) < 0.69
 
 
+def test_user_data_is_evaluated_only_on_its_own_held_out_file(tmp_path):
+    from rlcore.data.embedded import pair_rows
+
+    for split in ("train", "eval"):
+        rows = pair_rows(64, split=split, max_operand=9)
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["run.max_steps=4", "run.eval_every=2", f"dataset.path={tmp_path / 'train.jsonl'}"]
+    rows = train("rm", tmp_path / "no-eval", *common)
+    assert not series(rows, "eval/accuracy")  # never the embedded task, nor training rows
+    rows = train("rm", tmp_path / "eval", *common, f"eval.path={tmp_path / 'eval.jsonl'}",
+                 "eval.size=16")
+    assert len(series(rows, "eval/accuracy")) == 2
+
+
 def test_dpo_reward_margin_grows(tmp_path):
     rows = train("dpo", tmp_path, "run.max_steps=60", "run.eval_every=30")
     margin = series(rows, "actor_train/rewards/margin")

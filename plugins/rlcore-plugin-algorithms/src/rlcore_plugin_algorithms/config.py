@@ -34,13 +34,25 @@ def _pairs() -> PairedConfig:
     return PairedConfig(embedded_max_operand=9)
 
 
+EVAL_PATH_HELP = ("held-out {}; null: the embedded eval split when dataset.path is null, "
+                  "else no eval")
+
+
 @dataclass
 class EvalOptions:
     """Greedy-generation accuracy on held-out prompts every ``run.eval_every`` steps."""
 
-    path: str | None = field(default=None, metadata={"help": "prompt file with answers; null: embedded eval split"})
+    path: str | None = field(default=None, metadata={"help": EVAL_PATH_HELP.format("prompt file with answers")})
     size: int = field(default=64, metadata={"help": "prompts evaluated each time"})
     max_new_tokens: int = 8
+
+
+@dataclass
+class PairEvalOptions:
+    """Pairwise accuracy on held-out preference pairs every ``run.eval_every`` steps."""
+
+    path: str | None = field(default=None, metadata={"help": EVAL_PATH_HELP.format("pair file")})
+    size: int = field(default=256, metadata={"help": "pairs evaluated each time"})
 
 
 @dataclass
@@ -62,6 +74,7 @@ class RMConfig:
     dataset: PairedConfig = field(default_factory=_pairs)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
     run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=200, batch_size=32, eval_every=50))
+    eval: PairEvalOptions = field(default_factory=PairEvalOptions)
 
 
 @dataclass
@@ -88,4 +101,5 @@ class DPOConfig:
     dataset: PairedConfig = field(default_factory=_pairs)
     dpo: DPOOptions = field(default_factory=DPOOptions)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
-    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=100, batch_size=16, eval_every=50))
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=300, batch_size=16, eval_every=100))
+    eval: PairEvalOptions = field(default_factory=PairEvalOptions)

@@ -70,13 +70,17 @@ class PostTraining(Experiment):
         config = dataclasses.replace(self.config.dataset, **overrides)
         return registry.load("datasets", self.dataset_name)(config, tokenizer)
 
+    def has_eval(self) -> bool:
+        """Evaluate on ``eval.path``, or on the embedded eval split when training on the embedded task."""
+        return self.config.eval.path is not None or self.config.dataset.path is None
+
     @cached_property
     def eval_pairs(self) -> PackedBatch:
-        """Held-out preference pairs (embedded eval split, or the first rows of the data)."""
-        tokenizer = self.build_tokenizer()
-        size = min(64, self.config.dataset.embedded_size)
-        dataset = self.build_dataset(tokenizer, embedded_split="eval", embedded_size=size, shuffle=False)
-        return dataset.collate([dataset[i] for i in range(min(size, len(dataset)))])
+        """Held-out preference pairs: ``eval.path``, else the embedded eval split."""
+        ev = self.config.eval
+        dataset = self.build_dataset(self.build_tokenizer(), path=ev.path, embedded_split="eval",
+                                     embedded_size=ev.size, max_rows=ev.size, shuffle=False)
+        return dataset.collate([dataset[i] for i in range(len(dataset))])
 
 
 class SFT(PostTraining):
@@ -105,7 +109,7 @@ class SFT(PostTraining):
 
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
         """Greedy generation on held-out prompts, scored by exact match (ZeRO-3: skipped)."""
-        if self.config.train.zero_stage == 3:
+        if self.config.train.zero_stage == 3 or not self.has_eval():
             return {}
         from rlcore.models.generation import GenerationConfig, generate
         from rlcore_plugin_rewards.rules import exact_match
@@ -141,6 +145,8 @@ class RewardModeling(PostTraining):
 
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
         """Pairwise accuracy on held-out pairs."""
+        if not self.has_eval():
+            return {}
         with torch.no_grad():
             scores = sequence_scores(handles["actor"], self.eval_pairs)
         return {"accuracy": float((scores[0::2] > scores[1::2]).float().mean())}
@@ -173,6 +179,8 @@ class DPO(PostTraining):
 
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
         """Implicit-reward accuracy and margin on held-out pairs."""
+        if not self.has_eval():
+            return {}
         with torch.no_grad():
             policy = answer_logps(handles["actor"], self.eval_pairs)
             ref = answer_logps(handles["ref"], self.eval_pairs).to(policy.device)
