@@ -56,7 +56,7 @@ def list_plugins(
         return
     table = Table(title="rlcore plugins")
     for column in ("name", "distribution", "version", "status", "provides"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("name", "distribution"))
     for p in plugins:
         provides = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p.provides.items()))
         status = f"[{STATUS_STYLE[p.status]}]{p.status}[/]"
@@ -115,8 +115,10 @@ def info(
         return
     config_cls = load_object(config_ref)
     table = Table(title=f"config: {config_cls.__name__}")
-    for column in ("key", "type", "default", "help"):
-        table.add_column(column)
+    table.add_column("key", no_wrap=True)  # a key must stay copyable into --set
+    for column in ("type", "default"):
+        table.add_column(column, max_width=12, overflow="fold")
+    table.add_column("help")
     for key, type_name, default, help_text in describe_fields(config_cls):
         table.add_row(key, escape(type_name), escape(repr(default)), escape(help_text))
     console.print(table)

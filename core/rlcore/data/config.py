@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 TRUNCATION_POLICIES = ("truncate_prompt_left", "drop")
@@ -15,27 +15,25 @@ class DatasetConfig:
     ``path=None`` uses the embedded addition task (``rlcore.data.embedded``).
     """
 
-    # A local .jsonl, .json or .parquet file; None → the embedded task.
-    path: str | None = None
-    # For a .json file holding an object: the key of the list of rows.
-    json_field: str | None = None
-    # Longest prompt in tokens (None: only max_length applies).
-    max_prompt_length: int | None = None
-    # Longest full sequence (prompt + answer) in tokens.
-    max_length: int = 1024
-    # Too long: cut the prompt from the left, or drop the row.
-    truncation: Literal["truncate_prompt_left", "drop"] = "truncate_prompt_left"
-    # Row fields carried to batch metadata (None: every field the dataset does not consume).
-    carry_fields: list[str] | None = None
-    # Keep only the first N rows (None: all).
-    max_rows: int | None = None
-    # Shuffling of the batch iterator.
-    shuffle: bool = True
-    seed: int = 1
-    # The embedded task: how many rows, which split, operands up to this value.
-    embedded_size: int = 4096
-    embedded_split: Literal["train", "eval"] = "train"
-    embedded_max_operand: int = 99
+    path: str | None = field(default=None, metadata={
+        "help": "local .jsonl, .json or .parquet file; null: the embedded task"})
+    json_field: str | None = field(default=None, metadata={
+        "help": "for a .json file holding an object: the key of the list of rows"})
+    max_prompt_length: int | None = field(default=None, metadata={
+        "help": "longest prompt in tokens; null: only max_length applies"})
+    max_length: int = field(default=1024, metadata={
+        "help": "longest sequence (prompt + answer) in tokens"})
+    truncation: Literal["truncate_prompt_left", "drop"] = field(
+        default="truncate_prompt_left", metadata={"help": "too long: cut the prompt from the left, or drop the row"})
+    carry_fields: list[str] | None = field(default=None, metadata={
+        "help": "row fields carried to batch metadata; null: every field not consumed"})
+    max_rows: int | None = field(default=None, metadata={"help": "keep only the first N rows; null: all"})
+    shuffle: bool = field(default=True, metadata={"help": "shuffle the batch order (under seed)"})
+    seed: int = field(default=1, metadata={"help": "shuffling seed"})
+    embedded_size: int = field(default=4096, metadata={"help": "embedded task: rows generated"})
+    embedded_split: Literal["train", "eval"] = field(default="train", metadata={
+        "help": "embedded task: split (eval problems never occur in train)"})
+    embedded_max_operand: int = field(default=99, metadata={"help": "embedded task: largest operand"})
 
     def check(self) -> None:
         """Raise ConfigError on values that cannot work."""

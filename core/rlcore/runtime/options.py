@@ -12,11 +12,11 @@ Dtype = Literal["fp32", "bf16", "fp16"]
 class OptimizerOptions:
     """AdamW settings (the only optimizer the DeepSpeed backend builds)."""
 
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
+    lr: float = field(default=1e-5, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
+    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    beta2: float = field(default=0.95, metadata={"help": "AdamW beta2"})
+    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
 
 
 @dataclass
@@ -27,10 +27,11 @@ class SchedulerOptions:
     steps) when both are set. Decay ends at ``min_lr_ratio * lr``.
     """
 
-    kind: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_steps: int = 0
-    warmup_ratio: float = 0.0
-    min_lr_ratio: float = 0.0
+    kind: Literal["constant", "linear", "cosine"] = field(
+        default="constant", metadata={"help": "decay after warmup"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warmup from 0 (optimizer steps)"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "warmup as a fraction of all steps"})
+    min_lr_ratio: float = field(default=0.0, metadata={"help": "lr at the end of decay, times lr"})
 
 
 @dataclass
@@ -44,25 +45,27 @@ class DeepSpeedOptions:
     this dataclass does not name.
     """
 
-    zero_stage: int = 0
-    dtype: Dtype = "fp32"
-    grad_accum_steps: int = 1
-    grad_clip: float = 1.0
-    offload_optimizer: bool = False
-    # With offload: "deepspeed" uses DeepSpeedCPUAdam (fast; compiled on first use),
-    # "torch" keeps torch's AdamW running on the CPU (no compiler needed).
-    cpu_optimizer: Literal["deepspeed", "torch"] = "deepspeed"
+    zero_stage: int = field(default=0, metadata={"help": "ZeRO stage 0, 1, 2 or 3"})
+    dtype: Dtype = field(default="fp32", metadata={"help": "training precision"})
+    grad_accum_steps: int = field(default=1, metadata={"help": "micro steps per optimizer step"})
+    grad_clip: float = field(default=1.0, metadata={"help": "max global gradient norm; 0: off"})
+    offload_optimizer: bool = field(
+        default=False, metadata={"help": "optimizer state and update on the CPU (ZeRO >= 1)"})
+    cpu_optimizer: Literal["deepspeed", "torch"] = field(default="deepspeed", metadata={
+        "help": "with offload: DeepSpeedCPUAdam (compiled on first use) or torch AdamW"})
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
-    ds_config: dict[str, Any] = field(default_factory=dict)
+    ds_config: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "merged last into the generated DeepSpeed config"})
 
 
 @dataclass
 class InferenceOptions:
     """A frozen role: eval mode, no gradients, optionally parked on the CPU while idle."""
 
-    dtype: Dtype = "fp32"
-    offload_when_idle: bool = False
+    dtype: Dtype = field(default="fp32", metadata={"help": "inference precision"})
+    offload_when_idle: bool = field(
+        default=False, metadata={"help": "park the weights on the CPU between its calls"})
 
 
 @dataclass
@@ -75,16 +78,17 @@ class RunOptions:
     ``collective_timeout_s`` bounds every collective, so a lost rank ends the run.
     """
 
-    seed: int = 1
-    epochs: int = 1
-    max_steps: int = 0
-    batch_size: int | None = 8
-    max_tokens: int | None = None
-    save_every: int = 0
-    keep_last: int = 2
-    eval_every: int = 0
-    progress: bool = True
-    collective_timeout_s: float = 300.0
+    seed: int = field(default=1, metadata={"help": "seeds torch, numpy and python on every rank"})
+    epochs: int = field(default=1, metadata={"help": "passes over the dataset"})
+    max_steps: int = field(default=0, metadata={"help": "cap on steps; 0: epochs decide"})
+    batch_size: int | None = field(default=8, metadata={"help": "sequences per step (or max_tokens)"})
+    max_tokens: int | None = field(default=None, metadata={"help": "tokens per step, instead of batch_size"})
+    save_every: int = field(default=0, metadata={"help": "checkpoint every N steps; 0: only at the end"})
+    keep_last: int = field(default=2, metadata={"help": "checkpoints kept; 0: all"})
+    eval_every: int = field(default=0, metadata={"help": "evaluate every N steps; 0: never"})
+    progress: bool = field(default=True, metadata={"help": "rich progress bar on rank 0"})
+    collective_timeout_s: float = field(
+        default=300.0, metadata={"help": "bound on every collective, so a lost rank ends the run"})
 
 
 def validate_deepspeed(opts: DeepSpeedOptions, where: str = "backend") -> None:

@@ -121,3 +121,12 @@ def test_killed_run_resumes_with_the_same_losses(tmp_path, cli_env):
     resumed = {r["step"]: r["actor_train/loss"] for r in read_metrics(killed)}
     assert sorted(resumed) == list(range(1, 13))
     assert [resumed[s] for s in range(1, 13)] == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sft", "rm", "dpo"])
+def test_every_config_key_has_help_for_rlcore_info(name):
+    from rlcore.config import describe_fields
+
+    _, cfg = resolve_experiment(name, None, [])
+    missing = [key for key, _, _, help_text in describe_fields(type(cfg)) if not help_text]
+    assert not missing, f"{name}: keys without metadata help: {missing}"

@@ -22,7 +22,7 @@ class ModelOptions:
     n_layers: int = field(default=2, metadata={"help": "tiny model only"})
     n_heads: int = field(default=4, metadata={"help": "tiny model only"})
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer directory; null: path, else the embedded one"})
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute blocks in backward"})
 
 
 def _train(lr: float) -> DeepSpeedOptions:
@@ -44,7 +44,7 @@ class EvalOptions:
 
     path: str | None = field(default=None, metadata={"help": EVAL_PATH_HELP.format("prompt file with answers")})
     size: int = field(default=64, metadata={"help": "prompts evaluated each time"})
-    max_new_tokens: int = 8
+    max_new_tokens: int = field(default=8, metadata={"help": "generation budget per prompt"})
 
 
 @dataclass
@@ -82,7 +82,7 @@ class DPOOptions:
     """The DPO objective (Rafailov et al. 2023; IPO: Azar et al. 2023)."""
 
     beta: float = field(default=0.1, metadata={"help": "strength of the KL constraint to the reference"})
-    loss_type: Literal["sigmoid", "ipo"] = "sigmoid"
+    loss_type: Literal["sigmoid", "ipo"] = field(default="sigmoid", metadata={"help": "DPO (sigmoid) or IPO loss"})
     label_smoothing: float = field(default=0.0, metadata={"help": "cDPO: assumed fraction of flipped labels"})
 
     def __post_init__(self) -> None:

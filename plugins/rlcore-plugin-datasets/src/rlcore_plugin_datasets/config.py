@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rlcore.data.config import DatasetConfig
 
@@ -11,10 +11,10 @@ from rlcore.data.config import DatasetConfig
 class PromptAnswerConfig(DatasetConfig):
     """SFT rows: ``{"prompt","answer"}``, ``{"prompt","completion"}`` or ``{"messages"}``."""
 
-    # Also compute the loss on prompt tokens (default: on the answer / assistant replies only).
-    train_on_prompt: bool = False
-    # Append the tokenizer's eos to plain-text answers (chat templates add their own).
-    add_eos: bool = True
+    train_on_prompt: bool = field(default=False, metadata={
+        "help": "loss on prompt tokens too (default: answer / assistant replies only)"})
+    add_eos: bool = field(default=True, metadata={
+        "help": "append eos to plain-text answers (chat templates add their own)"})
 
 
 @dataclass
@@ -24,9 +24,9 @@ class PairedConfig(DatasetConfig):
     ``max_length`` bounds each of the chosen and rejected sequences.
     """
 
-    add_eos: bool = True
-    # ReaL-style rows give several pairs per prompt: keep at most this many (None: all).
-    max_pairs_per_prompt: int | None = None
+    add_eos: bool = field(default=True, metadata={"help": "append eos to plain-text answers"})
+    max_pairs_per_prompt: int | None = field(default=None, metadata={
+        "help": "ReaL-style rows: pairs kept per prompt; null: all"})
 
 
 @dataclass
@@ -36,4 +36,5 @@ class PromptConfig(DatasetConfig):
     ``max_length`` bounds the prompt; leave room for generation in the model's context.
     """
 
-    max_length: int = 512
+    max_length: int = field(default=512, metadata={
+        "help": "longest prompt in tokens; leave room for generation"})
