@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rlcore.errors import ModelLoadError
@@ -11,6 +11,15 @@ from rlcore.models.config import TransformerConfig
 
 _LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
 _CORE_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+# Top-level keys of Llama-style checkpoints; ``score`` is *ForSequenceClassification's head.
+LLAMA_STYLE_TOP = {
+    "model.embed_tokens.weight": "embed.weight",
+    "model.norm.weight": "final_norm.weight",
+    "lm_head.weight": "lm_head.weight",
+    "score.weight": "value_head.weight",
+}
+# Recomputable RoPE buffers that old checkpoints store; they hold no weights.
+ROTARY_BUFFERS = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
 
 
 def rope_from_hf(hf: dict[str, Any], where: str) -> tuple[float, dict[str, Any] | None]:
@@ -48,8 +57,8 @@ class DecoderKeys:
     """
 
     block: dict[str, str]
-    top: dict[str, str]
-    ignored: re.Pattern[str]
+    top: dict[str, str] = field(default_factory=lambda: dict(LLAMA_STYLE_TOP))
+    ignored: re.Pattern[str] = ROTARY_BUFFERS
     layer_prefix: str = "model.layers."
 
     def to_core(self, sd: dict[str, Any], cfg: TransformerConfig, family: str) -> dict[str, Any]:

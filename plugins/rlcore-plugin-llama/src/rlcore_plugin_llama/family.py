@@ -10,7 +10,6 @@ Quirks handled here:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rlcore.errors import ModelLoadError
@@ -18,7 +17,6 @@ from rlcore.models.config import TransformerConfig
 from rlcore.models.family import ModelFamily
 from rlcore.models.hf_layout import DecoderKeys, rope_from_hf, rope_to_hf
 
-# Old checkpoints may store recomputable RoPE buffers; they hold no weights.
 _KEYS = DecoderKeys(
     block={
         "input_layernorm.weight": "attn_norm.weight",
@@ -27,13 +25,6 @@ _KEYS = DecoderKeys(
         **{f"mlp.{p}_proj.{t}": f"mlp.{p}_proj.{t}" for p in ("gate", "up", "down")
            for t in ("weight", "bias")},
     },
-    top={
-        "model.embed_tokens.weight": "embed.weight",
-        "model.norm.weight": "final_norm.weight",
-        "lm_head.weight": "lm_head.weight",
-        "score.weight": "value_head.weight",  # *ForSequenceClassification head (no bias)
-    },
-    ignored=re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$"),
 )
 _ACTIVATIONS = {"silu": "silu", "gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new"}
 

@@ -13,7 +13,6 @@ Quirks handled here:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rlcore.errors import ModelLoadError
@@ -21,7 +20,6 @@ from rlcore.models.config import TransformerConfig
 from rlcore.models.family import ModelFamily
 from rlcore.models.hf_layout import DecoderKeys, rope_from_hf, rope_to_hf
 
-# Old checkpoints may store recomputable RoPE buffers; they hold no weights.
 _KEYS = DecoderKeys(
     block={
         "input_layernorm.weight": "attn_norm.weight",
@@ -31,13 +29,6 @@ _KEYS = DecoderKeys(
         "self_attn.k_norm.weight": "attn.k_norm.weight",
         **{f"mlp.{p}_proj.weight": f"mlp.{p}_proj.weight" for p in ("gate", "up", "down")},
     },
-    top={
-        "model.embed_tokens.weight": "embed.weight",
-        "model.norm.weight": "final_norm.weight",
-        "lm_head.weight": "lm_head.weight",
-        "score.weight": "value_head.weight",  # *ForSequenceClassification head (no bias)
-    },
-    ignored=re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$"),
 )
 
 
