@@ -56,15 +56,29 @@ def train(
         return
     from rlcore.runtime.launcher import launch
 
-    launch(
+    run_dir = run_dir or Path("runs") / record.name
+    summary = launch(
         experiment=record.name,
         config=cfg,
         nproc=nproc,
         hostfile=hostfile,
-        run_dir=run_dir or Path("runs") / record.name,
+        run_dir=run_dir,
         resume=resume,
         dry_run=dry_run,
     )
+    if summary is not None:
+        report_outputs(run_dir)
+
+
+def report_outputs(run_dir: Path) -> None:
+    """Say where the run left its metrics and its newest checkpoint."""
+    from rlcore.runtime.checkpoint import CheckpointManager
+
+    typer.echo(f"metrics: {run_dir / 'metrics.jsonl'}")  # plain: paths must not wrap
+    latest = CheckpointManager(run_dir).latest()
+    if latest is not None:
+        roles = sorted(p.name for p in latest.iterdir() if (p / "config.json").is_file())
+        typer.echo(f"checkpoint: {latest} (HF model dirs: {', '.join(roles) or 'none'})")
 
 
 class GraphFormat(StrEnum):

@@ -103,9 +103,10 @@ def test_killed_run_resumes_with_the_same_losses(tmp_path, cli_env):
     args = ["train", "sft", *[f"--set={s}" for s in [*QUICK, "run.max_steps=12", "run.save_every=4",
                                                        "run.batch_size=8", "run.eval_every=0"]]]
     straight = tmp_path / "straight"
-    subprocess.run([RLCORE, *args, "--run-dir", str(straight)], check=True, env=cli_env,
-                   capture_output=True, timeout=600)
+    done = subprocess.run([RLCORE, *args, "--run-dir", str(straight)], check=True, env=cli_env,
+                          capture_output=True, text=True, timeout=600)
     expected = series(read_metrics(straight), "actor_train/loss")
+    assert f"checkpoint: {straight / 'checkpoints' / 'step-00000012'} (HF model dirs: actor)" in done.stdout
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen([RLCORE, *args, "--run-dir", str(killed)], env=cli_env,
