@@ -66,9 +66,9 @@ class DecoderKeys:
         layer = re.compile(rf"^{re.escape(self.layer_prefix)}(\d+)\.(.+)$")
         out: dict[str, Any] = {}
         for key, t in sd.items():
-            m = layer.match(key)
             if self.ignored.match(key):
                 continue
+            m = layer.match(key)
             if m and m.group(2) in self.block:
                 out[f"blocks.{m.group(1)}.{self.block[m.group(2)]}"] = t
             elif key in self.top:

@@ -274,8 +274,12 @@ class CheckpointManager:
         for old in self.complete()[: -self.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def load(self, path: str | os.PathLike, handles: Mapping[str, ModelHandle]) -> dict[str, Any]:
-        """Restore weights, optimizer, scheduler and this rank's RNG; return the trainer state."""
+    def load(self, path: str | os.PathLike, handles: Mapping[str, ModelHandle],
+             config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Restore weights, optimizer, scheduler and this rank's RNG; return the trainer state.
+
+        With ``config``, first refuse a checkpoint written under another config.
+        """
         path = Path(path)
         if not (path / COMPLETE).is_file():
             raise CheckpointError(
@@ -283,6 +287,13 @@ class CheckpointManager:
                 f"complete ones: {[p.name for p in self.complete()] or 'none'}"
             )
         state = json.loads((path / "trainer_state.json").read_text())
+        changed = [] if config is None else config_changes(state.get("config", {}), config)
+        if changed:
+            raise CheckpointError(
+                f"{path} was written with another config ({'; '.join(changed)}); resuming would "
+                "mix the two runs. Undo the change, start fresh with --no-resume (resume=False), "
+                f"or use another --run-dir. Only run.{', run.'.join(sorted(RESUMABLE_KEYS))} may "
+                "change on resume.")
         if state.get("world_size") != distributed.world_size():
             raise CheckpointError(
                 f"{path} was written by {state.get('world_size')} ranks and this run has "

@@ -252,13 +252,7 @@ def run(
     if there is one; a path resumes from that checkpoint; False starts fresh.
     """
     from rlcore.runtime import distributed
-    from rlcore.runtime.checkpoint import (
-        RESUMABLE_KEYS,
-        CheckpointError,
-        CheckpointManager,
-        config_changes,
-        seed_everything,
-    )
+    from rlcore.runtime.checkpoint import CheckpointError, CheckpointManager, seed_everything
     from rlcore.runtime.executor import Executor
     from rlcore.runtime.metrics import MetricsLogger
 
@@ -291,14 +285,7 @@ def run(
             raise CheckpointError(f"--resume {source}: no such checkpoint directory")
     config_dict = _config_dict(exp.config)
     if source is not None:
-        state = ckpt.load(source, handles)
-        changed = config_changes(state.get("config", {}), config_dict)
-        if changed:
-            raise CheckpointError(
-                f"{source} was written with another config ({'; '.join(changed)}); resuming would "
-                "mix the two runs. Undo the change, start fresh with --no-resume (resume=False), "
-                f"or use another --run-dir. Only run.{', run.'.join(sorted(RESUMABLE_KEYS))} may "
-                "change on resume.")
+        state = ckpt.load(source, handles, config=config_dict)
         batches.load_state_dict(state["data"])
         step = int(state["step"])
 
