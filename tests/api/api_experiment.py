@@ -16,11 +16,11 @@ from rlcore.runtime.options import DeepSpeedOptions, OptimizerOptions, RunOption
 
 
 class MSEInterface(ModelInterface):
-    def train_step(self, model, data):
-        x, y = data.data["x"].to(model.device), data.data["y"].to(model.device)
-        loss = (model.engine(x).squeeze(-1) - y).pow(2).mean()
-        model.engine.backward(loss)
-        return {"loss": loss.item(), "samples": float(len(data)), **model.engine.step()}
+    def train_step(self, handle, data):
+        x, y = data.data["x"].to(handle.device), data.data["y"].to(handle.device)
+        loss = (handle.model(x).squeeze(-1) - y).pow(2).mean()
+        handle.model.backward(loss)
+        return {"loss": loss.item(), "samples": float(len(data)), **handle.model.step()}
 
 
 class LineDataset:

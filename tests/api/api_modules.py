@@ -23,9 +23,9 @@ def tiny_transformer(tokenizer, seed: int) -> Transformer:
     return Transformer(cfg.validate())
 
 
-def token_logprobs(engine, ids: torch.Tensor, cu: torch.Tensor) -> torch.Tensor:
+def token_logprobs(model, ids: torch.Tensor, cu: torch.Tensor) -> torch.Tensor:
     """log p(token t | tokens < t) for every token; 0 at each sequence's first token."""
-    logits = engine(ids, cu).float()
+    logits = model(ids, cu).float()
     out = torch.zeros(ids.shape[0], device=logits.device)
     out[1:] = logits[:-1].log_softmax(-1).gather(1, ids[1:, None])[:, 0]
     return out.index_fill(0, cu[:-1].long(), 0.0)
@@ -49,7 +49,7 @@ class Reference(Module):
     def forward_step(self, data):
         ids = data.data["input_ids"].to(self.device)
         cu = data.cu_seqlens("input_ids").to(self.device)
-        return {"ref_logprobs": token_logprobs(self.engine, ids, cu)}
+        return {"ref_logprobs": token_logprobs(self.wrapped_model, ids, cu)}
 
 
 class Policy(Module):
@@ -67,13 +67,13 @@ class Policy(Module):
     def forward_step(self, data):
         ids = data.data["input_ids"].to(self.device)
         cu = data.cu_seqlens("input_ids").to(self.device)
-        return {"logprobs": token_logprobs(self.engine, ids, cu)}
+        return {"logprobs": token_logprobs(self.wrapped_model, ids, cu)}
 
     def train_step(self, data):
         ids = data.data["input_ids"].to(self.device)
         cu = data.cu_seqlens("input_ids").to(self.device)
         mask = not_first(cu, ids.shape[0]).to(self.device)
-        lp = token_logprobs(self.engine, ids, cu)[mask]
+        lp = token_logprobs(self.wrapped_model, ids, cu)[mask]
         ref = data.data["ref_logprobs"].to(self.device)[mask]
         nll = -lp.mean()
         drift = (lp - ref).pow(2).mean()
@@ -113,7 +113,7 @@ class Teacher(Module):
 
     def forward_step(self, data):
         x = data.data["x"].to(self.device)
-        return {"target": torch.sin(3 * self.engine(x)).squeeze(-1)}
+        return {"target": torch.sin(3 * self.wrapped_model(x)).squeeze(-1)}
 
 
 class Student(Module):
@@ -130,7 +130,7 @@ class Student(Module):
         self.calls += 1
         x = data.data["x"].to(self.device)
         y = data.data["target"].to(self.device)
-        loss = (self.engine(x).squeeze(-1) - y).pow(2).mean()
+        loss = (self.wrapped_model(x).squeeze(-1) - y).pow(2).mean()
         self.backward(loss)
         stats = self.step()
         return {"loss": loss.item(), "tokens": float(x.shape[0]), **stats}

@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from rlcore.errors import ConfigError
+from rlcore.models import attention
 from rlcore.models.attention import (
+    PackedContext,
+    check_cu_seqlens,
     sdpa_block_diagonal,
     sdpa_bucketed,
     sdpa_hybrid,
@@ -167,6 +170,31 @@ def test_bad_cu_seqlens_is_an_error():
         model(torch.zeros(5, dtype=torch.long), torch.tensor([0, 3]))
     with pytest.raises(ValueError, match="cu_seqlens"):
         model(torch.zeros(5, dtype=torch.long), torch.tensor([0, 3, 3, 5]))
+
+
+def test_check_cu_seqlens():
+    assert check_cu_seqlens(torch.tensor([0, 3, 5]), 5) == [3, 2]
+    for bad in ([0, 3], [1, 5], [0, 3, 3, 5], [0]):
+        with pytest.raises(ValueError, match=r"cu_seqlens must start at 0.*len\(input_ids\)=5"):
+            check_cu_seqlens(torch.tensor(bad), 5)
+
+
+def test_flash_path_reads_only_the_longest_length(monkeypatch):
+    """Where flash-attn runs (CUDA), a forward reads max_seqlen once, never every length."""
+    seen = []
+
+    def fake_flash(q, k, v, cu, cu_k, max_q, max_k, softmax_scale, causal, window_size):
+        seen.append(max_q)
+        return sdpa_loop(q, k, v, (cu[1:] - cu[:-1]).tolist(), softmax_scale)
+
+    model = model_for(TransformerConfig(vocab_size=20, hidden_size=16, n_q_heads=2, n_layers=2))
+    ids, cu = torch.randint(0, 20, (9,)), torch.tensor([0, 2, 7, 9])
+    expected = model(ids, cu)
+    monkeypatch.setattr(attention, "_flash_for", lambda q: fake_flash)
+    ctx = PackedContext(cu, None, None)
+    positions = torch.tensor([0, 1, 0, 1, 2, 3, 4, 0, 1])
+    torch.testing.assert_close(model.head(model._trunk(ids, positions, ctx)), expected)
+    assert seen == [5, 5] and ctx._seqlens is None
 
 
 def test_learned_positions_beyond_max_is_an_error():

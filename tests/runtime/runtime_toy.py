@@ -72,9 +72,9 @@ class Student(nn.Module):
 class LabelInterface(ModelInterface):
     """inference: ``features`` -> ``pred`` (one value per token)."""
 
-    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
-        x = data.data["features"].to(model.device, model.engine.dtype)
-        pred = model.engine(x).float().cpu()
+    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+        x = data.data["features"].to(handle.device, handle.model.dtype)
+        pred = handle.model(x).float().cpu()
         return PackedBatch(data.ids, {"pred": pred}, {"pred": data.seqlens["features"]})
 
 
@@ -90,24 +90,24 @@ class RegressionInterface(ModelInterface):
         self.fail_on_rank, self.fail_at_step = int(rank), int(call)
         self.calls = 0
 
-    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
+    def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
         import torch.distributed as dist
 
         self.calls += 1
         rank = dist.get_rank() if dist.is_initialized() else 0
         if rank == self.fail_on_rank and self.calls >= self.fail_at_step:
             raise ValueError(f"injected failure at call {self.calls}")
-        x = data.data["x"].to(model.device, model.engine.dtype)
-        y = data.data["target"].to(model.device).float()
-        loss = ((model.engine(x).float() - y) ** 2).mean()
-        model.engine.backward(loss)
-        stats = model.engine.step()
+        x = data.data["x"].to(handle.device, handle.model.dtype)
+        y = data.data["target"].to(handle.device).float()
+        loss = ((handle.model(x).float() - y) ** 2).mean()
+        handle.model.backward(loss)
+        stats = handle.model.step()
         return {"loss": loss.item(), "tokens": float(x.shape[0]), **stats}
 
-    def save(self, model: ModelHandle, path: str) -> None:
+    def save(self, handle: ModelHandle, path: str) -> None:
         from pathlib import Path
 
-        (Path(path) / "regression.txt").write_text(f"version {model.version}\n")
+        (Path(path) / "regression.txt").write_text(f"version {handle.version}\n")
 
 
 @dataclass
@@ -150,7 +150,7 @@ class ToyExperiment(Experiment):
         """MSE of the student against the teacher on a fixed held-out set."""
         held_out = TokenDataset(16, seed=7)
         x = torch.cat([s.data["x"] for s in held_out.samples])
-        student, teacher = handles["student"].engine, handles["teacher"].engine
+        student, teacher = handles["student"].model, handles["teacher"].model
         student.eval()
         with torch.no_grad():
             pred = student(x.to(student.device, student.dtype)).float().cpu()

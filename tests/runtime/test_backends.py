@@ -27,12 +27,12 @@ def mlp(seed=0):
     return nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
 
 
-def train(engine, steps, x, y):
+def train(model, steps, x, y):
     losses = []
     for _ in range(steps):
-        loss = ((engine(x.to(engine.dtype)).float() - y) ** 2).mean()
-        engine.backward(loss)
-        engine.step()
+        loss = ((model(x.to(model.dtype)).float() - y) ** 2).mean()
+        model.backward(loss)
+        model.step()
         losses.append(loss.item())
     return losses
 
@@ -40,12 +40,12 @@ def train(engine, steps, x, y):
 @pytest.mark.parametrize("stage", [0, 1, 2, 3])
 def test_zero_stages_learn(stage):
     x, y = data()
-    eng = DeepSpeedBackend(DeepSpeedOptions(zero_stage=stage, optimizer=OptimizerOptions(lr=3e-2))
-                           ).wrap(mlp(), total_steps=20)
-    losses = train(eng, 20, x, y)
+    model = DeepSpeedBackend(DeepSpeedOptions(zero_stage=stage, optimizer=OptimizerOptions(lr=3e-2))
+                             ).wrap(mlp(), total_steps=20)
+    losses = train(model, 20, x, y)
     assert losses[-1] < 0.5 * losses[0]
-    assert eng.version == 20
-    sd = eng.full_state_dict()
+    assert model.version == 20
+    sd = model.full_state_dict()
     assert sd["0.weight"].shape == (16, 4)  # full, also under ZeRO-3
 
 
@@ -58,11 +58,11 @@ def test_stages_agree_on_fp32():
 
 def test_bf16_trains_in_bf16():
     x, y = data()
-    eng = DeepSpeedBackend(DeepSpeedOptions(zero_stage=1, dtype="bf16",
-                                            optimizer=OptimizerOptions(lr=3e-2))
-                           ).wrap(mlp(), total_steps=20)
-    assert next(eng.module.parameters()).dtype == torch.bfloat16
-    losses = train(eng, 20, x, y)
+    model = DeepSpeedBackend(DeepSpeedOptions(zero_stage=1, dtype="bf16",
+                                              optimizer=OptimizerOptions(lr=3e-2))
+                             ).wrap(mlp(), total_steps=20)
+    assert next(model.module.parameters()).dtype == torch.bfloat16
+    losses = train(model, 20, x, y)
     assert losses[-1] < 0.6 * losses[0]
 
 
@@ -90,10 +90,10 @@ def test_gradient_clipping_bounds_the_update():
 
     def update(clip):
         opts = DeepSpeedOptions(grad_clip=clip, optimizer=OptimizerOptions(lr=1.0, eps=1e3))
-        eng = DeepSpeedBackend(opts).wrap(mlp(), total_steps=1)
-        before = [p.detach().clone() for p in eng.module.parameters()]
-        train(eng, 1, x, y)
-        delta = torch.cat([(p - b).flatten() for p, b in zip(eng.module.parameters(), before,
+        model = DeepSpeedBackend(opts).wrap(mlp(), total_steps=1)
+        before = [p.detach().clone() for p in model.module.parameters()]
+        train(model, 1, x, y)
+        delta = torch.cat([(p - b).flatten() for p, b in zip(model.module.parameters(), before,
                                                              strict=True)])
         return delta.norm().item()
 
@@ -104,12 +104,12 @@ def test_gradient_clipping_bounds_the_update():
 def test_schedule_drives_the_optimizer():
     x, y = data()
     sched = SchedulerOptions(kind="cosine", warmup_steps=2, min_lr_ratio=0.1)
-    eng = DeepSpeedBackend(DeepSpeedOptions(optimizer=OptimizerOptions(lr=0.5), scheduler=sched)
-                           ).wrap(mlp(), total_steps=8)
+    model = DeepSpeedBackend(DeepSpeedOptions(optimizer=OptimizerOptions(lr=0.5), scheduler=sched)
+                             ).wrap(mlp(), total_steps=8)
     seen = []
     for _ in range(8):
-        eng.backward(((eng(x) - y) ** 2).mean())
-        seen.append(eng.step()["lr"])
+        model.backward(((model(x) - y) ** 2).mean())
+        seen.append(model.step()["lr"])
     assert seen == pytest.approx([0.5 * lr_factor(sched, s, 8) for s in range(8)])
     assert seen[0] == pytest.approx(0.25) and seen[-1] == pytest.approx(0.05)
 
@@ -120,9 +120,9 @@ def test_optimizer_cpu_offload_trains():
                             optimizer=OptimizerOptions(lr=3e-2))
     cfg = deepspeed_config(opts)
     assert cfg["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
-    eng = DeepSpeedBackend(opts).wrap(mlp(), total_steps=15)
-    assert eng.engine.zero_cpu_offload()
-    losses = train(eng, 15, x, y)
+    model = DeepSpeedBackend(opts).wrap(mlp(), total_steps=15)
+    assert model.ds_engine.zero_cpu_offload()
+    losses = train(model, 15, x, y)
     assert losses[-1] < 0.6 * losses[0]
 
 
@@ -137,16 +137,16 @@ def test_ds_config_passthrough_and_dtypes():
 def test_inference_backend_is_frozen_and_offloads():
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
-    eng = InferenceBackend(InferenceOptions(offload_when_idle=True)).wrap(module)
-    assert not eng.trainable and eng.offloaded
+    model = InferenceBackend(InferenceOptions(offload_when_idle=True)).wrap(module)
+    assert not model.trainable and model.offloaded
     x = torch.randn(5, 4)
-    out1, out2 = eng(x), eng(x)
-    assert not eng.offloaded  # brought back for the call
+    out1, out2 = model(x), model(x)
+    assert not model.offloaded  # brought back for the call
     torch.testing.assert_close(out1, out2)  # eval mode: dropout off
     assert not out1.requires_grad
-    assert all(not p.requires_grad for p in eng.module.parameters())
-    eng.on_idle()
-    assert eng.offloaded and next(eng.module.parameters()).device.type == "cpu"
+    assert all(not p.requires_grad for p in model.module.parameters())
+    model.on_idle()
+    assert model.offloaded and next(model.module.parameters()).device.type == "cpu"
     bf = InferenceBackend(InferenceOptions(dtype="bf16")).wrap(nn.Linear(4, 1))
     assert next(bf.module.parameters()).dtype == torch.bfloat16 and not bf.offloaded
 
@@ -175,17 +175,17 @@ def test_zero3_core_transformer_saves_hf_weights_that_load_back(tmp_path):
     name = "llama" if "llama" in families else next(iter(families))
     cfg = registry.load("families", name).tiny_config()
     torch.manual_seed(0)
-    eng = DeepSpeedBackend(DeepSpeedOptions(zero_stage=3)).wrap(Transformer(cfg), total_steps=1)
+    model = DeepSpeedBackend(DeepSpeedOptions(zero_stage=3)).wrap(Transformer(cfg), total_steps=1)
     ids = torch.randint(0, cfg.vocab_size, (10,))
     cu = torch.tensor([0, 4, 10], dtype=torch.int32)
-    eng.eval()
+    model.eval()
     with torch.no_grad():
-        expected = eng(ids, cu)
-    save_weights(ModelHandle("actor", eng.module, eng, family=name), tmp_path)
+        expected = model(ids, cu)
+    save_weights(ModelHandle("actor", model.module, model, family=name), tmp_path)
     assert (tmp_path / "config.json").exists() and (tmp_path / "model.safetensors").exists()
     back, family = load_pretrained(tmp_path)
     assert family == name
     with torch.no_grad():
         torch.testing.assert_close(back(ids, cu), expected)
-    with torch.no_grad():  # the engine's own (partitioned) parameters are untouched
-        torch.testing.assert_close(eng(ids, cu), expected)
+    with torch.no_grad():  # the wrapped model's own (partitioned) parameters are untouched
+        torch.testing.assert_close(model(ids, cu), expected)

@@ -28,15 +28,15 @@ class Recorder(ModelInterface):
     def __init__(self, scale=2, out_key="scaled"):
         self.scale, self.out_key, self.seen = scale, out_key, []
 
-    def inference(self, model, data):
-        self.seen.append((sorted(data.keys), list(data.ids), model.role))
+    def inference(self, handle, data):
+        self.seen.append((sorted(data.keys), list(data.ids), handle.role))
         key = data.keys[0]
         return PackedBatch(data.ids, {self.out_key: data.data[key] * self.scale,
                                       "ignored": data.data[key]},
                            {self.out_key: data.seqlens[key], "ignored": data.seqlens[key]})
 
-    def train_step(self, model, data):
-        self.seen.append((sorted(data.keys), list(data.ids), model.role))
+    def train_step(self, handle, data):
+        self.seen.append((sorted(data.keys), list(data.ids), handle.role))
         out = {"n": float(len(data))}
         if "doubled" in data.data:
             out["sum"] = float(data.data["doubled"].sum())
@@ -115,9 +115,9 @@ def test_idle_roles_are_offloaded_after_their_last_call():
     states = []
 
     class Probe(Recorder):
-        def inference(self, model, data):
-            states.append(model.engine.offloaded)
-            return super().inference(model, data)
+        def inference(self, handle, data):
+            states.append(handle.model.offloaded)
+            return super().inference(handle, data)
 
     g = build_graph([
         MFC("r1", "ref", "inference", "x", ["tokens"], ["k1"], output_remap={"scaled": "k1"}),

@@ -1,6 +1,7 @@
 """Launcher commands and failure-file parsing (the 2-rank runs are in test_multiprocess)."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,3 +40,20 @@ def test_collect_failures_orders_by_time(tmp_path):
     assert [(f["rank"], f["message"]) for f in failures] == [(1, "ValueError: first"),
                                                             (0, "RuntimeError: peer gone")]
     assert failures[0]["traceback"].endswith("ValueError: first")
+
+
+def test_collect_failures_breaks_same_second_ties_by_file_time_and_cause(tmp_path):
+    # Both in the same torchrun second; rank 0's file is written 1 ms earlier.
+    def write(rank, msg, mtime_ns):
+        d = tmp_path / "attempt_0" / str(rank)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "error.json").write_text(json.dumps({"message": {
+            "message": msg, "extraInfo": {"py_callstack": "", "timestamp": "100"}}}))
+        os.utime(d / "error.json", ns=(mtime_ns, mtime_ns))
+
+    write(0, "ValueError: rank 0 first", 1_000_000_000)
+    write(1, "ValueError: rank 1 second", 1_001_000_000)
+    assert [f["rank"] for f in collect_failures(tmp_path)] == [0, 1]
+    # A peer's crash seen by gloo is never the cause, even when its file is older.
+    write(0, "RuntimeError: [pair.cc:553] Connection closed by peer [127.0.0.1]:8384", 1_000_000_000)
+    assert [f["rank"] for f in collect_failures(tmp_path)] == [1, 0]

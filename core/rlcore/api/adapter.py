@@ -34,21 +34,21 @@ class ModuleInterface(ModelInterface):
         self.module = module
         self.method = method
 
-    def generate(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
-        return self._forward(model, data)
+    def generate(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+        return self._forward(handle, data)
 
-    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
-        return self._forward(model, data)
+    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+        return self._forward(handle, data)
 
-    def _forward(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
-        self.module._bind(model)
+    def _forward(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+        self.module._bind(handle)
         with torch.no_grad():
             out = self.module.forward_step(data)
         return pack_outputs(data, out, f"{self.module.name}.forward_step")
 
-    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
+    def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
         m = self.module
-        m._bind(model)
+        m._bind(handle)
         out = m.train_step(data)
         return train_metrics(m, out)
 
@@ -61,7 +61,7 @@ def run_forward(module: Module, data: PackedBatch) -> PackedBatch:
     missing = [k for k in module.input_keys if k not in data.data]
     if missing:
         raise RlcoreError(f"{module.name}.forward_step reads {missing}; the batch has {data.keys}")
-    module.engine.eval()
+    module.wrapped_model.eval()
     inputs = data.select(list(module.input_keys))
     with torch.no_grad():
         out = pack_outputs(inputs, module.forward_step(inputs), f"{module.name}.forward_step")

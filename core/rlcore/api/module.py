@@ -53,7 +53,7 @@ class Module:
     A module that overrides ``train_step`` is trainable: its model becomes a
     DeepSpeed engine built from ``options`` (a :class:`DeepSpeedOptions`; ``lr=``
     is a shortcut). Other modules are frozen inference roles (``InferenceOptions``).
-    Inside ``forward_step``/``train_step`` call the model through ``self.engine``.
+    Inside ``forward_step``/``train_step`` call the model through ``self.wrapped_model``.
     """
 
     input_keys: ClassVar[Sequence[str]] = ()
@@ -177,11 +177,11 @@ class Module:
     # ------------------------------------------------------------------ helpers for subclasses
 
     @property
-    def engine(self) -> Any:
-        """The backend engine wrapping the model (call it like the model); the bare model
+    def wrapped_model(self) -> Any:
+        """The model as its backend wraps it (call it like the model); the bare model
         before the engine has built it."""
         if self._handle is not None:
-            return self._handle.engine
+            return self._handle.model
         return self._ensure_setup()
 
     @property
@@ -218,13 +218,13 @@ class Module:
             raise RlcoreError(f"module {self.name!r}: backward() needs the engine's trainable "
                               "model; call it inside train_step during engine.learn()")
         self._backward_called = True
-        self._handle.engine.backward(loss)
+        self._handle.model.backward(loss)
 
     def step(self) -> dict[str, float]:
         """The optimizer step (on accumulation boundaries); returns ``lr``/``grad_norm`` then."""
         if self._handle is None or not self._handle.trainable:
             raise RlcoreError(f"module {self.name!r}: step() needs the engine's trainable model")
-        return self._handle.engine.step()
+        return self._handle.model.step()
 
     # ------------------------------------------------------------------ flow calls
 

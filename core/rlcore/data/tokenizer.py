@@ -50,13 +50,6 @@ def encode(tokenizer: Any, text: str, add_special_tokens: bool = False) -> list[
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
 
-def encode_many(tokenizer: Any, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
-    """Token ids of many texts at once (the fast tokenizer batches them in Rust)."""
-    if not texts:
-        return []
-    return [list(x) for x in tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]]
-
-
 def has_chat_template(tokenizer: Any) -> bool:
     """Whether ``tokenizer`` can render ``messages``."""
     return bool(getattr(tokenizer, "chat_template", None))

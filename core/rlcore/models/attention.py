@@ -23,11 +23,35 @@ def _flash_varlen():
     return flash_attn_varlen_func
 
 
-def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int, scale: float,
+def check_cu_seqlens(cu_seqlens, total: int) -> list[int]:
+    """The sequence lengths of ``cu_seqlens`` as a list; ValueError unless they tile ``total`` tokens.
+
+    Reads the offsets on the host, so on CUDA it waits for the device: call it where batches
+    are built or on CPU, not in every forward.
+    """
+    seqlens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+    if int(cu_seqlens[0]) != 0 or sum(seqlens) != total or min(seqlens, default=0) < 1:
+        raise ValueError(f"cu_seqlens must start at 0, increase strictly and end at "
+                         f"len(input_ids)={total}; got {cu_seqlens.tolist()}")
+    return seqlens
+
+
+def _flash_for(q):
+    """flash_attn_varlen_func when it applies to ``q`` (CUDA, fp16/bf16, installed), else None."""
+    return _flash_varlen() if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) else None
+
+
+def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int | None, scale: float,
                      sliding_window: int | None = None, seqlens: list[int] | None = None):
-    """Causal attention within each packed sequence; returns ``[T, Hq, D]``."""
-    flash = _flash_varlen() if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) else None
+    """Causal attention within each packed sequence; returns ``[T, Hq, D]``.
+
+    flash-attn needs ``max_seqlen`` (read from ``cu_seqlens`` when None); the exact fallback
+    needs ``seqlens`` as a list (read from ``cu_seqlens`` when None). Either read syncs on CUDA.
+    """
+    flash = _flash_for(q)
     if flash is not None:
+        if max_seqlen is None:
+            max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
         cu = cu_seqlens.to(torch.int32)
         window = (-1, -1) if sliding_window is None else (sliding_window - 1, 0)
         return flash(q, k, v, cu, cu, max_seqlen, max_seqlen, softmax_scale=scale, causal=True,
@@ -226,17 +250,37 @@ class KVCache:
 
 
 class PackedContext:
-    """Attention over a packed batch; optionally fills a KVCache with the prompt keys/values."""
+    """Attention over a packed batch; optionally fills a KVCache with the prompt keys/values.
 
-    def __init__(self, cu_seqlens, seqlens: list[int], sliding_window: int | None,
+    ``seqlens`` (the lengths as a list) is what the exact fallback splits by; without it, it
+    and ``max_seqlen`` are read from ``cu_seqlens`` once, when a layer first needs them, so
+    the flash-attn path costs one ``max().item()`` per forward, not a list of every length.
+    """
+
+    def __init__(self, cu_seqlens, seqlens: list[int] | None, sliding_window: int | None,
                  cache: KVCache | None = None):
-        self.cu_seqlens, self.seqlens = cu_seqlens, seqlens
-        self.max_seqlen = max(seqlens)
+        self.cu_seqlens, self._seqlens = cu_seqlens, seqlens
+        self._max_seqlen = max(seqlens) if seqlens else None
         self.sliding_window, self.cache = sliding_window, cache
+
+    @property
+    def seqlens(self) -> list[int]:
+        if self._seqlens is None:
+            self._seqlens = (self.cu_seqlens[1:] - self.cu_seqlens[:-1]).tolist()
+        return self._seqlens
+
+    @property
+    def max_seqlen(self) -> int:
+        if self._max_seqlen is None:
+            self._max_seqlen = int((self.cu_seqlens[1:] - self.cu_seqlens[:-1]).max())
+        return self._max_seqlen
 
     def attend(self, layer: int, q, k, v, scale: float) -> torch.Tensor:
         """Causal attention within each sequence (and store k/v when prefilling a cache)."""
         if self.cache is not None:
             self.cache.store_prefill(layer, k, v)
-        return varlen_attention(q, k, v, self.cu_seqlens, self.max_seqlen, scale,
-                                self.sliding_window, self.seqlens)
+        if _flash_for(q) is not None:
+            return varlen_attention(q, k, v, self.cu_seqlens, self.max_seqlen, scale,
+                                    self.sliding_window)
+        return varlen_attention(q, k, v, self.cu_seqlens, None, scale, self.sliding_window,
+                                self.seqlens)

@@ -100,11 +100,6 @@ class TransformerConfig:
         if float(rs["factor"]) <= 0:
             raise ConfigError(f"TransformerConfig.rope_scaling factor must be > 0, got {rs['factor']}")
 
-    @property
-    def uses_rope_scaling(self) -> bool:
-        """True when rope_scaling changes the frequencies."""
-        return self.position == "rotary" and bool(self.rope_scaling)
-
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (JSON-serialisable)."""
         return dataclasses.asdict(self)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from rlcore.models.attention import KVCache, PackedContext
+from rlcore.models.attention import KVCache, PackedContext, check_cu_seqlens
 from rlcore.models.config import TransformerConfig, rope_scaling_type
 
 # ----------------------------------------------------------------------------- building blocks
@@ -179,12 +179,13 @@ class Transformer(nn.Module):
 
     def hidden_states(self, input_ids, cu_seqlens, cache: KVCache | None = None):
         """Final-normed hidden states ``[T, C]``; with ``cache``, also stores the prompt K/V."""
-        seqlens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
-        if int(cu_seqlens[0]) != 0 or sum(seqlens) != input_ids.shape[0] or min(seqlens) < 1:
-            raise ValueError(f"cu_seqlens must start at 0, increase strictly and end at "
-                             f"len(input_ids)={input_ids.shape[0]}; got {cu_seqlens.tolist()}")
-        starts = torch.repeat_interleave(cu_seqlens[:-1], cu_seqlens[1:] - cu_seqlens[:-1])
-        positions = torch.arange(input_ids.shape[0], device=input_ids.device) - starts
+        n = input_ids.shape[0]
+        # Checked on the host only off-GPU: on CUDA that would sync every forward, and the
+        # offsets come from PackedBatch.cu_seqlens or generate(), which build them valid.
+        seqlens = None if input_ids.is_cuda else check_cu_seqlens(cu_seqlens, n)
+        starts = torch.repeat_interleave(cu_seqlens[:-1], cu_seqlens[1:] - cu_seqlens[:-1],
+                                         output_size=n)
+        positions = torch.arange(n, device=input_ids.device) - starts
         ctx = PackedContext(cu_seqlens, seqlens, self.config.sliding_window, cache)
         return self._trunk(input_ids, positions, ctx)
 

@@ -102,7 +102,8 @@ def rlcore_reward_functions() -> list[RewardFunctionRecord]:
 def rlcore_backends() -> list[BackendRecord]:
     """Register model backends that wrap a role's model for training or inference.
 
-    Returns: a list of ``BackendRecord``; ``impl`` points at a backend class.
+    Returns: a list of ``BackendRecord``; ``impl`` points at a backend class, which
+    satisfies ``rlcore.runtime.protocols.Backend`` (see docs/runtime.md).
 
     Example::
 

@@ -7,8 +7,6 @@ from typing import Any
 from rlcore.plugins.manager import get_manager
 from rlcore.plugins.records import ModelFamilyRecord, Record
 
-KINDS = ("datasets", "families", "interfaces", "experiments", "rewards", "backends")
-
 
 def get(kind: str, name: str) -> Record:
     """The record called ``name`` of ``kind``; unknown names suggest close matches."""

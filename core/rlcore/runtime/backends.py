@@ -1,18 +1,20 @@
-"""Backends wrap a role's model: DeepSpeed engines for trainable roles, an inference
-wrapper for frozen ones. The core registers them as ``rlcore_backends`` records
-(``deepspeed`` and ``inference``), so a plugin can add another the same way.
+"""Backends wrap a role's model: a DeepSpeed-trained :class:`TrainableModel` for
+trainable roles, a :class:`FrozenModel` for frozen ones. The core registers them as
+``rlcore_backends`` records (``deepspeed`` and ``inference``), so a plugin can add
+another the same way.
 
-A backend is built from its options and ``wrap``s an ``nn.Module`` into an engine
-with a common surface: ``module``, ``__call__``, ``train``/``eval``, ``version``
-(optimizer steps so far), ``on_active``/``on_idle``, ``full_state_dict`` and
-``save_state``/``load_state``.
+A backend is built from its options and ``wrap``s an ``nn.Module`` into the
+backend's model wrapper. Both satisfy :class:`rlcore.runtime.protocols.WrappedModel`
+(and the backends :class:`~rlcore.runtime.protocols.Backend`): ``module``,
+``__call__``, ``train``/``eval``, ``version`` (optimizer steps so far),
+``on_active``/``on_idle``, ``full_state_dict`` and ``save_state``/``load_state``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -20,6 +22,9 @@ from torch import nn
 from rlcore.runtime import distributed
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, validate_deepspeed
 from rlcore.runtime.schedule import lr_factor
+
+if TYPE_CHECKING:
+    from rlcore.runtime.protocols import Backend, TrainableWrappedModel, WrappedModel
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -66,8 +71,9 @@ def _param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]
     return [g for g in groups if g["params"]]
 
 
-class TrainEngine:
-    """A DeepSpeed engine plus the bookkeeping the runtime needs.
+class TrainableModel:
+    """The deepspeed backend's model wrapper: a DeepSpeed engine (``ds_engine``) plus the
+    bookkeeping the runtime needs.
 
     Call it like the module; ``backward(loss)`` then ``step()`` per micro step.
     ``step()`` returns ``{"lr", "grad_norm"}`` on the micro step that updated the
@@ -76,18 +82,18 @@ class TrainEngine:
 
     trainable = True
 
-    def __init__(self, engine: Any, options: DeepSpeedOptions, total_steps: int):
-        self.engine = engine
+    def __init__(self, ds_engine: Any, options: DeepSpeedOptions, total_steps: int):
+        self.ds_engine = ds_engine
         self.options = options
         self.total_steps = total_steps
 
     @property
     def module(self) -> nn.Module:
-        return self.engine.module
+        return self.ds_engine.module
 
     @property
     def device(self) -> torch.device:
-        return self.engine.device
+        return self.ds_engine.device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -96,37 +102,37 @@ class TrainEngine:
     @property
     def version(self) -> int:
         """Optimizer steps applied so far (the parameter version)."""
-        return int(self.engine.global_steps)
+        return int(self.ds_engine.global_steps)
 
     @property
     def lr(self) -> float:
-        return float(self.engine.optimizer.param_groups[0]["lr"])
+        return float(self.ds_engine.optimizer.param_groups[0]["lr"])
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.engine(*args, **kwargs)
+        return self.ds_engine(*args, **kwargs)
 
-    def train(self) -> TrainEngine:
-        self.engine.train()
+    def train(self) -> TrainableModel:
+        self.ds_engine.train()
         return self
 
-    def eval(self) -> TrainEngine:
-        self.engine.eval()
+    def eval(self) -> TrainableModel:
+        self.ds_engine.eval()
         return self
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.engine.backward(loss)
+        self.ds_engine.backward(loss)
 
     def is_boundary(self) -> bool:
         """Whether the next ``step()`` updates the weights."""
-        return bool(self.engine.is_gradient_accumulation_boundary())
+        return bool(self.ds_engine.is_gradient_accumulation_boundary())
 
     def step(self) -> dict[str, float]:
         boundary = self.is_boundary()
         lr = self.lr
-        self.engine.step()
+        self.ds_engine.step()
         if not boundary:
             return {}
-        norm = self.engine.get_global_grad_norm()
+        norm = self.ds_engine.get_global_grad_norm()
         out = {"lr": lr}
         if norm is not None:
             out["grad_norm"] = float(norm)
@@ -157,11 +163,11 @@ class TrainEngine:
 
     def save_state(self, path: str | os.PathLike) -> None:
         """Optimizer, scheduler and ZeRO partitions via DeepSpeed (collective: every rank)."""
-        self.engine.save_checkpoint(str(path), tag="state", save_latest=False)
+        self.ds_engine.save_checkpoint(str(path), tag="state", save_latest=False)
 
     def load_state(self, path: str | os.PathLike) -> None:
         """Restore what ``save_state`` wrote (collective: every rank)."""
-        loaded, _ = self.engine.load_checkpoint(str(path), tag="state")
+        loaded, _ = self.ds_engine.load_checkpoint(str(path), tag="state")
         if loaded is None:
             from rlcore.errors import RlcoreError
 
@@ -171,15 +177,15 @@ class TrainEngine:
 class DeepSpeedBackend:
     """Trainable roles: ZeRO 0-3, fp32/bf16/fp16, accumulation, clipping, schedules, offload."""
 
-    options_class = DeepSpeedOptions
-    trainable = True
+    options_class: ClassVar[type[DeepSpeedOptions]] = DeepSpeedOptions
+    trainable: ClassVar[bool] = True
 
     def __init__(self, options: DeepSpeedOptions | None = None):
         self.options = options or DeepSpeedOptions()
         validate_deepspeed(self.options)
 
-    def wrap(self, module: nn.Module, *, total_steps: int) -> TrainEngine:
-        """Build the DeepSpeed engine for ``module``; ``total_steps`` sizes the schedule."""
+    def wrap(self, module: nn.Module, *, total_steps: int) -> TrainableModel:
+        """Wrap ``module`` in a DeepSpeed engine; ``total_steps`` sizes the schedule."""
         import deepspeed
 
         distributed.init()
@@ -206,18 +212,19 @@ class DeepSpeedBackend:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(opts.scheduler, step, total)
         )
-        engine, _, _, _ = deepspeed.initialize(
+        ds_engine, _, _, _ = deepspeed.initialize(
             model=module,
             optimizer=optimizer,
             lr_scheduler=scheduler,
             config=deepspeed_config(opts),
             dist_init_required=False,
         )
-        return TrainEngine(engine, opts, total)
+        return TrainableModel(ds_engine, opts, total)
 
 
-class InferenceEngine:
-    """A frozen model: eval mode, no gradients; optionally parked on the CPU while idle."""
+class FrozenModel:
+    """The inference backend's model wrapper: eval mode, no gradients; optionally parked
+    on the CPU while idle."""
 
     trainable = False
     version = 0
@@ -246,10 +253,10 @@ class InferenceEngine:
         with torch.no_grad():
             return self.module(*args, **kwargs)
 
-    def train(self) -> InferenceEngine:
+    def train(self) -> FrozenModel:
         return self  # frozen roles never train
 
-    def eval(self) -> InferenceEngine:
+    def eval(self) -> FrozenModel:
         return self
 
     def on_active(self) -> None:
@@ -279,13 +286,18 @@ class InferenceEngine:
 class InferenceBackend:
     """Frozen roles (reference and reward models)."""
 
-    options_class = InferenceOptions
-    trainable = False
+    options_class: ClassVar[type[InferenceOptions]] = InferenceOptions
+    trainable: ClassVar[bool] = False
 
     def __init__(self, options: InferenceOptions | None = None):
         self.options = options or InferenceOptions()
 
-    def wrap(self, module: nn.Module, *, total_steps: int = 0) -> InferenceEngine:
+    def wrap(self, module: nn.Module, *, total_steps: int = 0) -> FrozenModel:
         distributed.init()
-        return InferenceEngine(module, self.options, distributed.device())
+        return FrozenModel(module, self.options, distributed.device())
 
+
+if TYPE_CHECKING:  # the built-ins satisfy the contract of rlcore.runtime.protocols
+    _backends: tuple[type[Backend], ...] = (DeepSpeedBackend, InferenceBackend)
+    _trainable: type[TrainableWrappedModel] = TrainableModel
+    _frozen: type[WrappedModel] = FrozenModel

@@ -91,9 +91,8 @@ def save_weights(handle: ModelHandle, path: Path) -> None:
 
     Collective: under ZeRO-3 every rank takes part in gathering; rank 0 writes.
     """
-    engine = handle.engine
-    gather = getattr(engine, "gathered_parameters", None)
-    ctx = gather() if gather is not None else _nullcontext()
+    gather = getattr(handle.model, "gathered_parameters", None)
+    ctx = gather() if gather is not None else contextlib.nullcontext()
     with ctx:
         if distributed.rank() != 0:
             return
@@ -143,14 +142,6 @@ def _owned_parameters(module: torch.nn.Module):
     finally:
         for p, data in originals:
             p.data = data
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _fsync_json(path: Path, obj: Any) -> None:
@@ -245,7 +236,7 @@ class CheckpointManager:
         trained = {role: h for role, h in handles.items() if h.trainable}
         for role, h in sorted(trained.items()):
             save_weights(h, tmp / role)
-            h.engine.save_state(tmp / role / "engine")
+            h.model.save_state(tmp / role / "engine")
         _fsync_json(tmp / "rng" / f"rank-{rank:05d}.json", rng_state())
         if rank == 0 and extras is not None:
             for role in sorted(trained):
@@ -306,7 +297,7 @@ class CheckpointManager:
                 f"{trained}; resume the same experiment"
             )
         for role in trained:
-            handles[role].engine.load_state(path / role / "engine")
+            handles[role].model.load_state(path / role / "engine")
         rng_file = path / "rng" / f"rank-{distributed.rank():05d}.json"
         set_rng_state(json.loads(rng_file.read_text()))
         return state

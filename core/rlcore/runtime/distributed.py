@@ -79,17 +79,6 @@ def all_gather_object(obj: Any) -> list[Any]:
     return out
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every rank."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def mean_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Average each metric over the ranks that report it."""
     gathered = all_gather_object(dict(metrics))

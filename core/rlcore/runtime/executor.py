@@ -93,19 +93,19 @@ class Executor:
         iface = self.interfaces[mfc.name]
         data = self._inputs(mfc, local)
         pieces = data.minibatches(mfc.n_minibatches) if mfc.n_minibatches > 1 else [data]
-        handle.engine.on_active()
+        handle.model.on_active()
         try:
             if mfc.interface_type is InterfaceType.TRAIN_STEP:
-                handle.engine.train()
+                handle.model.train()
                 results = [iface.train_step(handle, p) for p in pieces]
                 return _mean_metrics(mfc, results)
-            handle.engine.eval()
+            handle.model.eval()
             fn = iface.generate if mfc.interface_type is InterfaceType.GENERATE else iface.inference
             outs = [fn(handle, p) for p in pieces]
             return self._outputs(mfc, data, outs)
         finally:
             if self._last_use[mfc.role] == mfc.name:
-                handle.engine.on_idle()
+                handle.model.on_idle()
 
     def _outputs(self, mfc: MFC, data: PackedBatch, outs: list[PackedBatch]) -> PackedBatch:
         for o in outs:

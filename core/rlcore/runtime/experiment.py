@@ -16,11 +16,14 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rlcore.dfg import MFC, DataflowGraph, build_graph
 from rlcore.errors import ConfigError, RlcoreError
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, RunOptions
+
+if TYPE_CHECKING:
+    from rlcore.runtime.protocols import Backend
 
 
 @dataclass
@@ -208,24 +211,21 @@ def build_roles(exp: Experiment, graph: DataflowGraph, tokenizer: Any, total_ste
             initial[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
         backend_cls = _resolve("backends", spec.backend_name)
         options = spec.options if spec.options is not None else backend_cls.options_class()
-        backend = backend_cls(options)
+        backend: Backend = backend_cls(options)
         steps = total_steps
         if getattr(backend, "trainable", False):
             steps = optimizer_steps(graph, name, total_steps, options.grad_accum_steps)
-        engine = backend.wrap(module, total_steps=steps)
-        handles[name] = ModelHandle(name, engine.module, engine, tokenizer, spec, family)
+        model = backend.wrap(module, total_steps=steps)
+        handles[name] = ModelHandle(name, model.module, model, tokenizer, spec, family)
     return handles
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
-    try:
-        from rlcore.config import to_plain
+    from rlcore.config import to_plain
 
-        plain = to_plain(config)
-        if isinstance(plain, dict):
-            return plain
-    except ImportError:
-        pass
+    plain = to_plain(config)
+    if isinstance(plain, dict):
+        return plain
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
 
 

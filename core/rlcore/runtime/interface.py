@@ -8,7 +8,7 @@ the MFC's input keys (already renamed by ``input_remap``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,38 +16,39 @@ if TYPE_CHECKING:
     from torch import nn
 
     from rlcore.data.batch import PackedBatch
+    from rlcore.runtime.protocols import WrappedModel
 
 
 @dataclass
 class ModelHandle:
     """One role's model on this rank.
 
-    ``module`` is the bare ``nn.Module`` (under ZeRO-3 its parameters are shards;
-    call ``engine`` to run it). ``engine`` is the backend's wrapper: call it like
-    the module, and for trainable roles ``engine.backward(loss)`` then
-    ``engine.step()``. ``version`` counts the optimizer steps applied to the
-    weights. ``config`` is the role's spec, ``family`` its HF family name if any.
+    ``model`` is the role's model as its backend wraps it (a
+    :class:`~rlcore.runtime.protocols.WrappedModel`): call it like the module; for
+    trainable roles ``model.backward(loss)`` then ``model.step()``. ``module`` is the
+    bare ``nn.Module`` (under ZeRO-3 its parameters are shards, so run ``model``).
+    ``version`` counts the optimizer steps applied to the weights. ``config`` is the
+    role's spec, ``family`` its HF family name if any.
     """
 
     role: str
     module: nn.Module
-    engine: Any
+    model: WrappedModel
     tokenizer: Any = None
     config: Any = None
     family: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def version(self) -> int:
-        return int(self.engine.version)
+        return int(self.model.version)
 
     @property
     def device(self) -> torch.device:
-        return self.engine.device
+        return self.model.device
 
     @property
     def trainable(self) -> bool:
-        return bool(self.engine.trainable)
+        return bool(self.model.trainable)
 
 
 class ModelInterface:
@@ -56,21 +57,17 @@ class ModelInterface:
     - ``generate`` / ``inference`` return a PackedBatch of the outputs, under the
       interface's own key names, for the same sample ids as the input;
     - ``train_step`` returns scalar metrics (name -> float);
-    - ``evaluate`` runs over an eval batch iterator and returns metrics;
     - ``save`` writes anything beyond the weights (the runtime saves those).
     """
 
-    def generate(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+    def generate(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         raise NotImplementedError(f"{type(self).__name__} does not implement generate")
 
-    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         raise NotImplementedError(f"{type(self).__name__} does not implement inference")
 
-    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
+    def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
         raise NotImplementedError(f"{type(self).__name__} does not implement train_step")
 
-    def evaluate(self, model: ModelHandle, batches: Any) -> dict[str, float]:
-        raise NotImplementedError(f"{type(self).__name__} does not implement evaluate")
-
-    def save(self, model: ModelHandle, path: str) -> None:
+    def save(self, handle: ModelHandle, path: str) -> None:
         """Extra files for a checkpoint directory (default: none)."""

@@ -12,7 +12,6 @@ with that rank's number, exception and traceback (from torchrun's error files).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -34,18 +33,12 @@ class RankFailedError(RlcoreError):
 
 def write_config(config: Any, run_dir: Path) -> Path:
     """Write the resolved config as YAML (what every rank reads)."""
+    from rlcore.config import to_yaml
+
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "config.yaml"
-    try:
-        from rlcore.config import to_yaml
-
-        text = to_yaml(config)
-    except ImportError:
-        import yaml
-
-        text = yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
     tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(text)
+    tmp.write_text(to_yaml(config))
     os.replace(tmp, path)
     return path
 
@@ -82,12 +75,22 @@ def deepspeed_command(hostfile: Path, nproc: int | None, args: list[str]) -> lis
     return [*cmd, "--module", "rlcore.runtime.worker", *args]
 
 
+# Errors a rank raises because another rank died first (gloo's words): never the cause.
+SECONDARY_FAILURES = ("Connection closed by peer", "Connection reset by peer", "remote worker")
+
+
 def collect_failures(log_dir: Path) -> list[dict[str, Any]]:
-    """Failures recorded in torchrun's per-rank ``error.json`` files, earliest first."""
+    """Failures recorded in torchrun's per-rank ``error.json`` files, the likely cause first.
+
+    Primary failures come before secondary ones (a peer's crash seen by a collective),
+    then the earliest: by the error file's nanosecond mtime, then by torchrun's
+    whole-second timestamp, then by rank.
+    """
     found = []
     for path in sorted(log_dir.glob("**/error.json")):
         try:
             raw = json.loads(path.read_text())
+            mtime_ns = path.stat().st_mtime_ns
         except (OSError, ValueError):
             continue
         msg = raw.get("message", raw)
@@ -101,9 +104,15 @@ def collect_failures(log_dir: Path) -> list[dict[str, Any]]:
             "message": text,
             "traceback": info.get("py_callstack", ""),
             "timestamp": int(info.get("timestamp", 0) or 0),
+            "mtime_ns": mtime_ns,
             "file": str(path),
         })
-    return sorted(found, key=lambda f: (f["timestamp"], f["rank"] if f["rank"] is not None else 0))
+
+    def order(f: dict[str, Any]) -> tuple:
+        secondary = any(s in f["message"] for s in SECONDARY_FAILURES)
+        return (secondary, f["mtime_ns"], f["timestamp"], f["rank"] if f["rank"] is not None else 0)
+
+    return sorted(found, key=order)
 
 
 def _next_attempt_dir(run_dir: Path) -> Path:

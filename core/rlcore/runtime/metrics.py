@@ -16,10 +16,8 @@ METRICS_FILE = "metrics.jsonl"
 
 def call_hook(name: str, **kwargs: Any) -> None:
     """Call lifecycle hook ``name`` on every plugin; a failing logger plugin only warns."""
-    try:
-        from rlcore.plugins.registry import hooks
-    except ImportError:  # the kernel is not installed in this environment
-        return
+    from rlcore.plugins.registry import hooks
+
     try:
         getattr(hooks(), name)(**kwargs)
     except Exception as exc:  # a broken logger must not lose the training run

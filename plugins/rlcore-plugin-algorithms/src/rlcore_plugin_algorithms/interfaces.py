@@ -11,9 +11,9 @@ from rlcore_plugin_algorithms import losses
 IDS = "packed_input_ids"
 
 
-def _packed(model: ModelHandle, data: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+def _packed(handle: ModelHandle, data: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and cu_seqlens of ``data`` on the model's device."""
-    return data.data[IDS].to(model.device), data.cu_seqlens(IDS).to(model.device)
+    return data.data[IDS].to(handle.device), data.cu_seqlens(IDS).to(handle.device)
 
 
 def _per_sequence(data: PackedBatch, key: str, values: torch.Tensor) -> PackedBatch:
@@ -26,39 +26,39 @@ def _per_sequence(data: PackedBatch, key: str, values: torch.Tensor) -> PackedBa
     return PackedBatch.from_sequences(data.ids, {key: rows}, dtypes={key: torch.float32})
 
 
-def sequence_scores(model: ModelHandle, data: PackedBatch) -> torch.Tensor:
+def sequence_scores(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
     """A value-head model's score of each sequence: its output at the last token."""
-    ids, cu = _packed(model, data)
-    return losses.last_token_scores(model.engine(ids, cu), cu)
+    ids, cu = _packed(handle, data)
+    return losses.last_token_scores(handle.model(ids, cu), cu)
 
 
-def answer_logps(model: ModelHandle, data: PackedBatch) -> torch.Tensor:
+def answer_logps(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
     """Sum of the log-probs of each sequence's ``loss_mask`` (answer) tokens."""
-    ids, cu = _packed(model, data)
-    mask = losses.target_mask(data.data["loss_mask"].to(model.device), cu)
-    logp = losses.next_token_logprobs(model.engine(ids, cu), ids, cu)
+    ids, cu = _packed(handle, data)
+    mask = losses.target_mask(data.data["loss_mask"].to(handle.device), cu)
+    logp = losses.next_token_logprobs(handle.model(ids, cu), ids, cu)
     return losses.per_sequence_sum(logp * mask, cu)
 
 
-def _update(model: ModelHandle, loss: torch.Tensor) -> dict[str, float]:
-    model.engine.backward(loss)
-    return model.engine.step()
+def _update(handle: ModelHandle, loss: torch.Tensor) -> dict[str, float]:
+    handle.model.backward(loss)
+    return handle.model.step()
 
 
 class SFTInterface(ModelInterface):
     """Next-token cross-entropy on the tokens ``loss_mask`` marks (the answers)."""
 
-    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
-        ids, cu = _packed(model, data)
-        logits = model.engine(ids, cu)
-        loss, n_tokens = losses.sft_loss(logits, ids, cu, data.data["loss_mask"].to(model.device))
-        return {"loss": loss.item(), "tokens": n_tokens, **_update(model, loss)}
+    def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        ids, cu = _packed(handle, data)
+        logits = handle.model(ids, cu)
+        loss, n_tokens = losses.sft_loss(logits, ids, cu, data.data["loss_mask"].to(handle.device))
+        return {"loss": loss.item(), "tokens": n_tokens, **_update(handle, loss)}
 
     @torch.no_grad()
-    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """Per-token log-probs of each next token (``logprobs``, 0 at sequence ends)."""
-        ids, cu = _packed(model, data)
-        logp = losses.next_token_logprobs(model.engine(ids, cu), ids, cu).cpu()
+        ids, cu = _packed(handle, data)
+        logp = losses.next_token_logprobs(handle.model(ids, cu), ids, cu).cpu()
         out = data.select([IDS], metadata=False)
         out.data["logprobs"] = logp
         out.seqlens["logprobs"] = [list(s) for s in out.seqlens[IDS]]
@@ -68,8 +68,8 @@ class SFTInterface(ModelInterface):
 class RewardInterface(ModelInterface):
     """A value-head model scored at each sequence's last token; pairs are ``[chosen, rejected]``."""
 
-    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
-        scores = sequence_scores(model, data)
+    def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        scores = sequence_scores(handle, data)
         chosen, rejected = scores[0::2], scores[1::2]
         loss, accuracy = losses.bradley_terry_loss(chosen, rejected)
         metrics = {
@@ -77,12 +77,12 @@ class RewardInterface(ModelInterface):
             "accuracy": accuracy.item(),
             "margin": float((chosen - rejected).detach().mean()),
         }
-        return {**metrics, **_update(model, loss)}
+        return {**metrics, **_update(handle, loss)}
 
     @torch.no_grad()
-    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """One score per sequence under ``rewards``."""
-        return _per_sequence(data, "rewards", sequence_scores(model, data).float().cpu())
+        return _per_sequence(data, "rewards", sequence_scores(handle, data).float().cpu())
 
 
 class DPOInterface(ModelInterface):
@@ -92,12 +92,12 @@ class DPOInterface(ModelInterface):
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
 
     @torch.no_grad()
-    def inference(self, model: ModelHandle, data: PackedBatch) -> PackedBatch:
+    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """The reference's answer log-prob sum per sequence, under ``seq_logps``."""
-        return _per_sequence(data, "seq_logps", answer_logps(model, data).float().cpu())
+        return _per_sequence(data, "seq_logps", answer_logps(handle, data).float().cpu())
 
-    def train_step(self, model: ModelHandle, data: PackedBatch) -> dict[str, float]:
-        policy = answer_logps(model, data)
+    def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        policy = answer_logps(handle, data)
         ref = data.data["ref_logps"].to(policy.device, policy.dtype)
         per_pair, chosen, rejected = losses.dpo_loss(
             policy[0::2], policy[1::2], ref[0::2], ref[1::2],
@@ -111,4 +111,4 @@ class DPOInterface(ModelInterface):
             "rewards/margin": float((chosen - rejected).mean()),
             "rewards/accuracy": float((chosen > rejected).float().mean()),
         }
-        return {**metrics, **_update(model, loss)}
+        return {**metrics, **_update(handle, loss)}
