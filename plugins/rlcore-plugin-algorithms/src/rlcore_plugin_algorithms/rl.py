@@ -1,0 +1,303 @@
+"""PPO-family RL math over compact packed per-action tensors.
+
+Each of B sequences has its action values packed flat in one ``[N]`` tensor; ``cu`` ``[B+1]`` holds
+the offsets. Formulas follow Schulman et al. (PPO, GAE), Ziegler et al. 2019 and TRL/verl.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from rlcore_plugin_algorithms.losses import per_sequence_sum
+
+KL_KINDS = ("k1", "k2", "k3")
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+
+
+def _lengths(cu: torch.Tensor) -> torch.Tensor:
+    return (cu[1:] - cu[:-1]).long()
+
+
+def padded(
+    x: torch.Tensor, cu: torch.Tensor, fill: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` ``[N]`` as ``[B, Lmax]`` right-padded with ``fill``, and the mask of real entries."""
+    lengths = _lengths(cu).to(x.device)
+    width = int(lengths.max()) if lengths.numel() else 0
+    mask = torch.arange(width, device=x.device) < lengths.unsqueeze(1)
+    out = x.new_full((lengths.numel(), width), fill)
+    out[mask] = x
+    return out, mask
+
+
+def unpadded(xp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`padded`: the masked entries of ``xp`` flat ``[N]``."""
+    return xp[mask]
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    cu: torch.Tensor,
+    gamma: float,
+    lam: float,
+    last_values: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation per sequence: ``(advantages, returns)``, both ``[N]``.
+
+    ``last_values`` ``[B]`` bootstraps V after each sequence's last action (None: terminal, 0).
+    """
+    rp, mask = padded(rewards.float(), cu)
+    vp, _ = padded(values.float(), cu)
+    batch, width = vp.shape
+    if last_values is None:
+        last_values = vp.new_zeros(batch)
+    lengths = mask.sum(1)
+    is_last = torch.arange(width, device=vp.device) == (lengths - 1).unsqueeze(1)
+    shifted = torch.cat([vp[:, 1:], vp.new_zeros(batch, min(width, 1))], dim=1)
+    next_v = torch.where(is_last, last_values.float().to(vp.device).unsqueeze(1), shifted)
+    deltas = (rp + gamma * next_v - vp) * mask
+    advantage = vp.new_zeros(batch)
+    steps = []
+    for t in reversed(range(width)):
+        advantage = deltas[:, t] + gamma * lam * advantage
+        steps.append(advantage)
+    advantages = unpadded(torch.stack(steps[::-1], dim=1), mask) if steps else rp.new_zeros(0)
+    return advantages, advantages + values.float()
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-token estimate of KL(policy || reference): ``k1``, ``k2`` or ``k3`` (Schulman)."""
+    log_ratio = logp.float() - ref_logp.float()
+    if kind == "k1":
+        return log_ratio
+    if kind == "k2":
+        return 0.5 * log_ratio**2
+    if kind == "k3":
+        neg = (-log_ratio).clamp(-20.0, 20.0)
+        return torch.exp(neg) - neg - 1
+    raise ValueError(f"unknown KL kind {kind!r}; use one of {KL_KINDS}")
+
+
+def token_rewards(
+    seq_rewards: torch.Tensor, cu: torch.Tensor, kl: torch.Tensor | None, kl_coef: float
+) -> torch.Tensor:
+    """``-kl_coef * kl`` on every action plus each sequence's reward on its last action: ``[N]``."""
+    if bool((_lengths(cu) <= 0).any()):
+        raise ValueError("token_rewards needs at least one action per sequence")
+    if kl is None:
+        out = torch.zeros(int(cu[-1]), dtype=torch.float32, device=seq_rewards.device)
+    else:
+        out = -kl_coef * kl.float()
+    return out.index_add(0, cu[1:].long().to(out.device) - 1, seq_rewards.float().to(out.device))
+
+
+def moments(x: torch.Tensor) -> tuple[float, float, int]:
+    """``(sum, sum of squares, count)`` of ``x`` (accumulated in float64), ready to all-reduce."""
+    xd = x.detach().double()
+    return float(xd.sum()), float((xd * xd).sum()), x.numel()
+
+
+def moments_to_stats(total: float, total_sq: float, count: int) -> tuple[float, float]:
+    """``(mean, biased variance)`` from :func:`moments` (summed over ranks)."""
+    if count <= 0:
+        raise ValueError("moments_to_stats needs count > 0")
+    mean = total / count
+    return mean, max(total_sq / count - mean * mean, 0.0)
+
+
+def whiten(
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    shift_mean: bool = True,
+    eps: float = 1e-8,
+    stats: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    """``(x - mean) / sqrt(var + eps)`` with moments over ``x[mask]`` (or all of x, or ``stats``).
+
+    Every element is transformed; ``shift_mean=False`` adds the mean back.
+    """
+    x = x.float()
+    if stats is not None:
+        mean, var = stats
+    else:
+        selected = x if mask is None else x[mask.bool()]
+        mean, var = selected.mean(), selected.var(unbiased=False)
+    out = (x - mean) / torch.sqrt(torch.as_tensor(var, dtype=x.dtype, device=x.device) + eps)
+    return out if shift_mean else out + mean
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    eps_clip_low: float,
+    eps_clip_high: float,
+    dual_clip: float | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-token PPO clipped surrogate loss, optionally dual-clipped (Ye et al. 2020) for A < 0.
+
+    ``clipped`` marks tokens where the clipped term won (clip-fraction numerator).
+    """
+    log_ratio = logp.float() - old_logp.float()
+    ratio = torch.exp(log_ratio)
+    adv = advantages.float()
+    surr = -adv * ratio
+    surr_clipped = -adv * ratio.clamp(1 - eps_clip_low, 1 + eps_clip_high)
+    loss = torch.maximum(surr, surr_clipped)
+    if dual_clip is not None:
+        if dual_clip <= 1:
+            raise ValueError(f"dual_clip must be > 1, got {dual_clip}")
+        loss = torch.where(adv < 0, torch.minimum(loss, -adv * dual_clip), loss)
+    return {
+        "loss": loss,
+        "ratio": ratio.detach(),
+        "clipped": surr_clipped > surr,
+        "approx_kl": (0.5 * log_ratio**2).detach(),
+    }
+
+
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, eps_clip: float | None
+) -> dict[str, torch.Tensor]:
+    """Per-token ``0.5 * (v - R)^2``, PPO-clipped around ``old_values`` when ``eps_clip > 0``."""
+    v, ret = values.float(), returns.float()
+    unclipped = (v - ret) ** 2
+    if eps_clip is None or eps_clip <= 0:
+        return {"loss": 0.5 * unclipped, "clipped": torch.zeros_like(unclipped, dtype=torch.bool)}
+    old = old_values.float()
+    clipped = (old + (v - old).clamp(-eps_clip, eps_clip) - ret) ** 2
+    return {"loss": 0.5 * torch.maximum(unclipped, clipped), "clipped": clipped > unclipped}
+
+
+def aggregate(per_token: torch.Tensor, cu: torch.Tensor, mode: str) -> torch.Tensor:
+    """Reduce a per-token loss ``[N]`` to a scalar; seq-mean modes skip empty sequences."""
+    x = per_token.float()
+    if mode == "token-mean":
+        return x.sum() / max(x.numel(), 1)
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {mode!r}; use one of {AGGREGATIONS}")
+    lengths = _lengths(cu).to(x.device)
+    per_seq = per_sequence_sum(x, cu.to(x.device))
+    if mode == "seq-mean-token-mean":
+        per_seq = per_seq / lengths.clamp(min=1)
+    nonempty = lengths > 0
+    return (per_seq * nonempty).sum() / nonempty.sum().clamp(min=1)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy ``[n]`` of ``softmax(logits)`` ``[n, V]``; ``-inf`` logits are excluded (no NaN)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    p = logp.exp()
+    return -(p * torch.where(torch.isneginf(logp), 0.0, logp)).sum(-1)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """``1 - Var[returns - values] / Var[returns]``; 0.0 when undefined."""
+    if returns.numel() < 2:
+        return 0.0
+    ret = returns.detach().double()
+    var_ret = float(ret.var(unbiased=False))
+    if var_ret == 0:
+        return 0.0
+    return 1.0 - float((ret - values.detach().double()).var(unbiased=False)) / var_ret
+
+
+class KLController:
+    """A KL coefficient ``value``; subclasses adapt it in :meth:`update`."""
+
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def update(self, current_kl: float, n_steps: int) -> None:
+        """Nothing to adapt."""
+
+    def state_dict(self) -> dict:
+        return {"value": self.value}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.value = float(d["value"])
+
+
+class FixedKLController(KLController):
+    """A constant KL coefficient."""
+
+
+class AdaptiveKLController(KLController):
+    """Ziegler et al. 2019: move the coefficient so the measured KL tracks ``target``."""
+
+    def __init__(self, init: float, target: float, horizon: float):
+        if target <= 0 or horizon <= 0:
+            raise ValueError(f"target and horizon must be > 0, got {target} and {horizon}")
+        super().__init__(init)
+        self.target = float(target)
+        self.horizon = float(horizon)
+
+    def update(self, current_kl: float, n_steps: int) -> None:
+        """``value *= 1 + clip(kl / target - 1, -0.2, 0.2) * n_steps / horizon``."""
+        err = min(max(current_kl / self.target - 1, -0.2), 0.2)
+        self.value *= 1 + err * n_steps / self.horizon
+
+
+def kl_controller(kind: str, init: float, target: float, horizon: float) -> KLController:
+    """``fixed`` (ignores target and horizon) or ``adaptive`` KL coefficient controller."""
+    if kind == "fixed":
+        return FixedKLController(init)
+    if kind == "adaptive":
+        return AdaptiveKLController(init, target, horizon)
+    raise ValueError(f"unknown KL controller {kind!r}; use 'fixed' or 'adaptive'")
+
+
+class RunningMoments:
+    """Running mean/variance for value normalisation: exponential (``ema``) or exact (``ma``)."""
+
+    def __init__(self, kind: str = "ema", beta: float = 0.99):
+        if kind not in ("ema", "ma"):
+            raise ValueError(f"unknown RunningMoments kind {kind!r}; use 'ema' or 'ma'")
+        self.kind = kind
+        self.beta = float(beta)
+        self._mean, self._var, self.count = 0.0, 1.0, 0
+
+    @property
+    def mean(self) -> float:
+        return self._mean
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self._var + 1e-8)
+
+    def update(self, x: torch.Tensor) -> None:
+        """Fold in a batch (biased batch moments)."""
+        self.update_from_moments(*moments(x))
+
+    def update_from_moments(self, total: float, total_sq: float, count: int) -> None:
+        """Fold in already-reduced :func:`moments` (e.g. all-reduced over data-parallel ranks)."""
+        if count <= 0:
+            return
+        mean, var = moments_to_stats(total, total_sq, count)
+        if self.count == 0:
+            self._mean, self._var = mean, var
+        elif self.kind == "ema":
+            self._mean = self.beta * self._mean + (1 - self.beta) * mean
+            self._var = self.beta * self._var + (1 - self.beta) * var
+        else:
+            seen = self.count + count
+            delta = mean - self._mean
+            m2 = self._var * self.count + var * count + delta * delta * self.count * count / seen
+            self._mean += delta * count / seen
+            self._var = m2 / seen
+        self.count += count
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self._mean) / self.std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() * self.std + self._mean
+
+    def state_dict(self) -> dict:
+        return {"mean": self._mean, "var": self._var, "count": self.count}
+
+    def load_state_dict(self, d: dict) -> None:
+        self._mean, self._var, self.count = float(d["mean"]), float(d["var"]), int(d["count"])
