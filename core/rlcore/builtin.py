@@ -6,7 +6,7 @@ from rlcore.plugins.records import BackendRecord
 
 @hookimpl
 def rlcore_backends():
-    """DeepSpeed engines for trainable roles, inference wrappers for frozen ones."""
+    """DeepSpeed for trainable roles, inference wrappers for frozen ones, none for model-free roles."""
     return [
         BackendRecord(
             "deepspeed",
@@ -17,5 +17,10 @@ def rlcore_backends():
             "inference",
             impl="rlcore.runtime.backends:InferenceBackend",
             doc="Frozen roles: eval mode, no gradients, optionally parked on the CPU while idle.",
+        ),
+        BackendRecord(
+            "none",
+            impl="rlcore.runtime.backends:NoModelBackend",
+            doc="Roles without a neural model (reward functions): no module is built.",
         ),
     ]

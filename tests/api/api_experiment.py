@@ -10,9 +10,10 @@ from torch import nn
 
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC
-from rlcore.runtime.experiment import Experiment, RoleSpec
+from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.interface import ModelInterface
 from rlcore.runtime.options import DeepSpeedOptions, OptimizerOptions, RunOptions
+from rlcore.runtime.roles import RoleSpec
 
 
 class MSEInterface(ModelInterface):

@@ -14,7 +14,7 @@ from torch import nn
 
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC
-from rlcore.runtime.experiment import Experiment, RoleSpec
+from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.interface import ModelHandle, ModelInterface
 from rlcore.runtime.options import (
     DeepSpeedOptions,
@@ -23,6 +23,7 @@ from rlcore.runtime.options import (
     RunOptions,
     SchedulerOptions,
 )
+from rlcore.runtime.roles import RoleSpec
 
 DIM = 4
 

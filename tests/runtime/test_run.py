@@ -11,15 +11,12 @@ from runtime_toy import ToyConfig, ToyExperiment
 from safetensors.torch import load_file
 
 import rlcore
-from rlcore.runtime.checkpoint import (
-    CheckpointError,
-    CheckpointManager,
-    rng_state,
-    set_rng_state,
-)
-from rlcore.runtime.experiment import build_experiment, run
+from rlcore.runtime.checkpoint import CheckpointError, CheckpointManager
+from rlcore.runtime.experiment import build_experiment
 from rlcore.runtime.launcher import RankFailedError, launch
+from rlcore.runtime.loop import run
 from rlcore.runtime.metrics import read_metrics
+from rlcore.runtime.seeding import rng_state, set_rng_state
 
 
 class HookRecorder:
@@ -32,7 +29,7 @@ class HookRecorder:
 
     @rlcore.hookimpl
     def rlcore_step_end(self, step, metrics, rank):
-        self.events.append(("step", step, metrics["train/loss"]))
+        self.events.append(("step", step, metrics.get("train/loss")))
 
     @rlcore.hookimpl
     def rlcore_run_end(self, run_dir, summary, rank):
@@ -59,7 +56,8 @@ def test_run_learns_logs_and_checkpoints(tmp_path, hooks):
     cfg.run.save_every, cfg.run.keep_last, cfg.run.eval_every = 4, 2, 6
     summary = run("runtime_toy:ToyExperiment", cfg, tmp_path, resume=False)
     assert summary["status"] == "completed" and summary["steps"] == 24  # 3 epochs of 8 batches
-    records = read_metrics(tmp_path)
+    before, *records = read_metrics(tmp_path)
+    assert before["step"] == 0 and set(before) == {"step", "time", "eval/mse"}  # eval_at_start
     assert [r["step"] for r in records] == list(range(1, 25))
     first = sum(r["train/loss"] for r in records[:4]) / 4
     last = sum(r["train/loss"] for r in records[-4:]) / 4
@@ -67,10 +65,10 @@ def test_run_learns_logs_and_checkpoints(tmp_path, hooks):
     assert records[0]["train/lr"] == pytest.approx(1.5e-2)  # warmup: half the lr at step 1
     evals = [r["eval/mse"] for r in records if "eval/mse" in r]
     assert [r["step"] for r in records if "eval/mse" in r] == [6, 12, 18, 24]
-    assert evals[-1] < evals[0]
+    assert evals[-1] < evals[0] < before["eval/mse"]
     # Hooks: start, one event per step, end.
     assert hooks.events[0] == ("start", 0, 64)
-    assert [e[1] for e in hooks.events if e[0] == "step"] == list(range(1, 25))
+    assert [e[1] for e in hooks.events if e[0] == "step"] == list(range(25))
     assert hooks.events[-1] == ("end", "completed", 24)
     assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 24
     # Keep the last two; the weights are safetensors matching the trained student.

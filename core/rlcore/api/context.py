@@ -45,7 +45,7 @@ def init(
         return _CONTEXT
 
     from rlcore.runtime import distributed
-    from rlcore.runtime.checkpoint import seed_everything
+    from rlcore.runtime.seeding import seed_everything
 
     rank, world = distributed.init(timeout_s)
     _setup_logging(level if rank == 0 else max(level, logging.WARNING))

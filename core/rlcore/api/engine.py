@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from rlcore.api.evaluator import Evaluator
 from rlcore.api.module import Module
 from rlcore.errors import ConfigError, DataError, RlcoreError
-from rlcore.runtime.experiment import Experiment, RoleSpec
+from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.options import RunOptions
+from rlcore.runtime.roles import RoleSpec
 
 if TYPE_CHECKING:
     from rlcore.dfg import MFC, DataflowGraph
@@ -256,7 +257,7 @@ class Engine:
         is one; a path resumes from that checkpoint; False starts over.
         """
         from rlcore.api.context import current, init
-        from rlcore.runtime.experiment import run
+        from rlcore.runtime.loop import run
 
         if current() is None:
             init(seed=self.config.run.seed)
@@ -353,7 +354,7 @@ class ExperimentEngine(Engine):
             self.summary = launch(self.experiment_ref, self.config, nproc=self.nproc,
                                   run_dir=self.run_dir, resume=resume)
             return self.summary or {}
-        from rlcore.runtime.experiment import run
+        from rlcore.runtime.loop import run
 
         if current() is None:
             run_opts = getattr(self.config, "run", None)
@@ -394,7 +395,7 @@ def _experiment_config(experiment: str | type, config: Any, overrides: list[str]
 
 
 def _config_class(experiment: str | type) -> type | None:
-    from rlcore.runtime.experiment import _resolve
+    from rlcore.runtime.experiment import resolve_impl
 
     if isinstance(experiment, str) and ":" not in experiment:
         from rlcore.plugins import registry
@@ -404,5 +405,5 @@ def _config_class(experiment: str | type) -> type | None:
         if getattr(record, "config", None):
             return load_object(record.config)
         return getattr(record.load(), "config_class", None)
-    cls = _resolve("experiments", experiment)
+    cls = resolve_impl("experiments", experiment)
     return getattr(cls, "config_class", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +40,18 @@ def render_text(graph: DataflowGraph) -> str:
         if m.n_minibatches > 1:
             lines.append(f"     minibatches: {m.n_minibatches}")
         if m.interface_args:
-            args = ", ".join(f"{k}={v!r}" for k, v in m.interface_args.items())
+            args = ", ".join(f"{k}={_arg(v)}" for k, v in m.interface_args.items())
             lines.append(f"     args: {args}")
     for w in graph.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
+
+
+def _arg(value: Any) -> str:
+    """An interface argument; a config section shows as its type (the config holds its values)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return f"<{type(value).__name__}>"
+    return repr(value)
 
 
 def to_rich(graph: DataflowGraph) -> Any:

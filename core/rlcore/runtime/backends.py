@@ -227,10 +227,10 @@ class FrozenModel:
     on the CPU while idle."""
 
     trainable = False
-    version = 0
 
     def __init__(self, module: nn.Module, options: InferenceOptions, device: torch.device):
         self.options = options
+        self.version = 0  # a weight sync sets it to the version of the role it follows
         self._device = torch.device(device)
         self.module = module.to(DTYPES[options.dtype]).eval().requires_grad_(False)
         self.offloaded = False
@@ -276,6 +276,10 @@ class FrozenModel:
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
 
+    def gathered_parameters(self) -> contextlib.AbstractContextManager[None]:
+        """Frozen weights are whole on every rank already."""
+        return contextlib.nullcontext()
+
     def save_state(self, path: str | os.PathLike) -> None:
         """Frozen weights never change: nothing to save beyond the model files."""
 
@@ -297,7 +301,64 @@ class InferenceBackend:
         return FrozenModel(module, self.options, distributed.device())
 
 
+class NoModel:
+    """The wrapper of a role without a neural model (a reward function, a remote service)."""
+
+    module = None
+    trainable = False
+    version = 0
+    dtype = torch.float32
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from rlcore.errors import RlcoreError
+
+        raise RlcoreError("this role has no neural model to call (backend 'none'); its "
+                          "interface must compute its outputs itself")
+
+    def train(self) -> NoModel:
+        return self
+
+    def eval(self) -> NoModel:
+        return self
+
+    def on_active(self) -> None:
+        """Nothing to move."""
+
+    def on_idle(self) -> None:
+        """Nothing to move."""
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def gathered_parameters(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def save_state(self, path: str | os.PathLike) -> None:
+        """No state."""
+
+    def load_state(self, path: str | os.PathLike) -> None:
+        """No state."""
+
+
+class NoModelBackend:
+    """Roles without a neural model: the experiment builds no module for them."""
+
+    options_class: ClassVar[type[InferenceOptions]] = InferenceOptions
+    trainable: ClassVar[bool] = False
+    needs_model: ClassVar[bool] = False
+
+    def __init__(self, options: InferenceOptions | None = None):
+        self.options = options or InferenceOptions()
+
+    def wrap(self, module: None, *, total_steps: int = 0) -> NoModel:
+        return NoModel()
+
+
 if TYPE_CHECKING:  # the built-ins satisfy the contract of rlcore.runtime.protocols
-    _backends: tuple[type[Backend], ...] = (DeepSpeedBackend, InferenceBackend)
+    _backends: tuple[type[Backend], ...] = (DeepSpeedBackend, InferenceBackend, NoModelBackend)
     _trainable: type[TrainableWrappedModel] = TrainableModel
-    _frozen: type[WrappedModel] = FrozenModel
+    _frozen: tuple[type[WrappedModel], ...] = (FrozenModel, NoModel)

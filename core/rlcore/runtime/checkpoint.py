@@ -15,11 +15,9 @@ directory must be on storage every rank sees (one machine, or a shared file syst
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
-import random
 import re
 import shutil
 import time
@@ -27,12 +25,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from rlcore.errors import RlcoreError
 from rlcore.runtime import distributed
 from rlcore.runtime.interface import ModelHandle
+from rlcore.runtime.seeding import rng_state, set_rng_state
 
 COMPLETE = "COMPLETE"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -40,47 +38,6 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 class CheckpointError(RlcoreError):
     """A checkpoint is missing, incomplete or does not match the run."""
-
-
-# ---------------------------------------------------------------------- RNG
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch (CPU and CUDA) RNG states as JSON-safe values."""
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, list(internal), gauss],
-        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = [
-            base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()
-        ]
-    return state
-
-
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-
-    def _bytes(s: str) -> torch.Tensor:
-        return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
-
-    torch.set_rng_state(_bytes(state["torch"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([_bytes(s) for s in state["cuda"]])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 # ---------------------------------------------------------------------- weights
@@ -156,8 +113,8 @@ def _fsync_json(path: Path, obj: Any) -> None:
 
 # Run settings that may differ on resume: they change how long and how visibly a run goes, not
 # what it computes.
-RESUMABLE_KEYS = frozenset({"max_steps", "epochs", "eval_every", "save_every", "keep_last",
-                            "progress", "collective_timeout_s"})
+RESUMABLE_KEYS = frozenset({"max_steps", "epochs", "eval_every", "eval_at_start", "save_every",
+                            "keep_last", "progress", "collective_timeout_s"})
 
 
 def config_changes(saved: Any, current: Any, prefix: str = "") -> list[str]:
@@ -199,6 +156,11 @@ class CheckpointManager:
         """The newest complete checkpoint, or None."""
         done = self.complete()
         return done[-1] if done else None
+
+    @staticmethod
+    def trainer_state(path: Path) -> dict[str, Any]:
+        """What ``save`` recorded in checkpoint ``path``: step, config, data and interface state."""
+        return json.loads((Path(path) / "trainer_state.json").read_text())
 
     def set_aside(self) -> Path | None:
         """Rename the checkpoints of an earlier run (rank 0) so a fresh run never resumes them."""
@@ -277,7 +239,7 @@ class CheckpointManager:
                 f"{path} is not a complete checkpoint (no {COMPLETE} marker); "
                 f"complete ones: {[p.name for p in self.complete()] or 'none'}"
             )
-        state = json.loads((path / "trainer_state.json").read_text())
+        state = self.trainer_state(path)
         changed = [] if config is None else config_changes(state.get("config", {}), config)
         if changed:
             raise CheckpointError(

@@ -88,3 +88,18 @@ def mean_metrics(metrics: dict[str, float]) -> dict[str, float]:
         vals = [float(m[k]) for m in gathered if k in m]
         out[k] = sum(vals) / len(vals)
     return out
+
+
+def all_reduce(values: list[float], op: str = "sum") -> list[float]:
+    """``values`` summed (or maxed) elementwise over every rank, as floats."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [float(v) for v in values]
+    ops = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.to(device())
+    dist.all_reduce(t, op=ops[op])
+    return t.cpu().tolist()

@@ -59,8 +59,9 @@ class Executor:
     def step(self, batch: PackedBatch, *, sharded: bool = False) -> dict[str, float]:
         """Run every MFC once on ``batch`` (sharded here unless ``sharded``).
 
-        Returns this rank's metrics: ``"<mfc>/<name>"`` from train steps and
-        ``"time/<mfc>"`` seconds per call. Outputs are merged into the local batch,
+        Returns this rank's metrics: ``"<mfc>/<name>"`` from train steps (step-level
+        names that start with ``/`` unprefixed), ``"time/<mfc>"`` seconds per call and
+        ``perf/tokens_per_s`` (tokens of the longest key over the step's time). Outputs are merged into the local batch,
         kept as ``self.last_batch`` for inspection.
         """
         local = batch if sharded else self.shard(batch)
@@ -71,14 +72,17 @@ class Executor:
                 f"it has {local.keys}"
             )
         metrics: dict[str, float] = {}
+        start = time.perf_counter()
         for mfc in self.graph.order:
             t0 = time.perf_counter()
             out = self._call(mfc, local)
             if isinstance(out, PackedBatch):
                 local.update(out)
             else:
-                metrics.update({f"{mfc.name}/{k}": float(v) for k, v in out.items()})
+                metrics.update({k[1:] if k.startswith("/") else f"{mfc.name}/{k}": float(v)
+                                for k, v in out.items()})
             metrics[f"time/{mfc.name}"] = time.perf_counter() - t0
+        metrics["perf/tokens_per_s"] = local.num_tokens() / max(time.perf_counter() - start, 1e-9)
         self.last_batch = local
         return metrics
 

@@ -56,9 +56,17 @@ class ModelInterface:
 
     - ``generate`` / ``inference`` return a PackedBatch of the outputs, under the
       interface's own key names, for the same sample ids as the input;
-    - ``train_step`` returns scalar metrics (name -> float);
-    - ``save`` writes anything beyond the weights (the runtime saves those).
+    - ``train_step`` returns scalar metrics (name -> float), logged as ``<mfc>/<name>``;
+      a name starting with ``/`` is a step-level metric, logged without the prefix
+      (``"/reward/mean"`` -> ``reward/mean``);
+    - ``save`` writes anything beyond the weights (the runtime saves those);
+    - ``state_dict``/``load_state_dict`` carry state across steps (a KL controller,
+      running statistics) through checkpoints, as JSON-safe values;
+    - ``updates_per_call`` is how many optimizer micro steps one ``train_step`` takes
+      at most (it sizes learning-rate schedules).
     """
+
+    updates_per_call: int = 1
 
     def generate(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         raise NotImplementedError(f"{type(self).__name__} does not implement generate")
@@ -71,3 +79,10 @@ class ModelInterface:
 
     def save(self, handle: ModelHandle, path: str) -> None:
         """Extra files for a checkpoint directory (default: none)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to resume with (default: none)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""

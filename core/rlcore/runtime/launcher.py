@@ -149,7 +149,7 @@ def launch(
     config_path = write_config(config, run_dir) if config is not None else None
 
     if nproc == 1 and hostfile is None:
-        from rlcore.runtime.experiment import run
+        from rlcore.runtime.loop import run
 
         return run(exp, config, run_dir, resume=resume)
 

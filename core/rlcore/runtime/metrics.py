@@ -1,27 +1,16 @@
-"""Per-step metrics: ``metrics.jsonl``, a rich progress bar, a summary table, lifecycle hooks."""
+"""Per-step metrics: ``metrics.jsonl``, a rich progress bar and a summary table."""
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from rlcore.runtime.hooks import call_hook
 
 METRICS_FILE = "metrics.jsonl"
-
-
-def call_hook(name: str, **kwargs: Any) -> None:
-    """Call lifecycle hook ``name`` on every plugin; a failing logger plugin only warns."""
-    from rlcore.plugins.registry import hooks
-
-    try:
-        getattr(hooks(), name)(**kwargs)
-    except Exception as exc:  # a broken logger must not lose the training run
-        log.warning("lifecycle hook %s failed: %s: %s", name, type(exc).__name__, exc)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -86,6 +86,8 @@ class RunOptions:
     save_every: int = field(default=0, metadata={"help": "checkpoint every N steps; 0: only at the end"})
     keep_last: int = field(default=2, metadata={"help": "checkpoints kept; 0: all"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps; 0: never"})
+    eval_at_start: bool = field(default=True, metadata={
+        "help": "with eval_every: also evaluate before training, logged as step 0"})
     progress: bool = field(default=True, metadata={"help": "rich progress bar on rank 0"})
     collective_timeout_s: float = field(
         default=300.0, metadata={"help": "bound on every collective, so a lost rank ends the run"})

@@ -71,6 +71,11 @@ class WrappedModel(Protocol):
         """The complete weights as CPU tensors (collective under sharding: call on every rank)."""
         ...
 
+    def gathered_parameters(self) -> AbstractContextManager[Any]:
+        """A context in which ``module`` holds its full parameters on every rank (saving,
+        generation, weight syncs); a no-op unless parameters are sharded."""
+        ...
+
     def save_state(self, path: str | os.PathLike) -> None:
         """Write the resume state beyond the weights (optimizer, scheduler) under ``path``.
 
@@ -99,16 +104,14 @@ class TrainableWrappedModel(WrappedModel, Protocol):
         """Whether the next ``step()`` updates the weights (gradient-accumulation boundary)."""
         ...
 
-    def gathered_parameters(self) -> AbstractContextManager[Any]:
-        """A context in which ``module`` holds its full parameters on every rank (saving, generation)."""
-        ...
-
 
 class Backend(Protocol):
     """A backend class, as registered by ``rlcore_backends`` (``BackendRecord.impl``).
 
     The runtime builds one per role, ``cls(options)`` with the role's options (or
-    ``cls.options_class()``), then ``wrap``s the role's module.
+    ``cls.options_class()``), then ``wrap``s the role's module. A backend for roles
+    without a neural model sets the class attribute ``needs_model = False``: no module
+    is built and ``wrap`` gets None.
     """
 
     options_class: ClassVar[type[Any]]

@@ -16,9 +16,9 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 def load_config(experiment: str, config_file: str | None):
     """The experiment's typed config, resolved from ``config_file`` over its defaults."""
-    from rlcore.runtime.experiment import _resolve
+    from rlcore.runtime.experiment import resolve_impl
 
-    cls = _resolve("experiments", experiment)
+    cls = resolve_impl("experiments", experiment)
     config_cls = getattr(cls, "config_class", None)
     if config_cls is None:
         return None
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # DeepSpeed calls torch's deprecated collective names on every step; keep the logs readable.
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
-    from rlcore.runtime.experiment import run
+    from rlcore.runtime.loop import run
 
     config = load_config(args.experiment, args.config)
     resume = {"auto": True, "none": False}.get(args.resume, args.resume)

@@ -1,4 +1,4 @@
-"""rlcore's standard experiments (sft, rm, dpo) and their model interfaces."""
+"""rlcore's standard experiments (sft, rm, dpo, ppo) and their model interfaces."""
 
 import rlcore
 from rlcore.plugins.records import ExperimentRecord, InterfaceRecord
@@ -8,7 +8,7 @@ _PKG = "rlcore_plugin_algorithms"
 
 @rlcore.hookimpl
 def rlcore_experiments():
-    """SFT, reward modelling and DPO."""
+    """SFT, reward modelling, DPO and PPO."""
     return [
         ExperimentRecord(
             "sft", impl=f"{_PKG}.experiments:SFT", config=f"{_PKG}.config:SFTConfig",
@@ -21,6 +21,10 @@ def rlcore_experiments():
         ExperimentRecord(
             "dpo", impl=f"{_PKG}.experiments:DPO", config=f"{_PKG}.config:DPOConfig",
             doc="Direct preference optimisation against a frozen reference (sigmoid or IPO loss).",
+        ),
+        ExperimentRecord(
+            "ppo", impl=f"{_PKG}.ppo_experiment:PPO", config=f"{_PKG}.config:PPOConfig",
+            doc="PPO: the actor samples, reward/ref/critic score, actor and critic train (GAE).",
         ),
     ]
 
@@ -35,4 +39,11 @@ def rlcore_interfaces():
                         doc="train_step: Bradley-Terry loss on pairs; inference: sequence scores."),
         InterfaceRecord("dpo", impl=f"{_PKG}.interfaces:DPOInterface",
                         doc="inference: answer log-prob sums; train_step: DPO loss vs reference."),
+        InterfaceRecord("ppo_actor", impl=f"{_PKG}.ppo:PPOActorInterface",
+                        doc="generate: sample responses; inference: their log-probs; "
+                            "train_step: clipped PPO."),
+        InterfaceRecord("ppo_critic", impl=f"{_PKG}.ppo:PPOCriticInterface",
+                        doc="inference: per-token values; train_step: clipped value loss on GAE returns."),
+        InterfaceRecord("reward_functions", impl=f"{_PKG}.rewards:RewardFunctionInterface",
+                        doc="inference: weighted sum of registered reward functions per response."),
     ]

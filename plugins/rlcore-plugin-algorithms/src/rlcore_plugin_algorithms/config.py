@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
-from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig
+from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig, PromptConfig
 
 
 @dataclass
@@ -103,3 +103,157 @@ class DPOConfig:
     train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
     run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=300, batch_size=16, eval_every=100))
     eval: PairEvalOptions = field(default_factory=PairEvalOptions)
+
+
+# ---------------------------------------------------------------------- PPO
+
+KLEstimator = Literal["k1", "k2", "k3"]
+LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
+
+
+@dataclass
+class GenerationOptions:
+    """How the actor samples responses during training."""
+
+    max_new_tokens: int = field(default=6, metadata={"help": "longest response in tokens"})
+    min_new_tokens: int = field(default=0, metadata={"help": "eos is forbidden before this many tokens"})
+    greedy: bool = field(default=False, metadata={"help": "argmax decoding instead of sampling"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
+    top_k: int = field(default=0, metadata={"help": "sample among the k likeliest tokens; 0: off"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass; 1.0: off"})
+    n_samples: int = field(default=4, metadata={"help": "responses sampled per prompt"})
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1:
+            raise ValueError(f"gen.n_samples must be >= 1, got {self.n_samples}")
+
+
+@dataclass
+class RewardOptions:
+    """The reward role: registered reward functions (weighted sum) or a reward model."""
+
+    functions: list[str] = field(default_factory=lambda: ["exact_match"], metadata={
+        "help": "registered reward functions (`rlcore list rewards`); ignored when path is set"})
+    weights: list[float] | None = field(default=None, metadata={
+        "help": "one weight per function; null: all 1.0"})
+    path: str | None = field(default=None, metadata={
+        "help": "reward model: an `rlcore train rm` checkpoint dir or HF sequence classifier"})
+    scale: float = field(default=1.0, metadata={"help": "reward := clip(scale * (reward + bias))"})
+    bias: float = field(default=0.0, metadata={"help": "added to the raw reward before scaling"})
+    clip: float = field(default=10.0, metadata={"help": "|reward| is clipped to this after scaling"})
+    no_eos_penalty: float = field(default=0.0, metadata={
+        "help": "added to the reward of responses that end without eos (cut at max_new_tokens)"})
+
+    def __post_init__(self) -> None:
+        if self.path is None and not self.functions:
+            raise ValueError("reward.functions is empty and reward.path is null: name at least "
+                             "one reward function or a reward model")
+        if self.weights is not None and len(self.weights) != len(self.functions):
+            raise ValueError(f"reward.weights has {len(self.weights)} entries for "
+                             f"{len(self.functions)} reward.functions")
+        if self.clip <= 0:
+            raise ValueError(f"reward.clip must be > 0, got {self.clip}")
+
+
+@dataclass
+class PPOOptions:
+    """The PPO objective and its stabilisers (Schulman et al. 2017; Ouyang et al. 2022)."""
+
+    ppo_n_minibatches: int = field(default=2, metadata={"help": "minibatches (optimizer steps) per PPO epoch"})
+    ppo_epochs: int = field(default=1, metadata={"help": "passes over each generated batch"})
+    kl_ctl: float = field(default=0.02, metadata={"help": "KL coefficient (initial, when adaptive); 0: no reference model"})
+    kl_controller: Literal["fixed", "adaptive"] = field(default="fixed", metadata={
+        "help": "fixed coefficient, or adapted towards kl_target (Ziegler et al. 2019)"})
+    kl_target: float = field(default=6.0, metadata={"help": "adaptive controller: target KL per sequence"})
+    kl_horizon: int = field(default=10000, metadata={"help": "adaptive controller: horizon in samples"})
+    kl_in_reward: bool = field(default=True, metadata={
+        "help": "KL penalty in the per-token reward (classic PPO); false: a loss term"})
+    kl_estimator: KLEstimator = field(default="k1", metadata={"help": "k1, k2 or k3 (Schulman's)"})
+    discount: float = field(default=1.0, metadata={"help": "gamma of GAE"})
+    gae_lambda: float = field(default=0.95, metadata={"help": "lambda of GAE"})
+    eps_clip: float = field(default=0.2, metadata={"help": "policy ratio clip (both sides unless set below)"})
+    eps_clip_low: float | None = field(default=None, metadata={"help": "lower clip: ratio >= 1 - this; null: eps_clip"})
+    eps_clip_high: float | None = field(default=None, metadata={"help": "upper clip: ratio <= 1 + this; null: eps_clip"})
+    dual_clip: float | None = field(default=None, metadata={"help": "dual-clip bound c > 1 for negative advantages; null: off"})
+    value_eps_clip: float = field(default=0.2, metadata={"help": "value clip around the old values; 0: off"})
+    value_loss_coef: float = field(default=1.0, metadata={"help": "scale of the critic loss"})
+    entropy_coef: float = field(default=0.0, metadata={"help": "entropy bonus in the actor loss"})
+    early_stop_kl: float | None = field(default=None, metadata={
+        "help": "stop this batch's PPO epochs once the approx KL exceeds this; null: never"})
+    early_stop_imp_ratio: float | None = field(default=None, metadata={
+        "help": "stop them once the largest importance ratio exceeds this; null: never"})
+    adv_norm: bool = field(default=True, metadata={"help": "whiten advantages over the batch"})
+    value_norm: bool = field(default=False, metadata={"help": "train the critic on normalised returns"})
+    value_norm_type: Literal["ema", "ma"] = field(default="ema", metadata={
+        "help": "value normalisation statistics: exponential or exact moving average"})
+    value_norm_beta: float = field(default=0.99, metadata={"help": "ema decay of the statistics"})
+    loss_agg: LossAggregation = field(default="token-mean", metadata={
+        "help": "token-mean, seq-mean-token-mean or seq-mean-token-sum"})
+    logprob_drift_warn: float = field(default=1e-3, metadata={
+        "help": "warn when generation and training log-probs differ by more (same weights)"})
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.ppo_n_minibatches >= 1, "ppo_n_minibatches must be >= 1"),
+            (self.ppo_epochs >= 1, "ppo_epochs must be >= 1"),
+            (self.kl_ctl >= 0, "kl_ctl must be >= 0"),
+            (self.kl_target > 0 and self.kl_horizon > 0, "kl_target and kl_horizon must be > 0"),
+            (0 <= self.discount <= 1 and 0 <= self.gae_lambda <= 1,
+             "discount and gae_lambda must be in [0, 1]"),
+            (self.eps_clip > 0, "eps_clip must be > 0"),
+            (self.dual_clip is None or self.dual_clip > 1, "dual_clip must be > 1 or null"),
+            (self.value_eps_clip >= 0, "value_eps_clip must be >= 0"),
+            (0 < self.value_norm_beta < 1, "value_norm_beta must be in (0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"ppo.{message}")
+
+    @property
+    def clip_low(self) -> float:
+        return self.eps_clip if self.eps_clip_low is None else self.eps_clip_low
+
+    @property
+    def clip_high(self) -> float:
+        return self.eps_clip if self.eps_clip_high is None else self.eps_clip_high
+
+    @property
+    def uses_ref(self) -> bool:
+        """A reference model is needed unless the KL coefficient is fixed at 0."""
+        return self.kl_ctl > 0 or self.kl_controller == "adaptive"
+
+
+@dataclass
+class CriticOptions:
+    """Where the critic starts: the actor's initial weights with a new value head, or a path."""
+
+    path: str | None = field(default=None, metadata={
+        "help": "HF model dir; null: the actor's initial weights with a fresh value head"})
+
+
+@dataclass
+class WarmStartOptions:
+    """The SFT stage that runs first when the actor is the tiny built-in model (actor.path null)."""
+
+    sft_steps: int = field(default=240, metadata={
+        "help": "SFT steps on the dataset's prompt/answer rows before PPO; 0: start from random"})
+    lr: float = field(default=1e-3, metadata={"help": "SFT learning rate"})
+    batch_size: int = field(default=32, metadata={"help": "SFT sequences per step"})
+
+
+@dataclass
+class PPOConfig:
+    """PPO: the actor generates, reward/ref/critic score, actor and critic train."""
+
+    actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
+    critic: CriticOptions = field(default_factory=CriticOptions)
+    ref: InferenceOptions = field(default_factory=InferenceOptions)
+    reward: RewardOptions = field(default_factory=RewardOptions)
+    dataset: PromptConfig = field(default_factory=PromptConfig)
+    gen: GenerationOptions = field(default_factory=GenerationOptions)
+    ppo: PPOOptions = field(default_factory=PPOOptions)
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
+    critic_train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
+    warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=100, max_steps=150, batch_size=32, eval_every=25))
+    eval: EvalOptions = field(default_factory=EvalOptions)

@@ -11,8 +11,9 @@ import torch
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC
 from rlcore.plugins import registry
-from rlcore.runtime.experiment import Experiment, RoleSpec
+from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.interface import ModelHandle
+from rlcore.runtime.roles import RoleSpec
 from rlcore_plugin_algorithms.config import DPOConfig, ModelOptions, RMConfig, SFTConfig
 from rlcore_plugin_algorithms.interfaces import answer_logps, sequence_scores
 
@@ -75,6 +76,37 @@ class PostTraining(Experiment):
         return self.config.eval.path is not None or self.config.dataset.path is None
 
     @cached_property
+    def eval_prompts(self) -> PackedBatch:
+        """Held-out prompts with their answers: ``eval.path``, else the embedded eval split."""
+        from rlcore_plugin_datasets.config import PromptConfig
+
+        ev, ds = self.config.eval, self.config.dataset
+        config = PromptConfig(path=ev.path, embedded_split="eval", embedded_size=ev.size,
+                              embedded_max_operand=ds.embedded_max_operand, max_rows=ev.size,
+                              shuffle=False, max_length=ds.max_length)
+        dataset = registry.load("datasets", "prompt")(config, self.build_tokenizer())
+        return dataset.collate([dataset[i] for i in range(len(dataset))])
+
+    def generation_accuracy(self, actor: ModelHandle) -> float:
+        """Greedy exact-match accuracy on the held-out prompts (ZeRO-3: weights gathered)."""
+        from rlcore.models.generation import GenerationConfig, generate
+        from rlcore_plugin_rewards.rules import exact_match
+
+        batch, tokenizer = self.eval_prompts, actor.tokenizer
+        prompts = [batch.sequences("packed_prompts", i)[0].tolist() for i in range(len(batch))]
+        gconfig = GenerationConfig(max_new_tokens=self.config.eval.max_new_tokens, greedy=True,
+                                   eos_token_ids=[tokenizer.eos_token_id])
+        module = actor.module
+        was_training = module.training
+        module.eval()
+        with actor.model.gathered_parameters(), torch.no_grad():
+            out = generate(module, prompts, gconfig)
+        module.train(was_training)
+        texts = tokenizer.batch_decode([t.tolist() for t in out.tokens], skip_special_tokens=True)
+        scores = exact_match(texts, batch.sample_dicts())
+        return sum(scores) / len(scores)
+
+    @cached_property
     def eval_pairs(self) -> PackedBatch:
         """Held-out preference pairs: ``eval.path``, else the embedded eval split."""
         ev = self.config.eval
@@ -95,39 +127,11 @@ class SFT(PostTraining):
     def mfcs(self) -> list[MFC]:
         return [MFC("actor_train", "actor", "train_step", "sft", input_keys=TOKENS)]
 
-    @cached_property
-    def eval_prompts(self) -> PackedBatch:
-        """Held-out prompts with their answers."""
-        from rlcore_plugin_datasets.config import PromptConfig
-
-        ev, ds = self.config.eval, self.config.dataset
-        config = PromptConfig(path=ev.path, embedded_split="eval", embedded_size=ev.size,
-                              embedded_max_operand=ds.embedded_max_operand, max_rows=ev.size,
-                              shuffle=False, max_length=ds.max_length)
-        dataset = registry.load("datasets", "prompt")(config, self.build_tokenizer())
-        return dataset.collate([dataset[i] for i in range(len(dataset))])
-
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
-        """Greedy generation on held-out prompts, scored by exact match (ZeRO-3: skipped)."""
-        if self.config.train.zero_stage == 3 or not self.has_eval():
+        """Greedy generation on held-out prompts, scored by exact match."""
+        if not self.has_eval():
             return {}
-        from rlcore.models.generation import GenerationConfig, generate
-        from rlcore_plugin_rewards.rules import exact_match
-
-        actor, batch = handles["actor"], self.eval_prompts
-        tokenizer = actor.tokenizer
-        prompts = [batch.sequences("packed_prompts", i)[0].tolist() for i in range(len(batch))]
-        gconfig = GenerationConfig(max_new_tokens=self.config.eval.max_new_tokens, greedy=True,
-                                   eos_token_ids=[tokenizer.eos_token_id])
-        module = actor.module
-        was_training = module.training
-        module.eval()
-        with torch.no_grad():
-            out = generate(module, prompts, gconfig)
-        module.train(was_training)
-        texts = tokenizer.batch_decode([t.tolist() for t in out.tokens], skip_special_tokens=True)
-        scores = exact_match(texts, batch.sample_dicts())
-        return {"accuracy": sum(scores) / len(scores)}
+        return {"accuracy": self.generation_accuracy(handles["actor"])}
 
 
 class RewardModeling(PostTraining):

@@ -1,0 +1,139 @@
+"""``run``: the per-rank training loop of an experiment.
+
+Every rank builds the experiment's roles with their backends, iterates the data,
+runs the executor over the dataflow graph, syncs followed weights, checks that every
+metric is finite, logs, evaluates, checkpoints and resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rlcore.runtime import distributed
+from rlcore.runtime.checkpoint import CheckpointError, CheckpointManager
+from rlcore.runtime.experiment import Experiment, build_experiment, total_steps_of
+from rlcore.runtime.health import check_finite
+from rlcore.runtime.roles import build_roles, sync_weights
+from rlcore.runtime.seeding import seed_everything
+
+
+def run(
+    experiment: str | type | Experiment,
+    config: Any,
+    run_dir: str | os.PathLike,
+    resume: bool | str | os.PathLike = True,
+) -> dict[str, Any]:
+    """Train ``experiment`` on this rank; return the summary (same on every rank).
+
+    ``resume``: True continues from the latest complete checkpoint in ``run_dir``
+    if there is one; a path resumes from that checkpoint; False starts fresh.
+    """
+    exp = experiment if isinstance(experiment, Experiment) else build_experiment(experiment, config)
+    return Run(exp, Path(run_dir)).train(resume)
+
+
+class Run:
+    """One run of an experiment on this rank: its roles, data, checkpoints and metrics."""
+
+    def __init__(self, exp: Experiment, run_dir: Path):
+        from rlcore.config import to_plain
+        from rlcore.runtime.executor import Executor
+
+        self.exp, self.run_dir, self.opts = exp, run_dir, exp.run_options()
+        self.rank, world = distributed.init(self.opts.collective_timeout_s)
+        exp.prepare(run_dir)
+        seed_everything(self.opts.seed)  # after prepare, which may have trained a stage itself
+        self.graph = exp.graph()
+        tokenizer = exp.build_tokenizer()
+        self.batches = exp.build_batches(exp.build_dataset(tokenizer))
+        self.total = total_steps_of(self.opts, self.batches)
+        self.interfaces = {m.name: exp.interface(m) for m in self.graph.mfcs}
+        self.handles = build_roles(exp, self.graph, self.interfaces, tokenizer, self.total)
+        self.syncs = exp.weight_syncs()
+        self.ckpt = CheckpointManager(run_dir, keep_last=self.opts.keep_last)
+        self.config = to_plain(exp.config) if exp.config is not None else {}
+        self.executor = Executor(self.graph, self.handles, self.interfaces, self.rank, world)
+
+    # ------------------------------------------------------------------ resume and save
+
+    def _source(self, resume: bool | str | os.PathLike) -> Path | None:
+        if resume is False:
+            aside = self.ckpt.set_aside()
+            if aside is not None:
+                print(f"--no-resume: the earlier checkpoints are kept in {aside}")
+            distributed.barrier()
+            return None
+        if resume is True:
+            return self.ckpt.latest()
+        source = Path(resume)
+        if not source.is_dir():
+            raise CheckpointError(f"--resume {source}: no such checkpoint directory")
+        return source
+
+    def _restore(self, source: Path) -> int:
+        state = self.ckpt.load(source, self.handles, config=self.config)
+        self.batches.load_state_dict(state["data"])
+        for name, iface_state in state.get("interfaces", {}).items():
+            self.interfaces[name].load_state_dict(iface_state)
+        step = int(state["step"])
+        if self.rank == 0:
+            print(f"resuming from {source} (step {step} of {self.total})")
+        return step
+
+    def save(self, step: int) -> None:
+        def interface_files(role: str, path: Path) -> None:
+            for m in self.graph.roles[role]:
+                self.interfaces[m.name].save(self.handles[role], str(path))
+
+        state = {"data": self.batches.state_dict(), "config": self.config,
+                 "interfaces": {n: i.state_dict() for n, i in self.interfaces.items()}}
+        self.ckpt.save(step, self.handles, state, extras=interface_files)
+
+    # ------------------------------------------------------------------ the loop
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        evals = self.exp.evaluate(step, self.handles)
+        return distributed.mean_metrics({f"eval/{k}": v for k, v in evals.items()})
+
+    def train(self, resume: bool | str | os.PathLike) -> dict[str, Any]:
+        from rlcore.runtime.metrics import MetricsLogger
+
+        source = self._source(resume)
+        step = self._restore(source) if source is not None else 0
+        sync_weights(self.handles, self.syncs)
+        logger = MetricsLogger(self.run_dir, self.rank, self.total, start_step=step,
+                               progress=self.opts.progress)
+        logger.start(self.config)
+        saved_at = step if source is not None else -1
+        opts = self.opts
+        try:
+            if opts.eval_every and opts.eval_at_start and step == 0:
+                logger.log(0, self.evaluate(0))  # the starting point of every eval curve
+            it = iter(self.batches)
+            while step < self.total:
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    break
+                step += 1
+                metrics = distributed.mean_metrics(self.executor.step(batch))
+                sync_weights(self.handles, self.syncs)
+                if opts.eval_every and step % opts.eval_every == 0:
+                    metrics.update(self.evaluate(step))
+                check_finite(step, metrics, self.ckpt.latest)
+                logger.log(step, metrics)
+                if opts.save_every and step % opts.save_every == 0:
+                    self.save(step)
+                    saved_at = step
+            if saved_at != step:
+                self.save(step)
+        except BaseException as exc:
+            logger.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
+            raise
+        summary = logger.finish("completed")
+        latest = self.ckpt.latest()
+        summary["checkpoint"] = str(latest) if latest else None
+        return summary

@@ -1,0 +1,127 @@
+"""Model roles: what each one is (:class:`RoleSpec`), building them on a rank, and weight syncs.
+
+A role is built once per rank: the experiment builds its ``nn.Module`` (or none, for a
+role without a neural model such as a reward function), ``init_from`` copies another
+role's initial weights, and the role's backend wraps it. A weight sync copies a trained
+role's weights into a frozen one (ChatLearn's policy <- ppo_policy) after every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rlcore.errors import ConfigError, RlcoreError
+from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions
+
+if TYPE_CHECKING:
+    from rlcore.dfg import DataflowGraph
+    from rlcore.runtime.interface import ModelHandle, ModelInterface
+    from rlcore.runtime.protocols import Backend
+
+
+@dataclass
+class RoleSpec:
+    """One model role.
+
+    The weights come from ``model`` (an HF directory), else ``preset`` (a family
+    name whose tiny config is built with random weights), else the experiment's
+    own ``build_model``. ``init_from`` starts from another role's initial weights
+    (a DPO reference = the policy). ``backend`` defaults to ``deepspeed`` when
+    ``trainable`` and ``inference`` otherwise; ``options`` are that backend's.
+    Backend ``none`` is a role with no neural model (a reward function).
+    """
+
+    name: str
+    trainable: bool = False
+    model: str | None = None
+    preset: str | None = None
+    value_head: bool = False
+    init_from: str | None = None
+    backend: str | None = None
+    options: DeepSpeedOptions | InferenceOptions | None = None
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend or ("deepspeed" if self.trainable else "inference")
+
+
+def optimizer_steps(graph: DataflowGraph, interfaces: Mapping[str, ModelInterface], role: str,
+                    steps: int, grad_accum: int) -> int:
+    """Optimizer steps ``role`` takes over ``steps`` training steps (at most, with early stops)."""
+    micro = sum(m.n_minibatches * getattr(interfaces.get(m.name), "updates_per_call", 1)
+                for m in graph.mfcs if m.role == role and m.is_train)
+    return max(1, math.ceil(steps * micro / grad_accum))
+
+
+def build_roles(exp: Any, graph: DataflowGraph, interfaces: Mapping[str, ModelInterface],
+                tokenizer: Any, total_steps: int) -> dict[str, ModelHandle]:
+    """A :class:`ModelHandle` per role the graph uses, each wrapped by its backend."""
+    from rlcore.runtime.experiment import resolve_impl
+    from rlcore.runtime.interface import ModelHandle
+
+    specs = {r.name: r for r in exp.roles()}
+    used = graph.roles
+    unused = sorted(set(specs) - set(used))
+    if unused:
+        warnings.warn(f"roles {unused} are declared but no MFC uses them", stacklevel=2)
+    trained = set(graph.trainable_roles)
+    handles: dict[str, ModelHandle] = {}
+    initial: dict[str, dict] = {}
+    # Roles that others start from are built first, so their initial weights can be copied.
+    names = [r.name for r in exp.roles() if r.name in used]
+    for name in sorted(names, key=lambda n: specs[n].init_from is not None):
+        spec = specs[name]
+        if name in trained and not spec.trainable:
+            raise ConfigError(f"role {name!r} has a train_step MFC but is not marked trainable")
+        backend_cls = resolve_impl("backends", spec.backend_name)
+        module, family = None, None
+        if getattr(backend_cls, "needs_model", True):
+            module, family = _build_module(exp, spec, specs, initial, tokenizer)
+            if any(s.init_from == name for s in specs.values()):
+                initial[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        options = spec.options if spec.options is not None else backend_cls.options_class()
+        backend: Backend = backend_cls(options)
+        steps = total_steps
+        if getattr(backend, "trainable", False):
+            steps = optimizer_steps(graph, interfaces, name, total_steps, options.grad_accum_steps)
+        model = backend.wrap(module, total_steps=steps)
+        handles[name] = ModelHandle(name, model.module, model, tokenizer, spec, family)
+    return handles
+
+
+def _build_module(exp: Any, spec: RoleSpec, specs: dict[str, RoleSpec], initial: dict[str, dict],
+                  tokenizer: Any) -> tuple[Any, str | None]:
+    if not spec.init_from:
+        return exp.build_model(spec, tokenizer)
+    src = specs.get(spec.init_from)
+    if src is None:
+        raise ConfigError(f"role {spec.name!r}: init_from names unknown role {spec.init_from!r}")
+    module, family = exp.build_model(dataclasses.replace(src, value_head=spec.value_head), tokenizer)
+    if spec.init_from in initial:
+        module.load_state_dict(initial[spec.init_from], strict=False)
+    return module, family
+
+
+def sync_weights(handles: Mapping[str, ModelHandle], syncs: Mapping[str, str]) -> None:
+    """Copy each trained role's full weights into its frozen follower (collective under ZeRO-3)."""
+    for src_name, dst_name in syncs.items():
+        missing = [n for n in (src_name, dst_name) if n not in handles]
+        if missing:
+            raise ConfigError(f"weight sync {src_name} -> {dst_name}: no role {missing[0]!r} "
+                              f"in this run (roles: {sorted(handles)})")
+        src, dst = handles[src_name], handles[dst_name]
+        weights = src.model.full_state_dict()
+        target = dst.module.state_dict()
+        mismatch = sorted(k for k in set(weights) ^ set(target)) or sorted(
+            k for k in weights if weights[k].shape != target[k].shape)
+        if mismatch:
+            raise RlcoreError(f"weight sync {src_name} -> {dst_name}: the models differ "
+                              f"(e.g. {mismatch[:3]}); a synced pair must share one architecture")
+        with dst.model.gathered_parameters():
+            dst.module.load_state_dict(weights)
+        dst.model.version = src.model.version
