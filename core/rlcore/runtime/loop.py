@@ -111,7 +111,9 @@ class Run:
         opts = self.opts
         try:
             if opts.eval_every and opts.eval_at_start and step == 0:
-                logger.log(0, self.evaluate(0))  # the starting point of every eval curve
+                before = self.evaluate(0)  # the starting point of every eval curve
+                if before:
+                    logger.log(0, before)
             it = iter(self.batches)
             while step < self.total:
                 try:
