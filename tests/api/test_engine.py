@@ -41,12 +41,12 @@ def test_chatlearn_engine_learns_evaluates_and_checkpoints(tmp_path):
 
     assert summary["status"] == "completed" and summary["steps"] == 12
     records = read_metrics(tmp_path)
-    losses = [r["policy.train_step/loss"] for r in records]
+    losses = [r["policy.train_step/loss"] for r in records if r["step"] > 0]
     assert len(losses) == 12
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.3, losses
     evals = [(r["step"], r["eval/nll"]) for r in records if "eval/nll" in r]
-    assert [s for s, _ in evals] == [6, 12]
-    assert evals[1][1] < evals[0][1]
+    assert [s for s, _ in evals] == [0, 6, 12]  # step 0: before training (run.eval_at_start)
+    assert evals[2][1] < evals[1][1] < evals[0][1]
     assert all(r.get("eval/samples", 16.0) == 16.0 for r in records)
     # The reference is frozen: it has no gradient and its version never moves.
     assert reference.version == 0 and policy.version == 12

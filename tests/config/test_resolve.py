@@ -118,3 +118,26 @@ def test_describe_fields_flattens_sections():
     rows = {key: (tp, default, help_) for key, tp, default, help_ in describe_fields(Experiment)}
     assert rows["optim.lr"] == ("float", 1e-5, "peak learning rate")
     assert rows["critic"][0] == "Model | None"
+
+
+def test_base_replaces_the_defaults_and_is_not_modified(tmp_path):
+    base = Experiment(steps=5, optim=Optim(lr=0.5), critic=Model(path=Path("/c")), tags=["a"])
+    cfg = resolve(Experiment, sets=["steps=7", "critic.dtype=bf16"], base=base)
+    assert (cfg.steps, cfg.optim.lr, cfg.critic, cfg.tags) == (7, 0.5, Model(Path("/c"), "bf16"), ["a"])
+    assert base.steps == 5 and base.critic.dtype == "fp32"
+    cfg.tags.append("b")
+    assert base.tags == ["a"]  # copied, not shared
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  schedule: cosine\n")
+    cfg = resolve(Experiment, path, ["name=x"], base=base)  # base < file < sets
+    assert (cfg.steps, cfg.optim.lr, cfg.optim.schedule, cfg.name) == (5, 0.5, Schedule.COSINE, "x")
+    assert resolve(Experiment, base=base) == base
+
+
+def test_base_of_the_wrong_type_or_with_bad_values_is_an_error():
+    with pytest.raises(ConfigError, match="the base config is a Optim, expected a Experiment"):
+        resolve(Experiment, base=Optim())
+    bad = Experiment()
+    bad.optim.lr = "fast"
+    with pytest.raises(ConfigError, match=r"'optim.lr'.*'fast' \(from the base config\)"):
+        resolve(Experiment, base=bad)

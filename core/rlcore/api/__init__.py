@@ -8,6 +8,9 @@
     engine.set_dataset(items)
     summary = engine.learn()
 
+``RLHFEngine(policy, reference, reward, value, ppo_policy, ppo_value)`` is ChatLearn's
+PPO engine: a fixed flow over six modules, the frozen copies synced after every step.
+
 Importing this package does not import torch; the engine loads it when it runs.
 """
 
@@ -22,6 +25,7 @@ _LAZY = {
     "Module": "rlcore.api.module",
     "Engine": "rlcore.api.engine",
     "ExperimentEngine": "rlcore.api.engine",
+    "RLHFEngine": "rlcore.api.rlhf",
     "EngineConfig": "rlcore.api.engine",
     "Evaluator": "rlcore.api.evaluator",
     "FlowError": "rlcore.api.flow",

@@ -61,7 +61,8 @@ def run_forward(module: Module, data: PackedBatch) -> PackedBatch:
     missing = [k for k in module.input_keys if k not in data.data]
     if missing:
         raise RlcoreError(f"{module.name}.forward_step reads {missing}; the batch has {data.keys}")
-    module.wrapped_model.eval()
+    if module.has_model:
+        module.wrapped_model.eval()
     inputs = data.select(list(module.input_keys))
     with torch.no_grad():
         out = pack_outputs(inputs, module.forward_step(inputs), f"{module.name}.forward_step")

@@ -37,6 +37,7 @@ class EngineConfig:
 
     run: RunOptions = field(default_factory=RunOptions)
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sync: dict[str, str] = field(default_factory=dict)
 
 
 class ModuleExperiment(Experiment):
@@ -50,7 +51,8 @@ class ModuleExperiment(Experiment):
         self.engine = engine
 
     def roles(self) -> list[RoleSpec]:
-        return [RoleSpec(m.name, trainable=m.trainable, options=m.options)
+        return [RoleSpec(m.name, trainable=m.trainable, options=m.options,
+                         backend=None if m.has_model else "none")
                 for m in self.engine.modules.values()]
 
     def mfcs(self) -> list[MFC]:
@@ -83,6 +85,9 @@ class ModuleExperiment(Experiment):
         ev = self.engine.evaluator
         return ev.evaluate(handles) if ev is not None else {}
 
+    def weight_syncs(self) -> dict[str, str]:
+        return dict(self.engine.config.sync)
+
 
 def _run_options(run: RunOptions | None, kwargs: dict[str, Any]) -> RunOptions:
     from rlcore.api.context import current
@@ -102,6 +107,32 @@ def _run_options(run: RunOptions | None, kwargs: dict[str, Any]) -> RunOptions:
     return run
 
 
+def _check_syncs(sync: Any, modules: dict[str, Module]) -> dict[str, str]:
+    """``sync`` as ``{trained module: frozen module}``, each name checked."""
+    if sync is None:
+        return {}
+    if not isinstance(sync, dict):
+        raise ConfigError(f"Engine(sync=...): expected a dict {{trained module: frozen module}}, "
+                          f"got {sync!r}")
+    for src, dst in sync.items():
+        for n in (src, dst):
+            if n not in modules:
+                raise ConfigError(f"Engine(sync={{{src!r}: {dst!r}}}): {n!r} is not a module of "
+                                  f"the engine (modules: {sorted(modules)})")
+        if not modules[src].trainable:
+            raise ConfigError(f"Engine(sync=...): {src!r} defines no train_step, so it has no "
+                              f"updates for {dst!r} to follow; the key is the trained module")
+        if modules[dst].trainable:
+            raise ConfigError(f"Engine(sync=...): {dst!r} defines train_step; the module whose "
+                              "weights are overwritten after every step must be frozen")
+    followers = list(sync.values())
+    twice = sorted({d for d in followers if followers.count(d) > 1})
+    if twice:
+        raise ConfigError(f"Engine(sync=...): {twice[0]!r} follows several trained modules; "
+                          "a frozen module follows one")
+    return dict(sync)
+
+
 class Engine:
     """Train user modules with rlcore's runtime: ``Engine(policy, reference, ..., flow=fn)``.
 
@@ -110,7 +141,9 @@ class Engine:
     their keys. ``run`` (a :class:`RunOptions`) or its fields as keywords
     (``max_steps=20, batch_size=8``) set the run. ``run_dir`` (default
     ``runs/<name>``) holds metrics and checkpoints. ``tokenizer`` is a tokenizer or
-    a local directory (default: the embedded task's).
+    a local directory (default: the embedded task's). ``sync`` maps a trained
+    module to a frozen one whose weights follow it after every step
+    (``{"ppo_policy": "policy"}``, ChatLearn's trainer/inference model pairs).
     """
 
     def __init__(
@@ -121,24 +154,21 @@ class Engine:
         run_dir: str | os.PathLike | None = None,
         tokenizer: Any = None,
         name: str = "engine",
+        sync: dict[str, str] | None = None,
         **run_options: Any,
     ):
         if not modules:
             raise ConfigError("Engine(...) needs at least one module (or use "
                               "Engine.from_experiment(name))")
-        self.modules: dict[str, Module] = {}
+        by_name: dict[str, Module] = {}
         for m in modules:
             if not isinstance(m, Module):
                 raise ConfigError(f"Engine(...) takes rlcore.api.Module objects, got {m!r}")
-            if m.name in self.modules:
+            if m.name in by_name:
                 raise ConfigError(f"two modules are named {m.name!r}; module names are roles "
                                   "and must be unique")
-            self.modules[m.name] = m
-            m._owner = self
-        self.flow = flow
-        self.name = name
-        self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / name
-        self.config = EngineConfig(_run_options(run, run_options), {
+            by_name[m.name] = m
+        config = EngineConfig(_run_options(run, run_options), {
             m.name: {
                 "class": f"{type(m).__module__}.{type(m).__qualname__}",
                 "trainable": m.trainable,
@@ -147,8 +177,28 @@ class Engine:
                 "train_keys": list(m.train_keys or ()),
                 "options": m.options,
             }
-            for m in self.modules.values()
-        })
+            for m in by_name.values()
+        }, _check_syncs(sync, by_name))
+        self._init_engine(name, run_dir, config, modules=by_name, flow=flow, tokenizer=tokenizer)
+
+    def _init_engine(
+        self,
+        name: str,
+        run_dir: str | os.PathLike | None,
+        config: Any,
+        *,
+        modules: dict[str, Module] | None = None,
+        flow: Callable[[Any], Any] | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        """The state every engine holds; the constructors of all engines end here."""
+        self.name = name
+        self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / name
+        self.config = config
+        self.modules: dict[str, Module] = dict(modules or {})
+        for m in self.modules.values():
+            m._owner = self
+        self.flow = flow
         self._tokenizer_arg = tokenizer
         self._tokenizer: Any = tokenizer if not isinstance(tokenizer, str | os.PathLike) else None
         self.dataset: Any = None
@@ -278,21 +328,15 @@ class ExperimentEngine(Engine):
     def __init__(self, experiment: str | type, config: Any, overrides: Iterable[str],
                  config_file: str | os.PathLike | None, run_dir: str | os.PathLike | None,
                  nproc: int):
-        self.experiment_ref = experiment
-        self.config = _experiment_config(experiment, config, list(overrides), config_file)
-        label = experiment if isinstance(experiment, str) else experiment.__name__
-        self.name = label.split(":")[-1]
-        self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / self.name
+        from rlcore.config import experiment_config
+
         if not isinstance(nproc, int) or nproc < 1:
             raise ConfigError(f"nproc: expected an integer >= 1, got {nproc!r}")
+        name, resolved = experiment_config(experiment, base=config, config_file=config_file,
+                                           sets=overrides)
+        self._init_engine(name, run_dir, resolved)
+        self.experiment_ref = experiment
         self.nproc = nproc
-        self.modules = {}
-        self.flow = None
-        self.dataset = None
-        self._dataset_keys = None
-        self.evaluator = None
-        self.summary = None
-        self._tokenizer_arg = self._tokenizer = None
 
     def experiment(self) -> Experiment:
         from rlcore.runtime.experiment import build_experiment
@@ -365,45 +409,3 @@ class ExperimentEngine(Engine):
     def __repr__(self) -> str:
         return f"ExperimentEngine({self.name!r}, run_dir={str(self.run_dir)!r})"
 
-
-def _experiment_config(experiment: str | type, config: Any, overrides: list[str],
-                       config_file: str | os.PathLike | None) -> Any:
-    """The typed config, resolved like the CLI does: defaults (or ``config``) < file < overrides."""
-    from rlcore.config import resolve, to_yaml
-
-    config_cls = _config_class(experiment)
-    if config is not None:
-        if config_file is not None:
-            raise ConfigError("give a config object or a config_file, not both")
-        if config_cls is not None and not isinstance(config, config_cls):
-            raise ConfigError(f"config is a {type(config).__name__}; experiment {experiment!r} "
-                              f"expects a {config_cls.__name__}")
-        if not overrides:
-            return copy.deepcopy(config)
-        import tempfile
-
-        # The object's values become the YAML layer under the overrides.
-        with tempfile.TemporaryDirectory(prefix="rlcore-api-config-") as d:
-            base = Path(d) / "config.yaml"
-            base.write_text(to_yaml(config))
-            return resolve(type(config), base, overrides)
-    if config_cls is None:
-        if overrides or config_file is not None:
-            raise ConfigError(f"experiment {experiment!r} declares no config class to override")
-        return None
-    return resolve(config_cls, config_file, overrides)
-
-
-def _config_class(experiment: str | type) -> type | None:
-    from rlcore.runtime.experiment import resolve_impl
-
-    if isinstance(experiment, str) and ":" not in experiment:
-        from rlcore.plugins import registry
-        from rlcore.plugins.records import load_object
-
-        record = registry.get("experiments", experiment)
-        if getattr(record, "config", None):
-            return load_object(record.config)
-        return getattr(record.load(), "config_class", None)
-    cls = resolve_impl("experiments", experiment)
-    return getattr(cls, "config_class", None)

@@ -52,7 +52,9 @@ class Module:
 
     A module that overrides ``train_step`` is trainable: its model becomes a
     DeepSpeed engine built from ``options`` (a :class:`DeepSpeedOptions`; ``lr=``
-    is a shortcut). Other modules are frozen inference roles (``InferenceOptions``).
+    is a shortcut). Other modules are frozen inference roles (``InferenceOptions``);
+    a frozen module that does not override ``setup`` has no neural model (a reward
+    function) and runs on the ``none`` backend.
     Inside ``forward_step``/``train_step`` call the model through ``self.wrapped_model``.
     """
 
@@ -163,7 +165,14 @@ class Module:
     def builds_dataset(self) -> bool:
         return type(self).build_dataset is not Module.build_dataset
 
+    @property
+    def has_model(self) -> bool:
+        """Whether the module has a neural model: it trains, overrides ``setup`` or set one."""
+        return self.trainable or type(self).setup is not Module.setup or self.model is not None
+
     def _ensure_setup(self) -> Any:
+        if self.model is None and not self.has_model:
+            return None
         if self.model is None:
             self.setup()
             if self.model is None:
@@ -180,6 +189,9 @@ class Module:
     def wrapped_model(self) -> Any:
         """The model as its backend wraps it (call it like the model); the bare model
         before the engine has built it."""
+        if not self.has_model:
+            raise RlcoreError(f"module {self.name!r} has no model to call: it does not define "
+                              "setup(); build self.model there, or compute without a model")
         if self._handle is not None:
             return self._handle.model
         return self._ensure_setup()
@@ -195,6 +207,8 @@ class Module:
             return self._handle.device
         import torch
 
+        if not self.has_model:
+            return torch.device("cpu")
         params = list(self._ensure_setup().parameters())
         return params[0].device if params else torch.device("cpu")
 

@@ -16,15 +16,14 @@ SET_HELP = "Override one config key, e.g. `--set train.optimizer.lr=1e-5`. Repea
 
 def resolve_experiment(name: str, config_file: Path | None, sets: list[str]) -> tuple[Any, Any]:
     """The experiment record and its validated config: defaults < YAML < each --set."""
-    from rlcore.config import resolve
+    from rlcore.config import experiment_config
     from rlcore.errors import RlcoreError
     from rlcore.plugins import registry
-    from rlcore.plugins.records import load_object
 
     record = registry.get("experiments", name)
     if not record.config:
         raise RlcoreError(f"experiment {name!r} ({registry.provider('experiments', name)}) declares no config class")
-    return record, resolve(load_object(record.config), config_file, sets)
+    return record, experiment_config(name, config_file=config_file, sets=sets)[1]
 
 
 def train(

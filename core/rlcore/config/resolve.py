@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 from collections.abc import Iterable
@@ -10,18 +11,33 @@ from typing import Any
 
 import yaml
 
-from rlcore.config.schema import build
+from rlcore.config.schema import build, dataclass_in, field_types
 from rlcore.config.sources import load_yaml, parse_set
 from rlcore.errors import ConfigError
 
 
-def resolve(cls: type, config_file: str | Path | None = None, sets: Iterable[str] = ()) -> Any:
-    """Build ``cls``: its defaults, then the YAML file, then each ``key=value`` in order."""
-    try:
-        defaults = cls()
-    except TypeError as exc:
-        raise ConfigError(f"{cls.__name__} needs a default for every field: {exc}") from None
-    tree = _tree(defaults)
+def resolve(
+    cls: type,
+    config_file: str | Path | None = None,
+    sets: Iterable[str] = (),
+    base: Any = None,
+) -> Any:
+    """Build ``cls``: its defaults (or ``base``), then the YAML file, then each ``key=value``.
+
+    ``base`` is an instance of ``cls`` whose values replace the defaults; it is
+    copied, never modified, and the result is validated like any other layer.
+    """
+    origin = "defaults" if base is None else "the base config"
+    if base is None:
+        try:
+            base = cls()
+        except TypeError as exc:
+            raise ConfigError(f"{cls.__name__} needs a default for every field: {exc}") from None
+    elif not isinstance(base, cls):
+        raise ConfigError(f"the base config is a {type(base).__name__}, expected a {cls.__name__}")
+    else:
+        base = copy.deepcopy(base)
+    tree = _tree(base)
     sources: dict[str, str] = {}
     if config_file is not None:
         data, lines = load_yaml(config_file)
@@ -29,16 +45,22 @@ def resolve(cls: type, config_file: str | Path | None = None, sets: Iterable[str
     for index, item in enumerate(sets, 1):
         key, raw, where = parse_set(item, index)
         _set_dotted(tree, key, raw, where, sources)
-    return build(cls, tree, "", sources)
+    return build(cls, tree, "", sources, origin)
 
 
 def _tree(obj: Any) -> dict[str, Any]:
-    """Nested dict of a dataclass instance; leaves keep their Python values."""
-    return {
-        f.name: _tree(v) if dataclasses.is_dataclass(v := getattr(obj, f.name)) else v
-        for f in dataclasses.fields(obj)
-        if f.init
-    }
+    """Nested dict of a dataclass instance; leaves keep their Python values.
+
+    A section becomes a dict only when it is of the dataclass its field declares,
+    so that building the tree back gives the same types.
+    """
+    types_ = field_types(type(obj))
+    tree = {}
+    for name, tp in types_.items():
+        value = getattr(obj, name)
+        section = dataclass_in(tp)
+        tree[name] = _tree(value) if section is not None and type(value) is section else value
+    return tree
 
 
 def _merge(tree: dict, data: dict, prefix: str, lines: dict[str, str], sources: dict[str, str]) -> None:

@@ -26,9 +26,13 @@ class Experiment:
 
     def __init__(self, config: Any = None):
         if config is None:
-            if self.config_class is None:
-                raise ConfigError(f"{type(self).__name__} has no config_class to default from")
-            config = self.config_class()
+            from rlcore.config.experiments import config_class_of
+
+            config_cls = config_class_of(type(self))
+            if config_cls is None:
+                raise ConfigError(f"{type(self).__name__} has no config class to default from; "
+                                  "name one in its ExperimentRecord (config=...) or as config_class")
+            config = config_cls()
         self.config = config
 
     # ------------------------------------------------------------- what subclasses declare
@@ -142,7 +146,9 @@ def resolve_impl(kind: str, ref: Any) -> Any:
 
 def build_experiment(name: str | type, config: Any = None) -> Experiment:
     """The experiment ``name`` (registered name, ``module:Class`` or class) over ``config``."""
-    cls = resolve_impl("experiments", name)
+    from rlcore.config.experiments import experiment_class
+
+    cls = experiment_class(name)
     if not (isinstance(cls, type) and issubclass(cls, Experiment)):
         raise RlcoreError(f"experiment {name!r} resolves to {cls!r}, not an Experiment subclass")
     return cls(config)

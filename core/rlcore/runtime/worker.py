@@ -16,15 +16,9 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 def load_config(experiment: str, config_file: str | None):
     """The experiment's typed config, resolved from ``config_file`` over its defaults."""
-    from rlcore.runtime.experiment import resolve_impl
+    from rlcore.config import experiment_config
 
-    cls = resolve_impl("experiments", experiment)
-    config_cls = getattr(cls, "config_class", None)
-    if config_cls is None:
-        return None
-    from rlcore.config import resolve
-
-    return resolve(config_cls, config_file)
+    return experiment_config(experiment, config_file=config_file)[1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

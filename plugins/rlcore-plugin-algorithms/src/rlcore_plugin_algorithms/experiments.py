@@ -14,7 +14,7 @@ from rlcore.plugins import registry
 from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.interface import ModelHandle
 from rlcore.runtime.roles import RoleSpec
-from rlcore_plugin_algorithms.config import DPOConfig, ModelOptions, RMConfig, SFTConfig
+from rlcore_plugin_algorithms.config import ModelOptions
 from rlcore_plugin_algorithms.interfaces import answer_logps, sequence_scores
 
 TOKENS = ("packed_input_ids", "loss_mask")
@@ -119,7 +119,6 @@ class SFT(PostTraining):
     """Supervised fine-tuning: masked next-token loss; eval is greedy exact-match accuracy."""
 
     name = "sft"
-    config_class = SFTConfig
 
     def roles(self) -> list[RoleSpec]:
         return [self.actor_spec()]
@@ -138,7 +137,6 @@ class RewardModeling(PostTraining):
     """A value-head model trained so that chosen answers outscore rejected ones."""
 
     name = "rm"
-    config_class = RMConfig
     dataset_name = "paired"
 
     def roles(self) -> list[RoleSpec]:
@@ -160,7 +158,6 @@ class DPO(PostTraining):
     """DPO: the reference scores each pair once, then the actor takes a DPO step."""
 
     name = "dpo"
-    config_class = DPOConfig
     dataset_name = "paired"
 
     def roles(self) -> list[RoleSpec]:
