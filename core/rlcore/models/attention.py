@@ -62,13 +62,21 @@ def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int | None, scale: float,
 
 
 def cpu_fallback():
-    """The exact non-flash path: ``sdpa_loop`` (see bench/README.md), or $RLCORE_ATTN_FALLBACK."""
-    name = os.environ.get("RLCORE_ATTN_FALLBACK", "loop")
-    fallbacks = {"padded": sdpa_padded, "loop": sdpa_loop, "bucketed": sdpa_bucketed,
-                 "hybrid": sdpa_hybrid}
+    """The exact non-flash path: ``sdpa_auto`` (see bench/README.md), or $RLCORE_ATTN_FALLBACK."""
+    name = os.environ.get("RLCORE_ATTN_FALLBACK", "auto")
+    fallbacks = {"auto": sdpa_auto, "padded": sdpa_padded, "loop": sdpa_loop,
+                 "bucketed": sdpa_bucketed, "hybrid": sdpa_hybrid}
     if name not in fallbacks:
         raise ValueError(f"RLCORE_ATTN_FALLBACK={name!r} is not one of {', '.join(fallbacks)}")
     return fallbacks[name]
+
+
+def sdpa_auto(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
+    """Default fallback: one padded call when padding adds at most 30% (many similar
+    sequences: RL rollouts), else one call per sequence (few or uneven ones)."""
+    if len(seqlens) > 1 and max(seqlens) * len(seqlens) <= 1.3 * sum(seqlens):
+        return sdpa_padded(q, k, v, seqlens, scale, sliding_window)
+    return sdpa_loop(q, k, v, seqlens, scale, sliding_window)
 
 
 def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):

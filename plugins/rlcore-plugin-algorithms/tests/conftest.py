@@ -1,8 +1,14 @@
 """Fixtures for the experiment tests."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # --import-mode=importlib: let test modules share helpers
+    sys.path.insert(0, HERE)
 
 DISTRIBUTED_VARS = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}
 

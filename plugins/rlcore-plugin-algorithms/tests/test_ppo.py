@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,14 +13,28 @@ from test_experiments import RLCORE, mean, read_metrics, series
 from rlcore.cli.train_cmd import resolve_experiment
 from rlcore.runtime.health import NonFiniteError
 from rlcore.runtime.launcher import launch
+from rlcore_plugin_algorithms.ppo_experiment import WARM_START_DIR
 
-# A short warm start and small steps: a test run is seconds, not the default's minutes.
-SHORT = ["run.progress=false", "warm_start.sft_steps=120", "run.eval_every=0",
-         "gen.n_samples=4", "run.batch_size=8", "actor.hidden_size=64"]
+# The default model and warm start (built once per session, copied into each run dir),
+# fewer prompts per step: a test run is seconds, not the default's minute.
+SHORT = ["run.progress=false", "run.eval_every=0", "run.batch_size=16"]
 
 
-def ppo(run_dir, *sets, nproc=1, resume=False):
+@pytest.fixture(scope="session")
+def warm_start(tmp_path_factory):
+    """The default SFT warm start, trained once for the whole session."""
+    from rlcore.runtime.experiment import build_experiment
+
+    where = tmp_path_factory.mktemp("ppo-warm")
+    _, cfg = resolve_experiment("ppo", None, SHORT)
+    build_experiment("ppo", cfg).prepare(where)
+    return where / WARM_START_DIR
+
+
+def ppo(run_dir, warm, *sets, nproc=1, resume=False):
     record, cfg = resolve_experiment("ppo", None, [*SHORT, *sets])
+    if warm is not None and not (run_dir / WARM_START_DIR).exists():
+        shutil.copytree(warm, run_dir / WARM_START_DIR)
     launch(record.name, cfg, nproc=nproc, run_dir=run_dir, resume=resume)
     return [r for r in read_metrics(run_dir) if r["step"] > 0]
 
@@ -50,9 +65,9 @@ def test_reward_functions_from_the_command_line_with_weights():
                                          "reward.weights=[1.0]"])
 
 
-def test_ppo_raises_the_reward_and_resumes_exactly(tmp_path):
-    sets = ["run.max_steps=60", "train.optimizer.lr=1e-3", "run.save_every=30"]
-    rows = ppo(tmp_path / "full", *sets)
+def test_ppo_raises_the_reward_and_resumes_exactly(tmp_path, warm_start):
+    sets = ["run.max_steps=60", "run.save_every=30"]
+    rows = ppo(tmp_path / "full", warm_start, *sets)
     reward = series(rows, "reward/mean")
     assert len(reward) == 60
     assert mean(reward[-15:]) > mean(reward[:15]) + 0.05, reward
@@ -64,25 +79,25 @@ def test_ppo_raises_the_reward_and_resumes_exactly(tmp_path):
         assert key in rows[-1], key
     # Cut after the first checkpoint, resume: every later step repeats exactly.
     cut = tmp_path / "cut"
-    ppo(cut, *sets[:-1], "run.max_steps=30", "run.save_every=30")
-    resumed = ppo(cut, *sets, resume=True)
+    ppo(cut, warm_start, "run.max_steps=30", "run.save_every=30")
+    resumed = ppo(cut, warm_start, *sets, resume=True)
     assert [r["step"] for r in resumed] == list(range(1, 61))
     for key in ("reward/mean", "actor_train/loss", "critic_train/loss", "kl/ref"):
         assert series(resumed, key) == pytest.approx(series(rows, key), abs=1e-6), key
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])
-def test_every_zero_stage_generates_and_trains(tmp_path, stage):
-    rows = ppo(tmp_path, "run.max_steps=3", f"train.zero_stage={stage}",
+def test_every_zero_stage_generates_and_trains(tmp_path, warm_start, stage):
+    rows = ppo(tmp_path, warm_start, "run.max_steps=3", f"train.zero_stage={stage}",
                f"critic_train.zero_stage={stage}", "run.eval_every=3", "eval.size=8")
     assert len(rows) == 3 and max(series(rows, "gen/logprob_drift")) <= 1e-4
     assert "eval/accuracy" in rows[-1]
 
 
 @pytest.mark.slow
-def test_two_processes_zero3(tmp_path):
-    rows = ppo(tmp_path, "run.max_steps=40", "train.zero_stage=3", "critic_train.zero_stage=3",
-               "train.optimizer.lr=1e-3", nproc=2)
+def test_two_processes_zero3(tmp_path, warm_start):
+    rows = ppo(tmp_path, warm_start, "run.max_steps=40", "train.zero_stage=3",
+               "critic_train.zero_stage=3", nproc=2)
     reward = series(rows, "reward/mean")
     assert len(reward) == 40 and mean(reward[-10:]) > mean(reward[:10]), reward
     assert max(series(rows, "gen/logprob_drift")) <= 1e-4
@@ -96,7 +111,7 @@ def test_reward_model_role_loads_an_rm_checkpoint(tmp_path):
                                                   "run.eval_every=0"])
     launch(record.name, cfg, run_dir=tmp_path / "rm", resume=False)
     rm_dir = tmp_path / "rm" / "checkpoints" / "step-00000002" / "actor"
-    rows = ppo(tmp_path / "ppo", "run.max_steps=2", f"reward.path={rm_dir}",
+    rows = ppo(tmp_path / "ppo", None, "run.max_steps=2", f"reward.path={rm_dir}",
                "warm_start.sft_steps=0")
     assert len(rows) == 2
     assert len(set(series(rows, "reward/mean"))) == 2  # real scores, not a constant
@@ -104,7 +119,7 @@ def test_reward_model_role_loads_an_rm_checkpoint(tmp_path):
 
 def test_a_non_finite_loss_stops_ppo_without_saving(tmp_path):
     with pytest.raises(NonFiniteError, match="non-finite") as info:
-        ppo(tmp_path, "run.max_steps=6", "run.save_every=1", "train.optimizer.lr=1e30",
+        ppo(tmp_path, None, "run.max_steps=6", "run.save_every=1", "train.optimizer.lr=1e30",
             "train.grad_clip=0", "warm_start.sft_steps=0")
     assert "step" in str(info.value)
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -98,7 +98,7 @@ def test_rollout_layout():
 
 
 def rollout_for_training(handle, gen):
-    iface = actor(gen)
+    iface = actor(gen, PPOOptions(ppo_n_minibatches=2))
     rollout = iface.generate(handle, prompts())
     n = sum(len(s) for s in rollout.seqlens["packed_input_ids"])
     rollout.update(PackedBatch.from_sequences(

@@ -121,7 +121,7 @@ class GenerationOptions:
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
     top_k: int = field(default=0, metadata={"help": "sample among the k likeliest tokens; 0: off"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass; 1.0: off"})
-    n_samples: int = field(default=4, metadata={"help": "responses sampled per prompt"})
+    n_samples: int = field(default=8, metadata={"help": "responses sampled per prompt"})
 
     def __post_init__(self) -> None:
         if self.n_samples < 1:
@@ -159,9 +159,9 @@ class RewardOptions:
 class PPOOptions:
     """The PPO objective and its stabilisers (Schulman et al. 2017; Ouyang et al. 2022)."""
 
-    ppo_n_minibatches: int = field(default=2, metadata={"help": "minibatches (optimizer steps) per PPO epoch"})
+    ppo_n_minibatches: int = field(default=1, metadata={"help": "minibatches (optimizer steps) per PPO epoch"})
     ppo_epochs: int = field(default=1, metadata={"help": "passes over each generated batch"})
-    kl_ctl: float = field(default=0.02, metadata={"help": "KL coefficient (initial, when adaptive); 0: no reference model"})
+    kl_ctl: float = field(default=0.05, metadata={"help": "KL coefficient (initial, when adaptive); 0: no reference model"})
     kl_controller: Literal["fixed", "adaptive"] = field(default="fixed", metadata={
         "help": "fixed coefficient, or adapted towards kl_target (Ziegler et al. 2019)"})
     kl_target: float = field(default=6.0, metadata={"help": "adaptive controller: target KL per sequence"})
@@ -170,7 +170,7 @@ class PPOOptions:
         "help": "KL penalty in the per-token reward (classic PPO); false: a loss term"})
     kl_estimator: KLEstimator = field(default="k1", metadata={"help": "k1, k2 or k3 (Schulman's)"})
     discount: float = field(default=1.0, metadata={"help": "gamma of GAE"})
-    gae_lambda: float = field(default=0.95, metadata={"help": "lambda of GAE"})
+    gae_lambda: float = field(default=1.0, metadata={"help": "lambda of GAE"})
     eps_clip: float = field(default=0.2, metadata={"help": "policy ratio clip (both sides unless set below)"})
     eps_clip_low: float | None = field(default=None, metadata={"help": "lower clip: ratio >= 1 - this; null: eps_clip"})
     eps_clip_high: float | None = field(default=None, metadata={"help": "upper clip: ratio <= 1 + this; null: eps_clip"})
@@ -235,7 +235,7 @@ class CriticOptions:
 class WarmStartOptions:
     """The SFT stage that runs first when the actor is the tiny built-in model (actor.path null)."""
 
-    sft_steps: int = field(default=240, metadata={
+    sft_steps: int = field(default=400, metadata={
         "help": "SFT steps on the dataset's prompt/answer rows before PPO; 0: start from random"})
     lr: float = field(default=1e-3, metadata={"help": "SFT learning rate"})
     batch_size: int = field(default=32, metadata={"help": "SFT sequences per step"})
@@ -255,5 +255,5 @@ class PPOConfig:
     train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
     critic_train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
     warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
-    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=100, max_steps=150, batch_size=32, eval_every=25))
-    eval: EvalOptions = field(default_factory=EvalOptions)
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=100, max_steps=200, batch_size=32, eval_every=25))
+    eval: EvalOptions = field(default_factory=lambda: EvalOptions(size=256))

@@ -16,9 +16,9 @@ from typing import Any
 
 from rlcore.dfg import MFC
 from rlcore.runtime.interface import ModelHandle
-from rlcore.runtime.options import InferenceOptions, RunOptions
+from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
 from rlcore.runtime.roles import RoleSpec
-from rlcore_plugin_algorithms.config import PPOConfig, SFTConfig
+from rlcore_plugin_algorithms.config import SFTConfig
 from rlcore_plugin_algorithms.experiments import PostTraining
 from rlcore_plugin_algorithms.ppo import REF_LOGPROBS, replays_mask
 from rlcore_plugin_algorithms.rollout import ROLLOUT_KEYS
@@ -30,7 +30,6 @@ class PPO(PostTraining):
     """PPO with a critic, a frozen reference and a reward role (ReaL's six-MFC graph)."""
 
     name = "ppo"
-    config_class = PPOConfig
     dataset_name = "prompt"
 
     def __init__(self, config: Any = None):
@@ -100,7 +99,7 @@ class PPO(PostTraining):
     # ------------------------------------------------------------------ warm start and eval
 
     def warm_start_config(self) -> SFTConfig | None:
-        """The SFT stage that runs before PPO: only for the tiny built-in actor."""
+        """The SFT stage that runs before PPO: only for the tiny built-in actor (ZeRO-0: it is tiny)."""
         c, ws = self.config, self.config.warm_start
         if c.actor.path is not None or ws.sft_steps <= 0:
             return None
@@ -109,28 +108,34 @@ class PPO(PostTraining):
         d = c.dataset
         dataset = PromptAnswerConfig(path=d.path, json_field=d.json_field, max_length=d.max_length,
                                      seed=d.seed, embedded_max_operand=d.embedded_max_operand)
-        train = dataclasses.replace(c.train, optimizer=dataclasses.replace(c.train.optimizer,
-                                                                           lr=ws.lr))
+        train = DeepSpeedOptions(dtype=c.train.dtype, optimizer=OptimizerOptions(lr=ws.lr))
         run = RunOptions(seed=c.run.seed, epochs=1000, max_steps=ws.sft_steps,
                          batch_size=ws.batch_size, progress=c.run.progress,
                          collective_timeout_s=c.run.collective_timeout_s)
         return SFTConfig(actor=c.actor, dataset=dataset, train=train, run=run)
 
     def prepare(self, run_dir: Path) -> None:
-        """Run (or reuse) the SFT warm start and point the actor at its weights."""
+        """Run the SFT warm start into ``RUN_DIR/warm_start`` unless it is there already, then
+        point the actor at its weights. A warm start of another config is trained again."""
         config = self.warm_start_config()
         if config is None:
             return
-        from rlcore.runtime.checkpoint import CheckpointManager
+        from rlcore.config import to_plain
+        from rlcore.runtime.checkpoint import CheckpointManager, config_changes
+        from rlcore.runtime.distributed import rank
         from rlcore.runtime.loop import run
 
         where = Path(run_dir) / WARM_START_DIR
-        latest = CheckpointManager(where).latest()
-        if latest is None or latest.name != CheckpointManager.step_dir_name(config.run.max_steps):
-            print(f"warm start: {config.run.max_steps} SFT steps into {where} (once; "
-                  "warm_start.sft_steps=0 skips it)")
-            run("sft", config, where, resume=True)
-            latest = CheckpointManager(where).latest()
+        ckpt = CheckpointManager(where)
+        latest = ckpt.latest()
+        same = latest is not None and not config_changes(
+            ckpt.trainer_state(latest).get("config", {}), to_plain(config))
+        if not same or latest.name != ckpt.step_dir_name(config.run.max_steps):
+            if rank() == 0:
+                print(f"warm start: {config.run.max_steps} SFT steps into {where} (once; "
+                      "warm_start.sft_steps=0 skips it)")
+            run("sft", config, where, resume=same)
+            latest = ckpt.latest()
         self.warm_start_path = str(latest / "actor")
 
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
