@@ -146,12 +146,16 @@ class TrainableModel:
 
     @contextlib.contextmanager
     def gathered_parameters(self):
-        """Full parameters on every rank for the duration (a no-op below ZeRO-3)."""
-        if self.options.zero_stage == 3:
-            import deepspeed
+        """Full parameters on every rank for the duration (a no-op below ZeRO-3).
 
-            params = list(self.module.parameters())
-            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+        ZeRO-3's module hooks are lifted meanwhile, so calls of the bare module (generation,
+        whose decode steps differ between ranks) neither gather again nor disturb the
+        parameter coordinator's trace; they are put back, with a fresh trace, on exit.
+        """
+        if self.options.zero_stage == 3:
+            from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
+
+            with unwrap_model_for_generation(self.ds_engine):
                 yield
         else:
             yield

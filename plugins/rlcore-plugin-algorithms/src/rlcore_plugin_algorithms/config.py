@@ -159,7 +159,7 @@ class RewardOptions:
 class PPOOptions:
     """The PPO objective and its stabilisers (Schulman et al. 2017; Ouyang et al. 2022)."""
 
-    ppo_n_minibatches: int = field(default=1, metadata={"help": "minibatches (optimizer steps) per PPO epoch"})
+    ppo_n_minibatches: int = field(default=2, metadata={"help": "minibatches (optimizer steps) per PPO epoch"})
     ppo_epochs: int = field(default=1, metadata={"help": "passes over each generated batch"})
     kl_ctl: float = field(default=0.05, metadata={"help": "KL coefficient (initial, when adaptive); 0: no reference model"})
     kl_controller: Literal["fixed", "adaptive"] = field(default="fixed", metadata={
@@ -255,5 +255,5 @@ class PPOConfig:
     train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
     critic_train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
     warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
-    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=100, max_steps=200, batch_size=32, eval_every=25))
+    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=100, max_steps=300, batch_size=32, eval_every=25))
     eval: EvalOptions = field(default_factory=lambda: EvalOptions(size=256))

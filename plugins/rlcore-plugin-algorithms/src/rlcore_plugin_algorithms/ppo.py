@@ -147,6 +147,7 @@ class _PPOTrainer(ModelInterface):
         self.seed = seed
         self.kl = rl.kl_controller(self.ppo.kl_controller, self.ppo.kl_ctl, self.ppo.kl_target,
                                    self.ppo.kl_horizon)
+        self.updates_per_call = self.ppo.ppo_epochs * self.ppo.ppo_n_minibatches
 
     def minibatches(self, data: PackedBatch) -> list[PackedBatch]:
         n = self.ppo.ppo_n_minibatches
