@@ -3,7 +3,7 @@
 Layout of ``RUN_DIR/checkpoints/step-00000010/``::
 
     COMPLETE              written last; a directory without it is ignored
-    trainer_state.json    step, data-iterator state, config
+    trainer_state.json    step, data-iterator state, config, interface state
     rng/rank-00000.json   python / numpy / torch RNG of every rank
     <role>/               HF weights (config.json + model.safetensors) of each trained role
     <role>/engine/        optimizer, scheduler and ZeRO partitions (DeepSpeed's format)
