@@ -65,6 +65,19 @@ def test_reward_functions_from_the_command_line_with_weights():
                                          "reward.weights=[1.0]"])
 
 
+@pytest.mark.parametrize("sets, message", [
+    (["reward.functions=[math_anser]"], "no rewards named 'math_anser'. Did you mean 'math_answer'"),
+    (["run.batch_size=1"], "run.batch_size=1 prompts cannot make ppo.ppo_n_minibatches=2"),
+])
+def test_bad_values_fail_before_any_process_starts(tmp_path, sets, message):
+    from rlcore.errors import RlcoreError
+
+    record, cfg = resolve_experiment("ppo", None, sets)
+    with pytest.raises(RlcoreError, match=message):
+        launch(record.name, cfg, nproc=2, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_ppo_raises_the_reward_and_resumes_exactly(tmp_path, warm_start):
     sets = ["run.max_steps=60", "run.save_every=30"]
     rows = ppo(tmp_path / "full", warm_start, *sets)

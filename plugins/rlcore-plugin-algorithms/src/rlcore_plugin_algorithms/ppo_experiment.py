@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from rlcore.dfg import MFC
+from rlcore.errors import ConfigError
+from rlcore.plugins import registry
 from rlcore.runtime.interface import ModelHandle
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
 from rlcore.runtime.roles import RoleSpec
@@ -65,6 +67,7 @@ class PPO(PostTraining):
 
     def mfcs(self) -> list[MFC]:
         c = self.config
+        self._check()
         rollout = [k for k in ROLLOUT_KEYS if k != "version"]
         mask = ("logits_mask",) if replays_mask(c.gen) else ()
         args = {"ppo": c.ppo, "reward": c.reward, "gen": c.gen, "seed": c.run.seed}
@@ -95,6 +98,17 @@ class PPO(PostTraining):
                                output_keys=(REF_LOGPROBS,), output_remap={"logprobs": REF_LOGPROBS},
                                interface_args=args))
         return mfcs
+
+    def _check(self) -> None:
+        """Fail before any process starts on what would only fail at the first step."""
+        c = self.config
+        if not c.reward.path:
+            for name in c.reward.functions:
+                registry.get("rewards", name)  # unknown names: an error with close matches
+        if c.run.batch_size is not None and c.run.batch_size < c.ppo.ppo_n_minibatches:
+            raise ConfigError(f"run.batch_size={c.run.batch_size} prompts cannot make "
+                              f"ppo.ppo_n_minibatches={c.ppo.ppo_n_minibatches} minibatches; "
+                              "raise the batch size or lower the minibatches")
 
     # ------------------------------------------------------------------ warm start and eval
 
