@@ -9,7 +9,7 @@ from torch import nn
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC, build_graph
 from rlcore.runtime.backends import InferenceBackend
-from rlcore.runtime.executor import ExecutionError, Executor
+from rlcore.runtime.executor import ExecutionError, Executor, SampleFilter
 from rlcore.runtime.interface import ModelHandle, ModelInterface
 
 
@@ -128,3 +128,53 @@ def test_idle_roles_are_offloaded_after_their_last_call():
                   {"r1": Probe(), "r2": Probe(), "t": Recorder()})
     ex.step(batch())
     assert states == [False, False] and ref.offloaded
+
+
+# ---------------------------------------------------------------------- sample filters
+
+
+def numbered(start, n=4):
+    """A batch of samples s<start>.. whose single token is the sample's number."""
+    ids = [f"s{i}" for i in range(start, start + n)]
+    return PackedBatch.from_sequences(ids, {"tokens": [[[i]] for i in range(start, start + n)]})
+
+
+def even(data):
+    return [int(v) % 2 == 0 for v in data.data["scaled"].tolist()]
+
+
+def filtered_executor(max_refills):
+    score, train = Recorder(scale=1), Recorder()
+    g = build_graph([
+        MFC("score", "b", "inference", "x", ["tokens"], ["scaled"]),
+        MFC("train", "a", "train_step", "x", ["scaled", "tokens"]),
+    ], dataset_keys=["tokens"], warn=False)
+    sample_filter = SampleFilter("score", keep=even, max_refills=max_refills, why="odd")
+    ex = Executor(g, {"a": handle("a"), "b": handle("b")}, {"score": score, "train": train},
+                  sample_filter=sample_filter)
+    return ex, score, train
+
+
+def test_a_sample_filter_refills_the_batch_to_its_size():
+    ex, score, train = filtered_executor(max_refills=3)
+    more = iter([numbered(4), numbered(8), numbered(12)])
+    metrics = ex.step(numbered(0), more=more.__next__)
+    # Half of each batch is kept: the 4 samples of one step need two batches, one refill.
+    assert train.seen == [(["scaled", "tokens"], ["s0", "s2", "s4", "s6"], "a")]
+    assert len(score.seen) == 2 and metrics["sampling/refills"] == 1
+    assert metrics["sampling/kept_frac"] == 0.5
+    assert next(more).ids == ["s8", "s9", "s10", "s11"]  # nothing consumed beyond the need
+
+
+def test_a_sample_filter_stops_after_its_refills_with_a_clear_error():
+    ex, _, train = filtered_executor(max_refills=2)
+    odd = iter([numbered(i, n=1) for i in (1, 3, 5, 7, 9)])
+    with pytest.raises(ExecutionError, match=r"after 2 extra batches 0 of 1 samples .*\(odd\)"):
+        ex.step(numbered(11, n=1), more=odd.__next__)
+    assert train.seen == []
+
+
+def test_a_sample_filter_that_runs_out_of_data():
+    ex, _, _ = filtered_executor(max_refills=5)
+    with pytest.raises(ExecutionError, match="ran out of data"):
+        ex.step(numbered(1, n=2), more=iter([]).__next__)

@@ -7,7 +7,8 @@ global batch; DeepSpeed averages gradients across ranks inside ``step()``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from rlcore.data.batch import BatchError, PackedBatch
 from rlcore.dfg import MFC, DataflowGraph, InterfaceType
@@ -17,6 +18,17 @@ from rlcore.runtime.interface import ModelHandle, ModelInterface
 
 class ExecutionError(RlcoreError):
     """An MFC received or returned data that does not match its declaration."""
+
+
+@dataclass(frozen=True)
+class SampleFilter:
+    """Keep only the samples ``keep`` accepts once MFC ``after`` has run, and refill the
+    batch from further data batches, at most ``max_refills`` of them (DAPO's dynamic sampling)."""
+
+    after: str
+    keep: Callable[[PackedBatch], list[bool]]
+    max_refills: int
+    why: str = "the filter rejected them"
 
 
 class Executor:
@@ -29,6 +41,7 @@ class Executor:
         interfaces: Mapping[str, ModelInterface],
         rank: int = 0,
         world_size: int = 1,
+        sample_filter: SampleFilter | None = None,
     ):
         missing = sorted({m.role for m in graph.mfcs} - set(handles))
         if missing:
@@ -41,6 +54,10 @@ class Executor:
         self.interfaces = dict(interfaces)
         self.rank = rank
         self.world_size = world_size
+        if sample_filter is not None and sample_filter.after not in {m.name for m in graph.mfcs}:
+            raise ExecutionError(f"the sample filter runs after MFC {sample_filter.after!r}, "
+                                 "which is not in the graph")
+        self.sample_filter = sample_filter
         # The last MFC of each role in a step: after it the role may go idle (offload).
         self._last_use = {m.role: m.name for m in graph.order}
 
@@ -56,24 +73,38 @@ class Executor:
                 f"{exc}. Use a batch of at least {self.world_size} samples."
             ) from None
 
-    def step(self, batch: PackedBatch, *, sharded: bool = False) -> dict[str, float]:
+    def step(self, batch: PackedBatch, *, sharded: bool = False,
+             more: Callable[[], PackedBatch] | None = None) -> dict[str, float]:
         """Run every MFC once on ``batch`` (sharded here unless ``sharded``).
 
         Returns this rank's metrics: ``"<mfc>/<name>"`` from train steps (step-level
         names that start with ``/`` unprefixed), ``"time/<mfc>"`` seconds per call and
-        ``perf/tokens_per_s`` (tokens of the longest key over the step's time). Outputs are merged into the local batch,
-        kept as ``self.last_batch`` for inspection.
+        ``perf/tokens_per_s`` (tokens of the longest key over the step's time). Outputs
+        are merged into the local batch, kept as ``self.last_batch`` for inspection.
+        With a ``sample_filter``, ``more()`` gives the next global batch for refills.
         """
         local = batch if sharded else self.shard(batch)
+        metrics: dict[str, float] = {}
+        start = time.perf_counter()
+        order = list(self.graph.order)
+        f = self.sample_filter
+        if f is not None:
+            cut = [m.name for m in order].index(f.after) + 1
+            local = self._filtered(local, order[:cut], f, more, metrics)
+            order = order[cut:]
+        self._run(order, local, metrics)
+        metrics["perf/tokens_per_s"] = local.num_tokens() / max(time.perf_counter() - start, 1e-9)
+        self.last_batch = local
+        return metrics
+
+    def _run(self, mfcs: list[MFC], local: PackedBatch, metrics: dict[str, float]) -> PackedBatch:
         absent = sorted(k for k in self.graph.dataset_keys if k not in local.data)
         if absent:
             raise ExecutionError(
                 f"the dataset batch lacks keys {absent} that the graph reads; "
                 f"it has {local.keys}"
             )
-        metrics: dict[str, float] = {}
-        start = time.perf_counter()
-        for mfc in self.graph.order:
+        for mfc in mfcs:
             t0 = time.perf_counter()
             out = self._call(mfc, local)
             if isinstance(out, PackedBatch):
@@ -81,10 +112,38 @@ class Executor:
             else:
                 metrics.update({k[1:] if k.startswith("/") else f"{mfc.name}/{k}": float(v)
                                 for k, v in out.items()})
-            metrics[f"time/{mfc.name}"] = time.perf_counter() - t0
-        metrics["perf/tokens_per_s"] = local.num_tokens() / max(time.perf_counter() - start, 1e-9)
-        self.last_batch = local
-        return metrics
+            key = f"time/{mfc.name}"
+            metrics[key] = metrics.get(key, 0.0) + time.perf_counter() - t0
+        return local
+
+    def _filtered(self, local: PackedBatch, head: list[MFC], f: SampleFilter,
+                  more: Callable[[], PackedBatch] | None, metrics: dict[str, float]) -> PackedBatch:
+        """Run ``head``, keep what ``f`` accepts, refill to this rank's batch size."""
+        from rlcore.runtime import distributed
+
+        target, seen, refills = len(local), len(local), 0
+        ran = self._run(head, local, metrics)
+        kept = ran.gather([i for i, ok in enumerate(f.keep(ran)) if ok])
+        while distributed.all_reduce([target - len(kept)], "max")[0] > 0:
+            if refills == f.max_refills or more is None:
+                raise ExecutionError(
+                    f"dynamic sampling: after {refills} extra batches {len(kept)} of {target} "
+                    f"samples are left on rank {self.rank} ({f.why}); raise max_refills, change "
+                    "the task's difficulty or the sampling, or turn dynamic sampling off")
+            try:
+                extra = self.shard(more())
+            except StopIteration:
+                raise ExecutionError("dynamic sampling ran out of data while refilling the "
+                                     f"batch ({len(kept)} of {target} samples)") from None
+            extra = extra.gather([i for i, sid in enumerate(extra.ids) if sid not in kept.ids])
+            refills, seen = refills + 1, seen + len(extra)
+            if len(extra):
+                ran = self._run(head, extra, metrics)
+                kept = PackedBatch.concat([kept, ran.gather(
+                    [i for i, ok in enumerate(f.keep(ran)) if ok])])
+        metrics["sampling/refills"] = float(refills)
+        metrics["sampling/kept_frac"] = len(kept) / max(seen, 1)
+        return kept.gather(range(target))
 
     def _inputs(self, mfc: MFC, local: PackedBatch) -> PackedBatch:
         missing = [k for k in mfc.input_keys if k not in local.data]

@@ -61,6 +61,10 @@ class Experiment:
     def prepare(self, run_dir: Path) -> None:
         """Work before the roles are built, on every rank (e.g. a warm-start stage); default none."""
 
+    def sample_filter(self) -> Any:
+        """A :class:`~rlcore.runtime.executor.SampleFilter` applied each step (default none)."""
+        return None
+
     def weight_syncs(self) -> dict[str, str]:
         """``{trained role: frozen role}`` whose weights follow it after every step (default none)."""
         return {}

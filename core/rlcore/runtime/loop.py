@@ -55,7 +55,8 @@ class Run:
         self.syncs = exp.weight_syncs()
         self.ckpt = CheckpointManager(run_dir, keep_last=self.opts.keep_last)
         self.config = to_plain(exp.config) if exp.config is not None else {}
-        self.executor = Executor(self.graph, self.handles, self.interfaces, self.rank, world)
+        self.executor = Executor(self.graph, self.handles, self.interfaces, self.rank, world,
+                                 exp.sample_filter())
 
     # ------------------------------------------------------------------ resume and save
 
@@ -121,7 +122,7 @@ class Run:
                 except StopIteration:
                     break
                 step += 1
-                metrics = distributed.mean_metrics(self.executor.step(batch))
+                metrics = distributed.mean_metrics(self.executor.step(batch, more=it.__next__))
                 sync_weights(self.handles, self.syncs)
                 if opts.eval_every and step % opts.eval_every == 0:
                     metrics.update(self.evaluate(step))

@@ -28,3 +28,11 @@ def cli_env():
     }
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return env
+
+
+@pytest.fixture(scope="session")
+def warm_start(tmp_path_factory):
+    """The default RL warm start, trained once per session and copied into each run dir."""
+    from rl_runs import build_warm_start
+
+    return build_warm_start(tmp_path_factory.mktemp("rl-warm"))

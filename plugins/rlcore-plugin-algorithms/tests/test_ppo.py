@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from test_experiments import RLCORE, mean, read_metrics, series
+from rl_runs import train_rl
+from test_experiments import RLCORE, mean, series
 
 from rlcore.cli.train_cmd import resolve_experiment
 from rlcore.runtime.health import NonFiniteError
 from rlcore.runtime.launcher import launch
-from rlcore_plugin_algorithms.ppo_experiment import WARM_START_DIR
-
-# The default model and warm start (built once per session, copied into each run dir),
-# fewer prompts per step: a test run is seconds, not the default's minute.
-SHORT = ["run.progress=false", "run.eval_every=0", "run.batch_size=16"]
-
-
-@pytest.fixture(scope="session")
-def warm_start(tmp_path_factory):
-    """The default SFT warm start, trained once for the whole session."""
-    from rlcore.runtime.experiment import build_experiment
-
-    where = tmp_path_factory.mktemp("ppo-warm")
-    _, cfg = resolve_experiment("ppo", None, SHORT)
-    build_experiment("ppo", cfg).prepare(where)
-    return where / WARM_START_DIR
 
 
 def ppo(run_dir, warm, *sets, nproc=1, resume=False):
-    record, cfg = resolve_experiment("ppo", None, [*SHORT, *sets])
-    if warm is not None and not (run_dir / WARM_START_DIR).exists():
-        shutil.copytree(warm, run_dir / WARM_START_DIR)
-    launch(record.name, cfg, nproc=nproc, run_dir=run_dir, resume=resume)
-    return [r for r in read_metrics(run_dir) if r["step"] > 0]
+    return train_rl("ppo", run_dir, warm, *sets, nproc=nproc, resume=resume)
 
 
 def test_show_draws_the_six_mfcs(cli_env):

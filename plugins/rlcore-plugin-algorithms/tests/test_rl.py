@@ -205,6 +205,9 @@ def test_value_loss(eps):
     assert (0 < sum(ref_clipped) < n) if eps else not any(ref_clipped)
 
 
+NORM = 7.0  # seq-mean-token-sum-norm's constant (a generation budget)
+
+
 def aggregate_reference(x, cu, mode):
     if mode == "token-mean":
         return sum(x[t] for t in range(len(x))) / len(x)
@@ -212,7 +215,8 @@ def aggregate_reference(x, cu, mode):
     for s, e in spans(cu):
         if e > s:
             total = sum(x[t] for t in range(s, e))
-            per_seq.append(total / (e - s) if mode == "seq-mean-token-mean" else total)
+            divisor = {"seq-mean-token-mean": e - s, "seq-mean-token-sum-norm": NORM}.get(mode, 1)
+            per_seq.append(total / divisor)
     return sum(per_seq) / len(per_seq)
 
 
@@ -222,7 +226,7 @@ def test_aggregate_values_and_gradients(mode, lengths):
     cu = offsets(lengths)
     x = randn(sum(lengths), seed=18).requires_grad_()
     x_ref = x.detach().clone().requires_grad_()
-    got, ref = rl.aggregate(x, cu, mode), aggregate_reference(x_ref, cu, mode)
+    got, ref = rl.aggregate(x, cu, mode, norm=NORM), aggregate_reference(x_ref, cu, mode)
     close(got, ref.detach())
     got.backward()
     ref.backward()
@@ -368,3 +372,88 @@ def test_cuda_matches_cpu():
     rm = rl.RunningMoments("ma")
     rm.update(r.cuda())
     assert rm.mean == pytest.approx(float(r.double().mean()), abs=1e-6)
+
+
+# ---------------------------------------------------------------------- critic-free estimators
+
+GROUPS = [3, 4, 1, 2]  # responses per prompt (a group of 1 has no spread)
+
+
+def group_spans():
+    start = 0
+    for n in GROUPS:
+        yield start, start + n
+        start += n
+
+
+def test_grpo_advantages_with_and_without_std_normalisation():
+    scores = randn(sum(GROUPS), seed=40)
+    groups = rl.group_offsets(GROUPS)
+    ref_std, ref_dr = [], []
+    for s, e in group_spans():
+        xs = scores[s:e].tolist()
+        mean = sum(xs) / len(xs)
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+        ref_std += [(x - mean) / (std + 1e-6) for x in xs]
+        ref_dr += [x - mean for x in xs]
+    close(rl.grpo_advantages(scores, groups), ref_std)
+    close(rl.grpo_advantages(scores, groups, std_norm=False), ref_dr)
+
+
+def test_rloo_leaves_each_response_out_of_its_baseline():
+    sizes = [3, 4, 2]
+    scores = randn(sum(sizes), seed=41)
+    ref, start = [], 0
+    for n in sizes:
+        xs = scores[start : start + n].tolist()
+        ref += [x - (sum(xs) - x) / (n - 1) for x in xs]
+        start += n
+    close(rl.rloo_advantages(scores, rl.group_offsets(sizes)), ref)
+    with pytest.raises(ValueError, match="at least 2 responses"):
+        rl.rloo_advantages(scores[:4], rl.group_offsets([3, 1]))
+
+
+def test_remax_subtracts_the_greedy_baseline_of_each_prompt():
+    scores = randn(sum(GROUPS), seed=42)
+    baselines = randn(len(GROUPS), seed=43)
+    ref = []
+    for g, (s, e) in enumerate(group_spans()):
+        ref += [x - baselines[g].item() for x in scores[s:e].tolist()]
+    close(rl.remax_advantages(scores, baselines, rl.group_offsets(GROUPS)), ref)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_reward_to_go(gamma):
+    cu = offsets(LENGTHS)
+    rewards = randn(sum(LENGTHS), seed=44)
+    ref = []
+    for s, e in spans(cu):
+        ref += [sum(gamma ** (k - t) * rewards[k].item() for k in range(t, e)) for t in range(s, e)]
+    close(rl.reward_to_go(rewards, cu, gamma), ref)
+
+
+def test_gspo_sequence_ratio_value_and_gradient():
+    cu = offsets(LENGTHS)
+    logp = randn(sum(LENGTHS), seed=45).requires_grad_()
+    old = randn(sum(LENGTHS), seed=46)
+    log_ratio = rl.sequence_log_ratio(logp, old, cu)
+    ref = []
+    for s, e in spans(cu):
+        mean = sum(logp[t].item() - old[t].item() for t in range(s, e)) / (e - s)
+        ref += [mean] * (e - s)
+    close(log_ratio, ref)
+    # d ratio_t / d logp_t = ratio_t (the sequence ratio), nothing across tokens.
+    torch.exp(log_ratio).sum().backward()
+    close(logp.grad, [math.exp(v) for v in ref])
+    out = rl.policy_loss(logp.detach(), old, torch.ones(len(old)), 3e-4, 4e-4,
+                         log_ratio=log_ratio.detach())
+    # A = 1: the loss is -min(ratio, 1 + eps_high), the sequence's ratio on each of its tokens.
+    close(out["loss"], [-min(math.exp(v), 1 + 4e-4) for v in ref])
+
+
+def test_overlong_penalty():
+    lengths = torch.tensor([2, 12, 16, 18, 20, 25])
+    got = rl.overlong_penalty(lengths, max_length=20, buffer=8, penalty=0.5)
+    ref = [0.0 if n <= 12 else -0.5 * min((n - 12) / 8, 1.0) for n in lengths.tolist()]
+    close(got, ref)
+    assert rl.overlong_penalty(lengths, 20, 0).abs().sum() == 0

@@ -1,4 +1,4 @@
-"""rlcore's standard experiments (sft, rm, dpo, ppo) and their model interfaces."""
+"""rlcore's standard experiments (sft, rm, dpo, ppo, grpo, remax) and their model interfaces."""
 
 import rlcore
 from rlcore.plugins.records import ExperimentRecord, InterfaceRecord
@@ -8,7 +8,7 @@ _PKG = "rlcore_plugin_algorithms"
 
 @rlcore.hookimpl
 def rlcore_experiments():
-    """SFT, reward modelling, DPO and PPO."""
+    """SFT, reward modelling, DPO, PPO, GRPO and ReMax."""
     return [
         ExperimentRecord(
             "sft", impl=f"{_PKG}.experiments:SFT", config=f"{_PKG}.config:SFTConfig",
@@ -25,6 +25,14 @@ def rlcore_experiments():
         ExperimentRecord(
             "ppo", impl=f"{_PKG}.ppo_experiment:PPO", config=f"{_PKG}.config:PPOConfig",
             doc="PPO: the actor samples, reward/ref/critic score, actor and critic train (GAE).",
+        ),
+        ExperimentRecord(
+            "grpo", impl=f"{_PKG}.ppo_experiment:GRPO", config=f"{_PKG}.config:GRPOConfig",
+            doc="GRPO, RLOO, REINFORCE++ (and DAPO, GSPO, Dr. GRPO options): no critic.",
+        ),
+        ExperimentRecord(
+            "remax", impl=f"{_PKG}.ppo_experiment:ReMax", config=f"{_PKG}.config:RemaxConfig",
+            doc="ReMax: each prompt's greedy response reward is the baseline of its samples.",
         ),
     ]
 
@@ -46,4 +54,6 @@ def rlcore_interfaces():
                         doc="inference: per-token values; train_step: clipped value loss on GAE returns."),
         InterfaceRecord("reward_functions", impl=f"{_PKG}.rewards:RewardFunctionInterface",
                         doc="inference: weighted sum of registered reward functions per response."),
+        InterfaceRecord("remote_reward", impl=f"{_PKG}.remote_reward:RemoteRewardInterface",
+                        doc="inference: per-response scores from an HTTP reward service (reward.url)."),
     ]

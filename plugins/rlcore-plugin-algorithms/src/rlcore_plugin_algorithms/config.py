@@ -6,7 +6,7 @@ Defaults train a tiny model on the embedded addition task, on CPU, in minutes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
 from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig, PromptConfig
@@ -108,7 +108,9 @@ class DPOConfig:
 # ---------------------------------------------------------------------- PPO
 
 KLEstimator = Literal["k1", "k2", "k3"]
-LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
+LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
+                          "seq-mean-token-sum-norm"]
+AdvantageEstimator = Literal["gae", "grpo", "rloo", "reinforce_pp", "remax"]
 
 
 @dataclass
@@ -138,6 +140,15 @@ class RewardOptions:
         "help": "one weight per function; null: all 1.0"})
     path: str | None = field(default=None, metadata={
         "help": "reward model: an `rlcore train rm` checkpoint dir or HF sequence classifier"})
+    url: str | None = field(default=None, metadata={
+        "help": "remote reward service (HTTP POST, docs/rewards.md); instead of functions/path"})
+    params: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={
+        "help": "keyword parameters per reward function, e.g. {math_answer: {tolerance: 0.01}}"})
+    timeout_s: float = field(default=30.0, metadata={"help": "remote reward: seconds per request"})
+    max_retries: int = field(default=3, metadata={
+        "help": "remote reward: retries of a failed request (exponential backoff)"})
+    request_size: int = field(default=64, metadata={"help": "remote reward: responses per request"})
+    max_concurrency: int = field(default=4, metadata={"help": "remote reward: requests in flight"})
     scale: float = field(default=1.0, metadata={"help": "reward := clip(scale * (reward + bias))"})
     bias: float = field(default=0.0, metadata={"help": "added to the raw reward before scaling"})
     clip: float = field(default=10.0, metadata={"help": "|reward| is clipped to this after scaling"})
@@ -145,9 +156,16 @@ class RewardOptions:
         "help": "added to the reward of responses that end without eos (cut at max_new_tokens)"})
 
     def __post_init__(self) -> None:
-        if self.path is None and not self.functions:
-            raise ValueError("reward.functions is empty and reward.path is null: name at least "
-                             "one reward function or a reward model")
+        if self.path is None and self.url is None and not self.functions:
+            raise ValueError("reward.functions is empty and reward.path and reward.url are "
+                             "null: name at least one reward function, a model or a service")
+        if self.path is not None and self.url is not None:
+            raise ValueError("reward.path and reward.url are both set: choose a reward model "
+                             "or a remote service")
+        if self.timeout_s <= 0 or self.max_retries < 0 or self.request_size < 1 \
+                or self.max_concurrency < 1:
+            raise ValueError("reward.timeout_s must be > 0, max_retries >= 0, request_size and "
+                             "max_concurrency >= 1")
         if self.weights is not None and len(self.weights) != len(self.functions):
             raise ValueError(f"reward.weights has {len(self.weights)} entries for "
                              f"{len(self.functions)} reward.functions")
@@ -159,6 +177,21 @@ class RewardOptions:
 class PPOOptions:
     """The PPO objective and its stabilisers (Schulman et al. 2017; Ouyang et al. 2022)."""
 
+    adv_estimator: AdvantageEstimator = field(default="gae", metadata={
+        "help": "gae (critic), grpo (group-normalised), rloo (leave-one-out), reinforce_pp "
+                "(REINFORCE++: batch-normalised returns) or remax (greedy baseline: `rlcore train remax`)"})
+    std_norm: bool = field(default=True, metadata={
+        "help": "grpo: divide by the group's reward std (false: Dr. GRPO)"})
+    ratio_level: Literal["token", "sequence"] = field(default="token", metadata={
+        "help": "importance ratio per token, or per sequence (GSPO: length-normalised)"})
+    overlong_buffer: int = field(default=0, metadata={
+        "help": "DAPO overlong penalty: the last N tokens of gen.max_new_tokens ramp it in; 0: off"})
+    overlong_penalty: float = field(default=1.0, metadata={
+        "help": "DAPO overlong penalty at gen.max_new_tokens (subtracted from the reward)"})
+    dynamic_sampling: bool = field(default=False, metadata={
+        "help": "DAPO: drop prompts whose responses all got the same reward, refill the batch"})
+    max_refills: int = field(default=8, metadata={
+        "help": "dynamic sampling: extra batches generated per step before it is an error"})
     ppo_n_minibatches: int = field(default=2, metadata={"help": "minibatches (optimizer steps) per PPO epoch"})
     ppo_epochs: int = field(default=1, metadata={"help": "passes over each generated batch"})
     kl_ctl: float = field(default=0.05, metadata={"help": "KL coefficient (initial, when adaptive); 0: no reference model"})
@@ -204,6 +237,8 @@ class PPOOptions:
             (self.dual_clip is None or self.dual_clip > 1, "dual_clip must be > 1 or null"),
             (self.value_eps_clip >= 0, "value_eps_clip must be >= 0"),
             (0 < self.value_norm_beta < 1, "value_norm_beta must be in (0, 1)"),
+            (self.overlong_buffer >= 0 and self.max_refills >= 0,
+             "overlong_buffer and max_refills must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -221,6 +256,30 @@ class PPOOptions:
     def uses_ref(self) -> bool:
         """A reference model is needed unless the KL coefficient is fixed at 0."""
         return self.kl_ctl > 0 or self.kl_controller == "adaptive"
+
+    @property
+    def uses_critic(self) -> bool:
+        return self.adv_estimator == "gae"
+
+
+@dataclass
+class GRPOOptions(PPOOptions):
+    """GRPO (Shao et al. 2024) and the critic-free family: group-relative advantages, KL in the loss.
+
+    DAPO (Yu et al. 2025): ``eps_clip_high`` > ``eps_clip_low``, ``loss_agg=token-mean``,
+    ``overlong_buffer``, ``dynamic_sampling``. GSPO (Zheng et al. 2025): ``ratio_level=sequence``
+    with small clip ranges. Dr. GRPO (Liu et al. 2025): ``std_norm=false``,
+    ``loss_agg=seq-mean-token-sum-norm``.
+    """
+
+    adv_estimator: AdvantageEstimator = field(default="grpo", metadata={
+        "help": "grpo (group-normalised), rloo (leave-one-out) or reinforce_pp (REINFORCE++)"})
+    kl_ctl: float = field(default=0.0, metadata={"help": "KL coefficient of the loss term; 0: no reference model"})
+    kl_in_reward: bool = field(default=False, metadata={
+        "help": "KL penalty in the reward instead of the loss (REINFORCE++ uses the reward)"})
+    kl_estimator: KLEstimator = field(default="k3", metadata={"help": "k1, k2 or k3 (Schulman's)"})
+    adv_norm: bool = field(default=False, metadata={
+        "help": "also whiten advantages over the whole batch (reinforce_pp always does)"})
 
 
 @dataclass
@@ -255,5 +314,49 @@ class PPOConfig:
     train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
     critic_train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
     warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
-    run: RunOptions = field(default_factory=lambda: RunOptions(epochs=100, max_steps=300, batch_size=32, eval_every=25))
+    run: RunOptions = field(default_factory=lambda: _rl_run())
+    eval: EvalOptions = field(default_factory=lambda: EvalOptions(size=256))
+
+
+@dataclass
+class RemaxOptions(GRPOOptions):
+    """ReMax (Li et al. 2023): the baseline of each prompt is the reward of its greedy response."""
+
+    adv_estimator: AdvantageEstimator = field(default="remax", metadata={
+        "help": "remax: each response's reward minus its prompt's greedy response's reward"})
+
+
+def _rl_run() -> RunOptions:
+    return RunOptions(epochs=100, max_steps=300, batch_size=32, eval_every=25)
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO and the critic-free family: the actor samples groups, a reward scores, the actor trains."""
+
+    actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
+    ref: InferenceOptions = field(default_factory=InferenceOptions)
+    reward: RewardOptions = field(default_factory=RewardOptions)
+    dataset: PromptConfig = field(default_factory=PromptConfig)
+    gen: GenerationOptions = field(default_factory=GenerationOptions)
+    grpo: GRPOOptions = field(default_factory=GRPOOptions)
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
+    warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
+    run: RunOptions = field(default_factory=_rl_run)
+    eval: EvalOptions = field(default_factory=lambda: EvalOptions(size=256))
+
+
+@dataclass
+class RemaxConfig:
+    """ReMax: GRPO's graph plus a greedy generation whose reward is each prompt's baseline."""
+
+    actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
+    ref: InferenceOptions = field(default_factory=InferenceOptions)
+    reward: RewardOptions = field(default_factory=RewardOptions)
+    dataset: PromptConfig = field(default_factory=PromptConfig)
+    gen: GenerationOptions = field(default_factory=GenerationOptions)
+    remax: RemaxOptions = field(default_factory=RemaxOptions)
+    train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
+    warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
+    run: RunOptions = field(default_factory=_rl_run)
     eval: EvalOptions = field(default_factory=lambda: EvalOptions(size=256))

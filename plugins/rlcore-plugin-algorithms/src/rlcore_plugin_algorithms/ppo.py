@@ -90,34 +90,57 @@ def shaped_rewards(raw: torch.Tensor, no_eos: torch.Tensor, r: RewardOptions) ->
     return torch.clamp(r.scale * (x + r.bias), -r.clip, r.clip)
 
 
-def advantages(data: PackedBatch, ppo: PPOOptions, reward: RewardOptions,
-               kl_coef: float) -> Advantages:
-    """GAE over per-token rewards (sequence reward at the end, KL penalty on every action)."""
+GROUP_ESTIMATORS = ("grpo", "rloo", "remax")  # one advantage per response; KL in the loss
+BASELINE_REWARDS = "baseline_rewards"  # remax: the greedy response's reward per prompt
+
+
+def kl_in_loss(p: PPOOptions) -> bool:
+    """Whether the KL to the reference is a loss term (else it shapes the per-token reward)."""
+    return not p.kl_in_reward or p.adv_estimator in GROUP_ESTIMATORS
+
+
+def advantages(data: PackedBatch, p: PPOOptions, reward: RewardOptions, kl_coef: float,
+               max_new_tokens: int) -> Advantages:
+    """Per-token advantages and returns by ``p.adv_estimator`` (see docs/ppo.md, docs/grpo.md)."""
     cu = data.cu_seqlens(IDS)
     act = action_mask(data.data["prompt_mask"], cu)
     cu_act = action_counts(act, cu)
+    lengths = cu_act[1:] - cu_act[:-1]
     old = data.data["packed_logprobs"][act].float()
-    values_full = data.data["values"].float()
-    values = values_full[act]
     no_eos = data.data["seq_no_eos_mask"].bool()
-    last_values = torch.where(no_eos, values_full[cu[1:].long() - 1], torch.zeros_like(no_eos,
-                                                                                       dtype=torch.float))
     raw = data.data["rewards"].float()
-    seq_rewards = shaped_rewards(raw, no_eos, reward)
-    kl = None
-    kl_seq = 0.0
+    seq_rewards = shaped_rewards(raw, no_eos, reward) + rl.overlong_penalty(
+        lengths, max_new_tokens, p.overlong_buffer, p.overlong_penalty)
+    kl, kl_seq = None, 0.0
     if REF_LOGPROBS in data.data:
         ref = data.data[REF_LOGPROBS][act].float()
-        kl = rl.kl_penalty(old, ref, ppo.kl_estimator)
+        kl = rl.kl_penalty(old, ref, p.kl_estimator)
         total, count = _global([float((old - ref).sum()), float(len(raw))])
         kl_seq = total / max(count, 1.0)
-    token_r = rl.token_rewards(seq_rewards, cu_act, kl if ppo.kl_in_reward else None, kl_coef)
-    adv, ret = rl.gae(token_r, values, cu_act, ppo.discount, ppo.gae_lambda, last_values)
+    reward_kl = None if kl_in_loss(p) else kl
+    groups = rl.group_offsets([len(s) for s in data.seqlens[IDS]])
+    values_full = data.data["values"].float() if "values" in data.data else None
+    if p.adv_estimator == "gae":
+        last = torch.where(no_eos, values_full[cu[1:].long() - 1], torch.zeros(len(no_eos)))
+        token_r = rl.token_rewards(seq_rewards, cu_act, reward_kl, kl_coef)
+        adv, ret = rl.gae(token_r, values_full[act], cu_act, p.discount, p.gae_lambda, last)
+    elif p.adv_estimator == "reinforce_pp":
+        token_r = rl.token_rewards(seq_rewards, cu_act, reward_kl, kl_coef)
+        adv = ret = rl.reward_to_go(token_r, cu_act, p.discount)
+    else:
+        if p.adv_estimator == "grpo":
+            per_seq = rl.grpo_advantages(seq_rewards, groups, p.std_norm)
+        elif p.adv_estimator == "rloo":
+            per_seq = rl.rloo_advantages(seq_rewards, groups)
+        else:
+            baseline = shaped_rewards(data.data[BASELINE_REWARDS].float(),
+                                      torch.zeros(len(groups) - 1, dtype=torch.bool), reward)
+            per_seq = rl.remax_advantages(seq_rewards, baseline, groups)
+        adv = ret = torch.repeat_interleave(per_seq, lengths)
     mean, var = rl.moments_to_stats(*_global(list(rl.moments(adv))))
-    if ppo.adv_norm:
+    if p.adv_norm or p.adv_estimator == "reinforce_pp":  # REINFORCE++: global batch whitening
         adv = rl.whiten(adv, stats=(mean, var))
     raw_mean, raw_var = rl.moments_to_stats(*_global(list(rl.moments(raw))))
-    lengths = (cu_act[1:] - cu_act[:-1]).float()
     len_sum, len_n, cut = _global([float(lengths.sum()), float(len(lengths)), float(no_eos.sum())])
     (len_max,) = _global([float(lengths.max())], "max")
     stats = {
@@ -128,7 +151,7 @@ def advantages(data: PackedBatch, ppo: PPOOptions, reward: RewardOptions,
         "/response/truncated_frac": cut / len_n,
         "/kl/ref": kl_seq, "/kl/coef": kl_coef,
     }
-    full = torch.zeros_like(values_full)
+    full = torch.zeros(len(act))
     adv_full, ret_full = full.clone(), full.clone()
     adv_full[act], ret_full[act] = adv, ret
     return Advantages(adv_full, ret_full, stats, kl_seq, int(len_n))
@@ -148,6 +171,9 @@ class _PPOTrainer(ModelInterface):
         self.kl = rl.kl_controller(self.ppo.kl_controller, self.ppo.kl_ctl, self.ppo.kl_target,
                                    self.ppo.kl_horizon)
         self.updates_per_call = self.ppo.ppo_epochs * self.ppo.ppo_n_minibatches
+
+    def aggregate(self, per_token: torch.Tensor, cu_act: torch.Tensor) -> torch.Tensor:
+        return rl.aggregate(per_token, cu_act, self.ppo.loss_agg, norm=self.gen.max_new_tokens)
 
     def minibatches(self, data: PackedBatch) -> list[PackedBatch]:
         n = self.ppo.ppo_n_minibatches
@@ -196,7 +222,7 @@ class PPOActorInterface(_PPOTrainer):
 
     def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
         self.check_version(handle, data)
-        adv = advantages(data, self.ppo, self.reward, self.kl.value)
+        adv = advantages(data, self.ppo, self.reward, self.kl.value, self.gen.max_new_tokens)
         data = data.select(list(data.data), metadata=False)
         data.update(_per_token(data, "advantages", adv.advantages))
         p, g = self.ppo, generation_config(self.gen, handle.tokenizer)
@@ -213,21 +239,23 @@ class PPOActorInterface(_PPOTrainer):
                 old = mb.data["packed_logprobs"].to(handle.device)[act]
                 if drift is None:  # the weights that sampled these tokens, not yet updated
                     drift = float((logp.detach() - old).abs().max()) if logp.numel() else 0.0
+                log_ratio = rl.sequence_log_ratio(logp, old, cu_act) \
+                    if p.ratio_level == "sequence" else None
                 pg = rl.policy_loss(logp, old, mb.data["advantages"].to(handle.device)[act],
-                                    p.clip_low, p.clip_high, p.dual_clip)
+                                    p.clip_low, p.clip_high, p.dual_clip, log_ratio)
                 per_token = pg["loss"]
-                if REF_LOGPROBS in mb.data and not p.kl_in_reward:
+                if REF_LOGPROBS in mb.data and kl_in_loss(p):
                     ref = mb.data[REF_LOGPROBS].to(handle.device)[act]
                     per_token = per_token + self.kl.value * rl.kl_penalty(logp, ref, p.kl_estimator)
                 entropy = rl.entropy_from_logits(logits[act])
                 if p.entropy_coef:
                     per_token = per_token - p.entropy_coef * entropy
-                loss = rl.aggregate(per_token, cu_act, p.loss_agg)
+                loss = self.aggregate(per_token, cu_act)
                 handle.model.backward(loss)
                 out = handle.model.step()
                 step_metrics = {
                     "loss": loss.item(),
-                    "pg_loss": rl.aggregate(pg["loss"].detach(), cu_act, p.loss_agg).item(),
+                    "pg_loss": self.aggregate(pg["loss"].detach(), cu_act).item(),
                     "clip_frac": pg["clipped"].float().mean().item(),
                     "approx_kl": pg["approx_kl"].mean().item(),
                     "ratio_max": pg["ratio"].max().item(),
@@ -276,7 +304,7 @@ class PPOCriticInterface(_PPOTrainer):
 
     def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
         p = self.ppo
-        adv = advantages(data, p, self.reward, self.kl.value)
+        adv = advantages(data, p, self.reward, self.kl.value, self.gen.max_new_tokens)
         cu = data.cu_seqlens(IDS)
         act = action_mask(data.data["prompt_mask"], cu)
         old_values = data.data["values"].float()
@@ -298,8 +326,7 @@ class PPOCriticInterface(_PPOTrainer):
                 values = handle.model(ids, mcu).float()[mact]
                 vl = rl.value_loss(values, mb.data["old_values"].to(handle.device)[mact],
                                    mb.data["returns"].to(handle.device)[mact], eps)
-                loss = p.value_loss_coef * rl.aggregate(vl["loss"], action_counts(mact, mcu),
-                                                        p.loss_agg)
+                loss = p.value_loss_coef * self.aggregate(vl["loss"], action_counts(mact, mcu))
                 handle.model.backward(loss)
                 out = handle.model.step()
                 for k, v in {"loss": loss.item(), "clip_frac": vl["clipped"].float().mean().item(),

@@ -14,18 +14,31 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC
 from rlcore.errors import ConfigError
-from rlcore.plugins import registry
+from rlcore.runtime.executor import SampleFilter
 from rlcore.runtime.interface import ModelHandle
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
 from rlcore.runtime.roles import RoleSpec
-from rlcore_plugin_algorithms.config import SFTConfig
+from rlcore_plugin_algorithms.config import PPOOptions, SFTConfig
 from rlcore_plugin_algorithms.experiments import PostTraining
-from rlcore_plugin_algorithms.ppo import REF_LOGPROBS, replays_mask
-from rlcore_plugin_algorithms.rollout import ROLLOUT_KEYS
+from rlcore_plugin_algorithms.ppo import BASELINE_REWARDS, REF_LOGPROBS, replays_mask
+from rlcore_plugin_algorithms.rewards import check_reward_params
+from rlcore_plugin_algorithms.rollout import IDS, ROLLOUT_KEYS
 
 WARM_START_DIR = "warm_start"
+
+
+def rewards_differ(batch: PackedBatch) -> list[bool]:
+    """Per sample: whether its responses' rewards are not all equal."""
+    out, start = [], 0
+    rewards = batch.data["rewards"].tolist()
+    for lens in batch.seqlens["rewards"]:
+        group = rewards[start : start + len(lens)]
+        out.append(max(group) - min(group) > 1e-6)
+        start += len(lens)
+    return out
 
 
 class PPO(PostTraining):
@@ -46,16 +59,20 @@ class PPO(PostTraining):
             spec = dataclasses.replace(spec, model=self.warm_start_path)
         return spec
 
+    @property
+    def rl(self) -> PPOOptions:
+        """The algorithm's options: the ``ppo`` section (``grpo``, ``remax`` in the subclasses)."""
+        return self.config.ppo
+
     def roles(self) -> list[RoleSpec]:
         c = self.config
         actor = self.actor_spec()
-        roles = [
-            actor,
-            dataclasses.replace(actor, name="critic", model=c.critic.path or actor.model,
-                                value_head=True, init_from=None if c.critic.path else "actor",
-                                options=c.critic_train),
-        ]
-        if c.ppo.uses_ref:
+        roles = [actor]
+        if self.rl.uses_critic:
+            roles.append(dataclasses.replace(
+                actor, name="critic", model=c.critic.path or actor.model, value_head=True,
+                init_from=None if c.critic.path else "actor", options=c.critic_train))
+        if self.rl.uses_ref:
             roles.append(dataclasses.replace(actor, name="ref", trainable=False, init_from="actor",
                                              options=c.ref))
         if c.reward.path:
@@ -65,50 +82,91 @@ class PPO(PostTraining):
             roles.append(RoleSpec("reward", backend="none"))
         return roles
 
+    def reward_mfc(self, name: str = "rew_inf", rename: dict[str, str] | None = None,
+                   output: str = "rewards") -> MFC:
+        """The reward node: a reward model, a remote service or registered functions.
+
+        ``rename`` maps the interface's input names to other graph keys (ReMax scores the
+        greedy responses); the scores go to graph key ``output``.
+        """
+        r, rename = self.config.reward, rename or {}
+        keys = (IDS,) if r.path else (IDS, "prompt_mask", "seq_no_eos_mask")
+        wiring = {"input_keys": tuple(rename.get(k, k) for k in keys), "output_keys": (output,),
+                  "input_remap": {rename[k]: k for k in keys if k in rename},
+                  "output_remap": {"rewards": output} if output != "rewards" else {}}
+        if r.path:
+            return MFC(name, "reward", "inference", "reward", **wiring)
+        if r.url:
+            args = {"url": r.url, "timeout_s": r.timeout_s, "max_retries": r.max_retries,
+                    "request_size": r.request_size, "max_concurrency": r.max_concurrency}
+            return MFC(name, "reward", "inference", "remote_reward", interface_args=args, **wiring)
+        args = {"functions": list(r.functions), "weights": r.weights, "params": r.params}
+        return MFC(name, "reward", "inference", "reward_functions", interface_args=args, **wiring)
+
     def mfcs(self) -> list[MFC]:
-        c = self.config
+        c, p = self.config, self.rl
         self._check()
         rollout = [k for k in ROLLOUT_KEYS if k != "version"]
         mask = ("logits_mask",) if replays_mask(c.gen) else ()
-        args = {"ppo": c.ppo, "reward": c.reward, "gen": c.gen, "seed": c.run.seed}
-        scored = ("rewards", "values", *((REF_LOGPROBS,) if c.ppo.uses_ref else ()))
-        if c.reward.path:
-            reward = MFC("rew_inf", "reward", "inference", "reward", input_keys=("packed_input_ids",),
-                         output_keys=("rewards",))
-        else:
-            reward = MFC("rew_inf", "reward", "inference", "reward_functions",
-                         input_keys=("packed_input_ids", "prompt_mask", "seq_no_eos_mask"),
-                         output_keys=("rewards",),
-                         interface_args={"functions": list(c.reward.functions),
-                                         "weights": c.reward.weights})
+        args = {"ppo": p, "reward": c.reward, "gen": c.gen, "seed": c.run.seed}
+        scored = ("rewards", *(("values",) if p.uses_critic else ()),
+                  *((REF_LOGPROBS,) if p.uses_ref else ()), *self.extra_train_keys())
         mfcs = [
             MFC("actor_gen", "actor", "generate", "ppo_actor", input_keys=("packed_prompts",),
                 output_keys=(*ROLLOUT_KEYS, *mask), interface_args=args),
-            reward,
-            MFC("critic_inf", "critic", "inference", "ppo_critic",
-                input_keys=("packed_input_ids",), output_keys=("values",), interface_args=args),
-            MFC("actor_train", "actor", "train_step", "ppo_actor",
-                input_keys=(*rollout, "version", *mask, *scored), interface_args=args),
-            MFC("critic_train", "critic", "train_step", "ppo_critic",
-                input_keys=(*rollout, *scored), interface_args=args),
+            self.reward_mfc(),
         ]
-        if c.ppo.uses_ref:
-            mfcs.insert(2, MFC("ref_inf", "ref", "inference", "ppo_actor",
-                               input_keys=("packed_input_ids", "prompt_mask", *mask),
-                               output_keys=(REF_LOGPROBS,), output_remap={"logprobs": REF_LOGPROBS},
-                               interface_args=args))
-        return mfcs
+        if p.uses_ref:
+            mfcs.append(MFC("ref_inf", "ref", "inference", "ppo_actor",
+                            input_keys=(IDS, "prompt_mask", *mask), output_keys=(REF_LOGPROBS,),
+                            output_remap={"logprobs": REF_LOGPROBS}, interface_args=args))
+        if p.uses_critic:
+            mfcs.append(MFC("critic_inf", "critic", "inference", "ppo_critic", input_keys=(IDS,),
+                            output_keys=("values",), interface_args=args))
+        mfcs.append(MFC("actor_train", "actor", "train_step", "ppo_actor",
+                        input_keys=(*rollout, "version", *mask, *scored), interface_args=args))
+        if p.uses_critic:
+            mfcs.append(MFC("critic_train", "critic", "train_step", "ppo_critic",
+                            input_keys=(*rollout, *scored), interface_args=args))
+        return [*mfcs, *self.extra_mfcs(args)]
+
+    def extra_train_keys(self) -> tuple[str, ...]:
+        """Keys the actor's update reads beyond the rollout and its scores (ReMax: the baseline)."""
+        return ()
+
+    def sample_filter(self) -> SampleFilter | None:
+        """DAPO's dynamic sampling: prompts whose responses all scored alike teach nothing."""
+        if not self.rl.dynamic_sampling:
+            return None
+        return SampleFilter("rew_inf", keep=rewards_differ, max_refills=self.rl.max_refills,
+                            why="their responses all got the same reward")
+
+    def extra_mfcs(self, args: dict[str, Any]) -> list[MFC]:
+        """More MFCs of a variant's graph (ReMax: the greedy baseline)."""
+        return []
 
     def _check(self) -> None:
         """Fail before any process starts on what would only fail at the first step."""
-        c = self.config
-        if not c.reward.path:
-            for name in c.reward.functions:
-                registry.get("rewards", name)  # unknown names: an error with close matches
-        if c.run.batch_size is not None and c.run.batch_size < c.ppo.ppo_n_minibatches:
+        c, p, section = self.config, self.rl, self.name
+        if not (c.reward.path or c.reward.url):
+            # Unknown names (with close matches) and parameters that do not fit, before any rank.
+            check_reward_params(list(c.reward.functions), c.reward.params)
+        if c.run.batch_size is not None and c.run.batch_size < p.ppo_n_minibatches:
             raise ConfigError(f"run.batch_size={c.run.batch_size} prompts cannot make "
-                              f"ppo.ppo_n_minibatches={c.ppo.ppo_n_minibatches} minibatches; "
+                              f"{section}.ppo_n_minibatches={p.ppo_n_minibatches} minibatches; "
                               "raise the batch size or lower the minibatches")
+        allowed = self.estimators
+        if p.adv_estimator not in allowed:
+            hint = {"gae": "gae needs a critic: `rlcore train ppo`",
+                    "remax": "remax needs a greedy baseline: `rlcore train remax`"}
+            raise ConfigError(f"{section}.adv_estimator={p.adv_estimator!r} is not available in "
+                              f"{section} (use one of {', '.join(allowed)}); "
+                              f"{hint.get(p.adv_estimator, '')}".rstrip("; "))
+        if p.adv_estimator in ("grpo", "rloo") and c.gen.n_samples < 2:
+            raise ConfigError(f"{section}.adv_estimator={p.adv_estimator} compares responses to "
+                              f"one prompt: gen.n_samples must be >= 2, got {c.gen.n_samples}")
+
+    estimators: tuple[str, ...] = ("gae", "grpo", "rloo", "reinforce_pp")
 
     # ------------------------------------------------------------------ warm start and eval
 
@@ -157,3 +215,39 @@ class PPO(PostTraining):
         if not self.has_eval():
             return {}
         return {"accuracy": self.generation_accuracy(handles["actor"])}
+
+
+class GRPO(PPO):
+    """GRPO and its critic-free relatives: group-relative advantages, no critic."""
+
+    name = "grpo"
+    estimators = ("grpo", "rloo", "reinforce_pp")
+
+    @property
+    def rl(self) -> PPOOptions:
+        return self.config.grpo
+
+
+class ReMax(GRPO):
+    """ReMax: a greedy response per prompt, scored by the reward, is each group's baseline."""
+
+    name = "remax"
+    estimators = ("remax",)
+
+    @property
+    def rl(self) -> PPOOptions:
+        return self.config.remax
+
+    def extra_train_keys(self) -> tuple[str, ...]:
+        return (BASELINE_REWARDS,)
+
+    def extra_mfcs(self, args: dict[str, Any]) -> list[MFC]:
+        greedy = dataclasses.replace(self.config.gen, greedy=True, n_samples=1)
+        renamed = {IDS: "greedy_input_ids", "prompt_mask": "greedy_prompt_mask",
+                   "seq_no_eos_mask": "greedy_no_eos_mask"}
+        return [
+            MFC("actor_greedy", "actor", "generate", "ppo_actor", input_keys=("packed_prompts",),
+                output_keys=tuple(renamed.values()), output_remap=renamed,
+                interface_args={**args, "gen": greedy}),
+            self.reward_mfc("rew_greedy", renamed, BASELINE_REWARDS),
+        ]

@@ -13,7 +13,8 @@ import torch
 from rlcore_plugin_algorithms.losses import per_sequence_sum
 
 KL_KINDS = ("k1", "k2", "k3")
-AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+ESTIMATORS = ("gae", "grpo", "rloo", "reinforce_pp", "remax")
 
 
 def _lengths(cu: torch.Tensor) -> torch.Tensor:
@@ -129,6 +130,16 @@ def whiten(
     return out if shift_mean else out + mean
 
 
+def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, cu: torch.Tensor) -> torch.Tensor:
+    """GSPO's per-token log-ratio ``[N]``: its value is the sequence's mean log-ratio
+    (length-normalised sequence likelihood ratio), its gradient that of each token's ``logp``."""
+    log_ratio = logp.float() - old_logp.float()
+    lengths = _lengths(cu).to(log_ratio.device)
+    seq_mean = per_sequence_sum(log_ratio.detach(), cu.to(log_ratio.device)) / lengths.clamp(min=1)
+    per_token = torch.repeat_interleave(seq_mean, lengths)
+    return per_token + logp.float() - logp.float().detach()
+
+
 def policy_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -136,12 +147,15 @@ def policy_loss(
     eps_clip_low: float,
     eps_clip_high: float,
     dual_clip: float | None = None,
+    log_ratio: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-token PPO clipped surrogate loss, optionally dual-clipped (Ye et al. 2020) for A < 0.
 
     ``clipped`` marks tokens where the clipped term won (clip-fraction numerator).
+    ``log_ratio`` replaces ``logp - old_logp`` (GSPO's :func:`sequence_log_ratio`).
     """
-    log_ratio = logp.float() - old_logp.float()
+    if log_ratio is None:
+        log_ratio = logp.float() - old_logp.float()
     ratio = torch.exp(log_ratio)
     adv = advantages.float()
     surr = -adv * ratio
@@ -172,8 +186,13 @@ def value_loss(
     return {"loss": 0.5 * torch.maximum(unclipped, clipped), "clipped": clipped > unclipped}
 
 
-def aggregate(per_token: torch.Tensor, cu: torch.Tensor, mode: str) -> torch.Tensor:
-    """Reduce a per-token loss ``[N]`` to a scalar; seq-mean modes skip empty sequences."""
+def aggregate(per_token: torch.Tensor, cu: torch.Tensor, mode: str,
+              norm: float | None = None) -> torch.Tensor:
+    """Reduce a per-token loss ``[N]`` to a scalar; seq-mean modes skip empty sequences.
+
+    ``seq-mean-token-sum-norm`` (Dr. GRPO) divides each sequence's sum by the constant
+    ``norm`` (the generation budget) instead of its own length.
+    """
     x = per_token.float()
     if mode == "token-mean":
         return x.sum() / max(x.numel(), 1)
@@ -183,6 +202,10 @@ def aggregate(per_token: torch.Tensor, cu: torch.Tensor, mode: str) -> torch.Ten
     per_seq = per_sequence_sum(x, cu.to(x.device))
     if mode == "seq-mean-token-mean":
         per_seq = per_seq / lengths.clamp(min=1)
+    if mode == "seq-mean-token-sum-norm":
+        if not norm or norm <= 0:
+            raise ValueError("seq-mean-token-sum-norm needs norm > 0 (the max response length)")
+        per_seq = per_seq / norm
     nonempty = lengths > 0
     return (per_seq * nonempty).sum() / nonempty.sum().clamp(min=1)
 
@@ -301,3 +324,65 @@ class RunningMoments:
 
     def load_state_dict(self, d: dict) -> None:
         self._mean, self._var, self.count = float(d["mean"]), float(d["var"]), int(d["count"])
+
+
+# ---------------------------------------------------------------------- critic-free estimators
+
+
+def group_offsets(group_sizes: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Offsets ``[G+1]`` of groups of consecutive sequences (the responses to one prompt)."""
+    sizes = torch.tensor(group_sizes, dtype=torch.long, device=device)
+    return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+
+
+def _group_mean(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    sizes = _lengths(groups).to(scores.device)
+    return torch.repeat_interleave(per_sequence_sum(scores, groups.to(scores.device)) / sizes, sizes)
+
+
+def grpo_advantages(scores: torch.Tensor, groups: torch.Tensor, std_norm: bool = True,
+                    eps: float = 1e-6) -> torch.Tensor:
+    """GRPO: each response's score minus its group's mean, over the group's std (unbiased, as
+    in the paper and TRL) unless ``std_norm`` is off (Dr. GRPO). ``[S]`` per sequence."""
+    x = scores.float()
+    centred = x - _group_mean(x, groups)
+    if not std_norm:
+        return centred
+    sizes = _lengths(groups).to(x.device)
+    var = per_sequence_sum(centred**2, groups.to(x.device)) / (sizes - 1).clamp(min=1)
+    return centred / (torch.repeat_interleave(var.sqrt(), sizes) + eps)
+
+
+def rloo_advantages(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """RLOO: each response's score minus the mean of the *other* responses to its prompt."""
+    x = scores.float()
+    sizes = _lengths(groups).to(x.device)
+    if bool((sizes < 2).any()):
+        raise ValueError("RLOO needs at least 2 responses per prompt (gen.n_samples >= 2)")
+    totals = torch.repeat_interleave(per_sequence_sum(x, groups.to(x.device)), sizes)
+    others = (totals - x) / torch.repeat_interleave(sizes - 1, sizes)
+    return x - others
+
+
+def remax_advantages(scores: torch.Tensor, baselines: torch.Tensor,
+                     groups: torch.Tensor) -> torch.Tensor:
+    """ReMax: each response's score minus its prompt's greedy response score ``[G]``."""
+    sizes = _lengths(groups).to(scores.device)
+    return scores.float() - torch.repeat_interleave(baselines.float().to(scores.device), sizes)
+
+
+def reward_to_go(rewards: torch.Tensor, cu: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """Discounted returns ``[N]`` of per-token rewards within each sequence (REINFORCE++)."""
+    zeros = torch.zeros_like(rewards, dtype=torch.float32)
+    returns, _ = gae(rewards, zeros, cu, gamma, 1.0)
+    return returns
+
+
+def overlong_penalty(lengths: torch.Tensor, max_length: int, buffer: int,
+                     penalty: float = 1.0) -> torch.Tensor:
+    """DAPO's soft overlong punishment: 0 up to ``max_length - buffer`` tokens, then linear
+    down to ``-penalty`` at ``max_length`` (and beyond)."""
+    if buffer <= 0:
+        return torch.zeros_like(lengths, dtype=torch.float32)
+    over = (lengths.float() - (max_length - buffer)).clamp(min=0) / buffer
+    return -penalty * over.clamp(max=1.0)
