@@ -92,7 +92,11 @@ def info(
     kind: Kind = typer.Argument(..., help="The kind of item."),
     name: str = typer.Argument(..., help="The item's name, as `rlcore list KIND` shows it."),
 ) -> None:
-    """Show an item's documentation, where it comes from, and its config schema."""
+    """Show an item's documentation, where it comes from, and its config schema.
+
+    For a reward function: its docstring and a table of its parameters (name, type,
+    default), which `--set reward.params='{NAME: {PARAM: VALUE}}'` sets.
+    """
     import inspect
 
     from rlcore.config import describe_fields
@@ -109,9 +113,14 @@ def info(
         console.print(f"\n{escape(record.doc)}")
     config_ref = getattr(record, "config", None)
     if not config_ref:
-        doc = inspect.getdoc(record.load())
+        obj = record.load()
+        doc = inspect.getdoc(obj)
+        if doc and kind is Kind.rewards:
+            doc = reflow(doc)
         if doc:
-            console.print(f"\n{escape(doc)}")
+            console.print(f"\n{escape(doc)}", highlight=kind is not Kind.rewards)
+        if kind is Kind.rewards:
+            _print_reward_parameters(name, obj)
         return
     config_cls = load_object(config_ref)
     table = Table(title=f"config: {config_cls.__name__}")
@@ -122,6 +131,67 @@ def info(
     for key, type_name, default, help_text in describe_fields(config_cls):
         table.add_row(key, escape(type_name), escape(repr(default)), escape(help_text))
     console.print(table)
+
+
+def reflow(doc: str) -> str:
+    """A docstring with each paragraph, and each item of an indented list (a line and the
+    more indented lines after it), on one line, so that the terminal wraps them."""
+    out: list[str] = []
+    item_indent = -1
+    for line in doc.splitlines():
+        indent = len(line) - len(line.lstrip())
+        joins = out and out[-1].strip() and line.strip() and (
+            indent > item_indent >= 0 or (indent == 0 and item_indent < 0))
+        if joins:
+            out[-1] += " " + line.strip()
+            continue
+        out.append(line)
+        item_indent = indent if indent > 0 and line.strip() else -1
+    return "\n".join(out)
+
+
+def reward_parameters(fn: object) -> list[tuple[str, str, str]]:
+    """``(name, type, default)`` of each keyword parameter a reward function takes after
+    ``(completions, samples)``, read from its signature without calling anything."""
+    import inspect
+
+    from rlcore.config.schema import type_name
+
+    try:
+        signature = inspect.signature(fn)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    rows, skipped = [], 0
+    for p in signature.parameters.values():
+        if p.kind in positional and skipped < 2:
+            skipped += 1
+        elif p.kind is inspect.Parameter.VAR_KEYWORD:
+            rows.append((f"**{p.name}", "any", "(any other keyword)"))
+        elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
+            annotation = p.annotation
+            shown = "-" if annotation is p.empty else (
+                annotation if isinstance(annotation, str) else type_name(annotation))
+            default = "required" if p.default is p.empty else repr(p.default)
+            rows.append((p.name, shown, default))
+    return rows
+
+
+def _print_reward_parameters(name: str, fn: object) -> None:
+    rows = reward_parameters(fn)
+    if not rows:
+        console.print("\nparameters: none")
+        return
+    table = Table(title=f"parameters of {name}")
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("type")
+    table.add_column("default")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
+    example = next((r for r in rows if not r[0].startswith("*")), rows[0])
+    console.print(escape(f"set with: --set reward.params='{{{name}: {{{example[0]}: ...}}}}'"),
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:

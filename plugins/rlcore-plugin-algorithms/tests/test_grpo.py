@@ -75,9 +75,14 @@ def test_dynamic_sampling_stops_when_every_group_is_uniform(tmp_path, warm_start
                  "grpo.max_refills=2", "reward.functions=[format_penalty]")
 
 
-@pytest.mark.parametrize("name, sets", [("grpo", []), ("remax", ["train.optimizer.lr=5e-4"])])
-def test_the_reward_rises(tmp_path, warm_start, name, sets):
-    # ReMax's greedy baseline cancels most of the early signal: a larger step shows it sooner.
-    rows = train_rl(name, tmp_path, warm_start, "run.max_steps=60", *sets)
+def test_grpo_raises_the_reward(tmp_path, warm_start):
+    rows = train_rl("grpo", tmp_path, warm_start, "run.max_steps=60")
     reward = series(rows, "reward/mean")
     assert len(reward) == 60 and mean(reward[-15:]) > mean(reward[:15]) + 0.05, reward
+
+
+def test_remax_raises_the_reward(tmp_path, warm_start):
+    # ReMax's greedy baseline cancels much of the early signal: the default 32 prompts a step.
+    rows = train_rl("remax", tmp_path, warm_start, "run.max_steps=80", "run.batch_size=32")
+    reward = series(rows, "reward/mean")
+    assert len(reward) == 80 and mean(reward[-20:]) > mean(reward[:20]) + 0.03, reward

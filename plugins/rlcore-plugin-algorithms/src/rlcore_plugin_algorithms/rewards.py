@@ -1,28 +1,83 @@
 """Reward functions as a graph node: registered rule rewards scoring the actor's responses.
 
 The node runs on a role with no neural model (backend ``none``). Each response is decoded
-without special tokens and scored by every function, ``fn(completions, samples)``; the
-weighted sum is the sequence's reward. A function that raises, returns the wrong number of
-scores or a non-finite score stops the run with an error naming it and the sample id.
+without special tokens and scored by every function, ``fn(completions, samples, **params)``
+with its ``reward.params``; the weighted sum is the sequence's reward. A function that
+raises, returns the wrong number of scores or a non-finite score stops the run with an error
+naming it and the sample id. ``check_reward_params`` checks the parameters before any process
+starts; this module imports torch only when it scores.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from rlcore.data.batch import PackedBatch
-from rlcore.errors import RlcoreError
+from rlcore.errors import ConfigError, RlcoreError
 from rlcore.plugins import registry
 from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore_plugin_rewards.rules import bind_params
+
+if TYPE_CHECKING:
+    from rlcore.data.batch import PackedBatch
 
 IDS = "packed_input_ids"
 
 
 class RewardFunctionError(RlcoreError):
     """A reward function failed or returned unusable scores."""
+
+
+class RewardParamsError(RewardFunctionError, ConfigError):
+    """``reward.params`` names an unknown function or parameter, or a value of the wrong type."""
+
+
+def check_params(name: str, fn: Callable, params: dict[str, Any] | None) -> None:
+    """Raise RewardParamsError unless ``params`` fit ``fn``'s keyword parameters: each known,
+    of its annotated type, every required one given, values accepted by the function. The
+    message names the function and the parameter and lists the accepted ones."""
+    bound_params(name, fn, params)
+
+
+def bound_params(name: str, fn: Callable, params: dict[str, Any] | None) -> dict[str, Any]:
+    """``params`` checked as by ``check_params`` and converted to the annotated types."""
+    try:
+        return bind_params(name, fn, params)
+    except RewardParamsError:
+        raise
+    except RlcoreError as exc:  # ConfigError, or an unknown function inside ``weighted``
+        raise RewardParamsError(str(exc)) from None
+
+
+def check_reward_params(functions: list[str],
+                        params: dict[str, dict[str, Any]] | None) -> None:
+    """Raise RewardParamsError (or UnknownItemError for an unregistered name) unless every
+    function in ``functions`` is registered and ``params`` fit them: no params for a function
+    that is not listed, none unknown or ill-typed, every required one given. Torch-free."""
+    load_functions(functions, params)
+
+
+def load_functions(functions: list[str], params: dict[str, dict[str, Any]] | None
+                   ) -> list[tuple[str, Callable, dict[str, Any]]]:
+    """``(name, function, checked params)`` for each of ``functions``, loaded from the registry."""
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise RewardParamsError(f"reward.params must map reward function names to their "
+                                f"parameters, e.g. {{math_answer: {{tolerance: 0.01}}}}; got "
+                                f"{params!r}")
+    extra = [str(name) for name in params if name not in functions]
+    if extra:
+        raise RewardParamsError(
+            f"reward.params sets parameters of {', '.join(map(repr, extra))}, which "
+            f"{'is' if len(extra) == 1 else 'are'} not in reward.functions "
+            f"({', '.join(functions) or 'empty'}); add it to reward.functions or remove its "
+            "params")
+    loaded = []
+    for name in functions:
+        fn = registry.load("rewards", name)  # unknown names: an error with close matches
+        loaded.append((name, fn, bound_params(name, fn, params.get(name))))
+    return loaded
 
 
 def responses(tokenizer: Any, data: PackedBatch) -> tuple[list[str], list[dict], list[str]]:
@@ -49,15 +104,15 @@ def responses(tokenizer: Any, data: PackedBatch) -> tuple[list[str], list[dict],
 
 
 def call_reward(name: str, fn: Any, texts: list[str], samples: list[dict],
-                seq_ids: list[str]) -> list[float]:
-    """``fn``'s scores, checked: one finite number per response."""
+                seq_ids: list[str], params: dict[str, Any] | None = None) -> list[float]:
+    """``fn(texts, samples, **params)``, checked: one finite number per response."""
     try:
-        scores = fn(texts, samples)
+        scores = fn(texts, samples, **(params or {}))
     except Exception as exc:
         raise RewardFunctionError(
             f"reward function {name!r} raised {type(exc).__name__}: {exc} (scoring samples "
             f"{seq_ids[0]} .. {seq_ids[-1]})") from exc
-    if isinstance(scores, torch.Tensor):
+    if hasattr(scores, "tolist") and not isinstance(scores, list):  # a tensor or an array
         scores = scores.tolist()
     try:
         scores = list(scores)
@@ -84,6 +139,10 @@ def call_reward(name: str, fn: Any, texts: list[str], samples: list[dict],
 
 def per_sequence(data: PackedBatch, key: str, values: list[float]) -> PackedBatch:
     """One float per sequence of ``data[IDS]`` under ``key``, grouped by sample."""
+    import torch
+
+    from rlcore.data.batch import PackedBatch
+
     rows, start = [], 0
     for lens in data.seqlens[IDS]:
         rows.append([[v] for v in values[start : start + len(lens)]])
@@ -92,22 +151,24 @@ def per_sequence(data: PackedBatch, key: str, values: list[float]) -> PackedBatc
 
 
 class RewardFunctionInterface(ModelInterface):
-    """inference: ``rewards`` = weighted sum of registered reward functions over the responses."""
+    """inference: ``rewards`` = weighted sum of registered reward functions over the responses,
+    each called with its ``params`` (``{function name: {parameter: value}}``)."""
 
-    def __init__(self, functions: list[str], weights: list[float] | None = None):
+    def __init__(self, functions: list[str], weights: list[float] | None = None,
+                 params: dict[str, dict[str, Any]] | None = None):
         if not functions:
             raise RewardFunctionError("no reward functions given; name registered ones "
                                       "(`rlcore list rewards`)")
         weights = list(weights) if weights is not None else [1.0] * len(functions)
         if len(weights) != len(functions):
             raise RewardFunctionError(f"{len(weights)} weights for {len(functions)} functions")
-        self.functions = [(name, registry.load("rewards", name), float(w))
-                          for name, w in zip(functions, weights, strict=True)]
+        self.functions = [(name, fn, float(w), bound) for (name, fn, bound), w
+                          in zip(load_functions(list(functions), params), weights, strict=True)]
 
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         texts, samples, seq_ids = responses(handle.tokenizer, data)
         total = [0.0] * len(texts)
-        for name, fn, weight in self.functions:
-            scores = call_reward(name, fn, texts, samples, seq_ids)
+        for name, fn, weight, params in self.functions:
+            scores = call_reward(name, fn, texts, samples, seq_ids, params)
             total = [t + weight * s for t, s in zip(total, scores, strict=True)]
         return per_sequence(data, "rewards", total)
