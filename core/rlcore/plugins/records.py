@@ -72,7 +72,7 @@ class ExperimentRecord(Record):
 
 @dataclass(frozen=True)
 class RewardFunctionRecord(Record):
-    """A rule reward: ``fn(completions, samples) -> list[float]``."""
+    """A rule reward: ``fn(completions, samples, **params) -> list[float]``, one score each."""
 
     kind: ClassVar[str] = "rewards"
 
