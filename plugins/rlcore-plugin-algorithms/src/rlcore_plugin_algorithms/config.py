@@ -301,24 +301,6 @@ class WarmStartOptions:
 
 
 @dataclass
-class PPOConfig:
-    """PPO: the actor generates, reward/ref/critic score, actor and critic train."""
-
-    actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
-    critic: CriticOptions = field(default_factory=CriticOptions)
-    ref: InferenceOptions = field(default_factory=InferenceOptions)
-    reward: RewardOptions = field(default_factory=RewardOptions)
-    dataset: PromptConfig = field(default_factory=PromptConfig)
-    gen: GenerationOptions = field(default_factory=GenerationOptions)
-    ppo: PPOOptions = field(default_factory=PPOOptions)
-    train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
-    critic_train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
-    warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
-    run: RunOptions = field(default_factory=lambda: _rl_run())
-    eval: EvalOptions = field(default_factory=lambda: EvalOptions(size=256))
-
-
-@dataclass
 class RemaxOptions(GRPOOptions):
     """ReMax (Li et al. 2023): the baseline of each prompt is the reward of its greedy response."""
 
@@ -326,20 +308,22 @@ class RemaxOptions(GRPOOptions):
         "help": "remax: each response's reward minus its prompt's greedy response's reward"})
 
 
+
+
 def _rl_run() -> RunOptions:
     return RunOptions(epochs=100, max_steps=300, batch_size=32, eval_every=25)
 
 
 @dataclass
-class GRPOConfig:
-    """GRPO and the critic-free family: the actor samples groups, a reward scores, the actor trains."""
+class RLConfig:
+    """What every RL experiment configures: the actor and its training, the reference, the
+    reward, prompts and sampling, the warm start, the run and the eval."""
 
     actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
     ref: InferenceOptions = field(default_factory=InferenceOptions)
     reward: RewardOptions = field(default_factory=RewardOptions)
     dataset: PromptConfig = field(default_factory=PromptConfig)
     gen: GenerationOptions = field(default_factory=GenerationOptions)
-    grpo: GRPOOptions = field(default_factory=GRPOOptions)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
     warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
     run: RunOptions = field(default_factory=_rl_run)
@@ -347,16 +331,23 @@ class GRPOConfig:
 
 
 @dataclass
-class RemaxConfig:
+class PPOConfig(RLConfig):
+    """PPO: the actor generates, reward/ref/critic score, actor and critic train."""
+
+    ppo: PPOOptions = field(default_factory=PPOOptions)
+    critic: CriticOptions = field(default_factory=CriticOptions)
+    critic_train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
+
+
+@dataclass
+class GRPOConfig(RLConfig):
+    """GRPO and the critic-free family: the actor samples groups, a reward scores, the actor trains."""
+
+    grpo: GRPOOptions = field(default_factory=GRPOOptions)
+
+
+@dataclass
+class RemaxConfig(RLConfig):
     """ReMax: GRPO's graph plus a greedy generation whose reward is each prompt's baseline."""
 
-    actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
-    ref: InferenceOptions = field(default_factory=InferenceOptions)
-    reward: RewardOptions = field(default_factory=RewardOptions)
-    dataset: PromptConfig = field(default_factory=PromptConfig)
-    gen: GenerationOptions = field(default_factory=GenerationOptions)
     remax: RemaxOptions = field(default_factory=RemaxOptions)
-    train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
-    warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
-    run: RunOptions = field(default_factory=_rl_run)
-    eval: EvalOptions = field(default_factory=lambda: EvalOptions(size=256))
