@@ -55,9 +55,43 @@ def build_model_dir(where: Path, args) -> tuple[Path, int]:
     )
     torch.manual_seed(args.seed)
     model = transformers.LlamaForCausalLM(cfg).to(torch.float32)
+    if args.warm_start:
+        warm_start(model, tok, args.warm_start, args.seed)
     model.save_pretrained(str(where))
     save_embedded_tokenizer(where)
     return where, sum(p.numel() for p in model.parameters())
+
+
+def warm_start(model, tok, steps: int, seed: int, batch: int = 64) -> None:
+    """Teach ``model`` the task's answer format with ``steps`` plain-torch SFT steps.
+
+    Framework-neutral (neither rlcore nor TRL trains it): teacher-forced cross-entropy on
+    ``<bos> a+b= answer <eos>``, loss on the answer and eos only, AdamW lr 3e-3. The model
+    then answers and stops at eos most of the time, so rewards vary within a group and the
+    completion lengths are ragged, as in real GRPO runs.
+    """
+    from rlcore.data.embedded import sft_rows
+
+    rows = sft_rows(steps * batch, seed=seed + 1000)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for i in range(steps):
+        ids, labels = [], []
+        for r in rows[i * batch:(i + 1) * batch]:
+            prompt = tok(r["prompt"], add_special_tokens=True)["input_ids"]
+            answer = tok(r["answer"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            ids.append(prompt + answer)
+            labels.append([-100] * len(prompt) + answer)
+        width = max(map(len, ids))
+        x = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in ids])
+        y = torch.tensor([s + [-100] * (width - len(s)) for s in labels])
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in ids])
+        loss = model(input_ids=x, attention_mask=mask, labels=y).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    print(f"  warm start: {steps} SFT steps, last loss {loss.item():.3f}", file=sys.stderr)
 
 
 def write_prompts(where: Path, n: int, seed: int) -> tuple[Path, list[dict]]:
@@ -315,6 +349,9 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--warm-start", type=int, default=0, metavar="STEPS",
+                   help="plain-torch SFT steps on the task before both sides load the model "
+                        "(0 = random init: every reward is 0 and lengths are uniform)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--only", choices=["rlcore", "trl"], default=None, help="run one side only")
