@@ -100,3 +100,17 @@ def test_rlcore_info_shows_each_range_with_the_type():
     assert rows["train.optimizer.lr"] == "float > 0"
     assert rows["run.batch_size"] == "int | None >= 1"
     assert rows["section.bias"] == "float"
+
+
+def test_a_config_built_in_code_is_checked_when_its_experiment_is_built():
+    from rlcore.runtime.experiment import Experiment, build_experiment
+
+    class Toy(Experiment):
+        config_class = Config
+
+    cfg = Config()
+    cfg.run.max_steps = -3
+    with pytest.raises(ConfigError, match=r"'run.max_steps': expected an integer >= 0, got -3 "
+                                          r"\(from the config given\)"):
+        build_experiment(Toy, cfg)
+    assert build_experiment(Toy, Config()).config.run.max_steps == 0

@@ -167,12 +167,18 @@ def resolve_impl(kind: str, ref: Any) -> Any:
 
 
 def build_experiment(name: str | type, config: Any = None) -> Experiment:
-    """The experiment ``name`` (registered name, ``module:Class`` or class) over ``config``."""
+    """The experiment ``name`` (registered name, ``module:Class`` or class) over ``config``.
+
+    A config built in code gets the range checks that a resolved config has passed.
+    """
     from rlcore.config.experiments import experiment_class
+    from rlcore.config.ranges import check_ranges
 
     cls = experiment_class(name)
     if not (isinstance(cls, type) and issubclass(cls, Experiment)):
         raise RlcoreError(f"experiment {name!r} resolves to {cls!r}, not an Experiment subclass")
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        check_ranges(config, default_source="the config given")
     return cls(config)
 
 
