@@ -74,3 +74,68 @@ def test_show_exports_mermaid_and_dot(rlcore, tmp_path):
     assert "ref_logps" in mermaid.stdout
     dot = rlcore("show", "sft", "--format", "dot", cwd=tmp_path)
     assert dot.returncode == 0 and dot.stdout.lstrip().startswith("digraph")
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+SFT_ROWS = [{"prompt": f"{i}+1=", "answer": str(i + 1)} for i in range(8)]
+
+
+def test_dry_run_checks_the_defaults_and_starts_nothing(rlcore, tmp_path):
+    dry = rlcore("train", "sft", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "actor_train" in dry.stdout and "dry run: sft would start" in dry.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["dataset.path=missing.jsonl"], "missing.jsonl: no such file"),
+    (["dataset.path=train.jsonl", "eval.path=bad.jsonl", "run.eval_every=5"],
+     "bad.jsonl line 2: malformed JSON"),
+    (["dataset.path=train.jsonl", "run.max_tokens=4", "run.batch_size=null"],
+     "max_tokens=4 is smaller than the longest sample"),
+    (["actor.path=no/such/model"], "actor.path: model directory no/such/model does not exist"),
+    (["actor.path=model"], "actor.path: model/config.json is missing"),
+])
+def test_dry_run_rejects_what_a_run_would_reject(rlcore, tmp_path, sets, message):
+    write_rows(tmp_path / "train.jsonl", SFT_ROWS)
+    (tmp_path / "bad.jsonl").write_text(json.dumps(SFT_ROWS[0]) + '\n{"prompt": \n')
+    (tmp_path / "model").mkdir()
+    args = [a for s in sets for a in ("--set", s)]
+    dry = rlcore("train", "sft", *args, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 2 and message in dry.stderr, dry.stderr
+    assert "Traceback" not in dry.stderr and not (tmp_path / "runs").exists()
+
+
+def test_dry_run_reads_the_eval_pairs_of_dpo(rlcore, tmp_path):
+    (tmp_path / "eval.jsonl").write_bytes(b'{"prompt": "1+1=", "chosen": "2", "rejected": "\xff"}\n')
+    dry = rlcore("train", "dpo", "--set", "eval.path=eval.jsonl", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 2 and "eval.jsonl line 1: not valid UTF-8" in dry.stderr, dry.stderr
+
+
+def test_dry_run_reads_the_rl_warm_start_data_as_prompt_answer_rows(rlcore, tmp_path):
+    write_rows(tmp_path / "prompts.jsonl", [{"prompt": "1+1="}, {"prompt": "2+2="}])
+    sets = ["--set", "dataset.path=prompts.jsonl"]
+    dry = rlcore("train", "grpo", *sets, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 2 and "prompts.jsonl line 1, field 'answer'" in dry.stderr, dry.stderr
+    dry = rlcore("train", "grpo", *sets, "--set", "warm_start.sft_steps=0", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+
+
+def test_a_bad_eval_file_fails_before_the_first_step(rlcore, tmp_path):
+    write_rows(tmp_path / "train.jsonl", SFT_ROWS)
+    result = rlcore("train", "sft", "--set", "dataset.path=train.jsonl", "--set", "eval.path=gone.jsonl",
+                    "--set", "run.eval_every=2", "--set", "run.eval_at_start=false",
+                    "--set", "run.max_steps=4", "--set", "run.progress=false", cwd=tmp_path)
+    assert result.returncode == 2 and "gone.jsonl: no such file" in result.stderr, result.stderr
+    assert not (tmp_path / "runs" / "sft" / "metrics.jsonl").exists()  # no step was trained
+
+
+def test_a_missing_actor_path_is_a_missing_model_directory(rlcore, tmp_path):
+    result = rlcore("train", "sft", "--set", "actor.path=nowhere", "--set", "run.max_steps=1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "actor.path: model directory nowhere does not exist" in result.stderr
+    assert "tokenizer" not in result.stderr

@@ -125,8 +125,8 @@ def info(
     config_cls = load_object(config_ref)
     table = Table(title=f"config: {config_cls.__name__}")
     table.add_column("key", no_wrap=True)  # a key must stay copyable into --set
-    for column in ("type", "default"):
-        table.add_column(column, max_width=12, overflow="fold")
+    table.add_column("type", max_width=18, overflow="fold")  # with its range: "int | None >= 1"
+    table.add_column("default", max_width=12, overflow="fold")
     table.add_column("help")
     for key, type_name, default, help_text in describe_fields(config_cls):
         table.add_row(key, escape(type_name), escape(repr(default)), escape(help_text))

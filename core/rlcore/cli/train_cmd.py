@@ -31,7 +31,10 @@ def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of config values (applied over the defaults)."),
     sets: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate the config and the dataflow graph, then exit."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=(
+        "Check what a run would reject (config ranges, every data and eval file, model "
+        "directories, dataflow graph), print the graph and exit (status 2 on an error); "
+        "starts and writes nothing.")),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (ranks) on this machine."),
     hostfile: Path | None = typer.Option(None, "--hostfile", help="DeepSpeed hostfile for a multi-node run."),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Where checkpoints and logs go (default: runs/EXPERIMENT)."),
@@ -45,6 +48,7 @@ def train(
     * `rlcore train sft`
     * `rlcore train dpo --set train.optimizer.lr=5e-4 --set run.max_steps=50`
     * `rlcore train sft --config my.yaml --print-config`
+    * `rlcore train sft --set dataset.path=data.jsonl --dry-run`
     * `rlcore train sft --nproc 2`
     """
     from rlcore.config import to_yaml
@@ -52,6 +56,9 @@ def train(
     record, cfg = resolve_experiment(experiment, config, sets)
     if print_config:
         typer.echo(to_yaml(cfg), nl=False)
+        return
+    if dry_run:
+        check_run(record.name, cfg)
         return
     from rlcore.runtime.launcher import launch
 
@@ -63,10 +70,20 @@ def train(
         hostfile=hostfile,
         run_dir=run_dir,
         resume=resume,
-        dry_run=dry_run,
     )
     if summary is not None:
         report_outputs(run_dir)
+
+
+def check_run(experiment: str, cfg: Any) -> None:
+    """``--dry-run``: the experiment's checks (data, models, graph), then its graph and a verdict."""
+    from rlcore.runtime.experiment import build_experiment
+
+    exp = build_experiment(experiment, cfg)
+    exp.check()
+    typer.echo(exp.graph().render("text"))
+    typer.echo(f"dry run: {experiment} would start (config, data, model directories and graph "
+               "checked; nothing was started or written)")
 
 
 def report_outputs(run_dir: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from rlcore.config.ranges import check_ranges
 from rlcore.config.schema import build, dataclass_in, field_types
 from rlcore.config.sources import load_yaml, parse_set
 from rlcore.errors import ConfigError
@@ -25,7 +26,8 @@ def resolve(
     """Build ``cls``: its defaults (or ``base``), then the YAML file, then each ``key=value``.
 
     ``base`` is an instance of ``cls`` whose values replace the defaults; it is
-    copied, never modified, and the result is validated like any other layer.
+    copied, never modified, and the result is validated like any other layer: every
+    key and type, then every numeric value against its field's declared range.
     """
     origin = "defaults" if base is None else "the base config"
     if base is None:
@@ -45,7 +47,9 @@ def resolve(
     for index, item in enumerate(sets, 1):
         key, raw, where = parse_set(item, index)
         _set_dotted(tree, key, raw, where, sources)
-    return build(cls, tree, "", sources, origin)
+    config = build(cls, tree, "", sources, origin)
+    check_ranges(config, "", sources, origin)
+    return config
 
 
 def _tree(obj: Any) -> dict[str, Any]:

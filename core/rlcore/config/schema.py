@@ -12,6 +12,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from rlcore.config.ranges import field_range
 from rlcore.config.sources import RawValue
 from rlcore.errors import ConfigError
 from rlcore.plugins.lookup import did_you_mean
@@ -205,7 +206,10 @@ def build(cls: type, tree: dict[str, Any], prefix: str, sources: dict[str, str],
 
 
 def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """Flattened ``(key, type, default, help)`` rows of a config dataclass, for docs and ``rlcore info``."""
+    """Flattened ``(key, type, default, help)`` rows of a config dataclass, for docs and ``rlcore info``.
+
+    The type of a field with a declared range says it: ``float > 0``, ``int in [0, 3]``.
+    """
     rows = []
     defaults = cls()
     for f in dataclasses.fields(cls):
@@ -214,5 +218,7 @@ def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any, st
         if dataclasses.is_dataclass(value):
             rows.extend(describe_fields(type(value), f"{prefix}{f.name}."))
             continue
-        rows.append((f"{prefix}{f.name}", type_name(tp), value, f.metadata.get("help", "")))
+        rng = field_range(f)
+        shown = type_name(tp) + (f" {rng}" if rng is not None else "")
+        rows.append((f"{prefix}{f.name}", shown, value, f.metadata.get("help", "")))
     return rows

@@ -12,7 +12,8 @@ TRUNCATION_POLICIES = ("truncate_prompt_left", "drop")
 class DatasetConfig:
     """Where the rows come from, how long a sample may be, and how to shuffle.
 
-    ``path=None`` uses the embedded addition task (``rlcore.data.embedded``).
+    ``path=None`` uses the embedded addition task (``rlcore.data.embedded``), generated
+    from ``seed``. The batch order is the run's to decide (``run.seed``), not the dataset's.
     """
 
     path: str | None = field(default=None, metadata={
@@ -20,23 +21,29 @@ class DatasetConfig:
     json_field: str | None = field(default=None, metadata={
         "help": "for a .json file holding an object: the key of the list of rows"})
     max_prompt_length: int | None = field(default=None, metadata={
-        "help": "longest prompt in tokens; null: only max_length applies"})
+        "help": "longest prompt in tokens; null: only max_length applies", "range": "[1, inf)"})
     max_length: int = field(default=1024, metadata={
-        "help": "longest sequence (prompt + answer) in tokens"})
+        "help": "longest sequence (prompt + answer) in tokens", "range": "[2, inf)"})
     truncation: Literal["truncate_prompt_left", "drop"] = field(
         default="truncate_prompt_left", metadata={"help": "too long: cut the prompt from the left, or drop the row"})
     carry_fields: list[str] | None = field(default=None, metadata={
         "help": "row fields carried to batch metadata; null: every field not consumed"})
-    max_rows: int | None = field(default=None, metadata={"help": "keep only the first N rows; null: all"})
-    shuffle: bool = field(default=True, metadata={"help": "shuffle the batch order (under seed)"})
-    seed: int = field(default=1, metadata={"help": "shuffling seed"})
-    embedded_size: int = field(default=4096, metadata={"help": "embedded task: rows generated"})
+    max_rows: int | None = field(default=None, metadata={
+        "help": "keep only the first N rows; null: all", "range": "[1, inf)"})
+    shuffle: bool = field(default=True, metadata={"help": "shuffle the batch order (under run.seed)"})
+    seed: int = field(default=1, metadata={
+        "help": "embedded task: seed of the generated rows (run.seed orders the batches)",
+        "range": "[0, inf)"})
+    embedded_size: int = field(default=4096, metadata={
+        "help": "embedded task: rows generated", "range": "[1, inf)"})
     embedded_split: Literal["train", "eval"] = field(default="train", metadata={
         "help": "embedded task: split (eval problems never occur in train)"})
-    embedded_max_operand: int = field(default=99, metadata={"help": "embedded task: largest operand"})
+    embedded_max_operand: int = field(default=99, metadata={
+        "help": "embedded task: largest operand", "range": "[1, inf)"})
 
     def check(self) -> None:
-        """Raise ConfigError on values that cannot work."""
+        """Raise ConfigError on values that cannot work (also for configs built in code)."""
+        from rlcore.config.ranges import check_ranges
         from rlcore.errors import ConfigError
 
         if self.truncation not in TRUNCATION_POLICIES:
@@ -44,16 +51,7 @@ class DatasetConfig:
                 f"truncation: expected one of {', '.join(TRUNCATION_POLICIES)}, "
                 f"got {self.truncation!r}"
             )
-        if self.max_length < 2:
-            raise ConfigError(f"max_length: expected at least 2 tokens, got {self.max_length}")
-        if self.max_prompt_length is not None and self.max_prompt_length < 1:
-            raise ConfigError(
-                f"max_prompt_length: expected at least 1 token or null, got {self.max_prompt_length}"
-            )
-        if self.max_rows is not None and self.max_rows < 1:
-            raise ConfigError(f"max_rows: expected at least 1 or null, got {self.max_rows}")
-        if self.embedded_size < 1:
-            raise ConfigError(f"embedded_size: expected at least 1, got {self.embedded_size}")
         if self.embedded_split not in ("train", "eval"):
             raise ConfigError(f"embedded_split: expected 'train' or 'eval', got "
                               f"{self.embedded_split!r}")
+        check_ranges(self, default_source="the dataset config")

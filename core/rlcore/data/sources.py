@@ -8,6 +8,7 @@ No torch import here.
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +63,18 @@ def read_rows(path: str | Path, json_field: str | None = None) -> list[Row]:
     """Every row of a local ``.jsonl``, ``.json`` (a list of objects) or ``.parquet`` file.
 
     ``json_field`` picks the list inside a ``.json`` object (``{"data": [...]}``).
-    Raises DataError for a missing, empty, unreadable or malformed file.
+    Text is UTF-8, optionally after a byte order mark. Raises DataError for a missing,
+    empty, special (FIFO, device), non-UTF-8 or malformed file.
     """
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: no such file; check the dataset 'path' setting")
     if p.is_dir():
         raise DataError(f"{p}: is a directory; point 'path' at a .jsonl, .json or .parquet file")
+    kind = _special_kind(p)
+    if kind is not None:
+        raise DataError(f"{p}: is {kind}, not a regular file; rlcore reads a data file more than "
+                        "once (every rank, and --dry-run first), so write the rows to a file")
     suffix = p.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise DataError(
@@ -88,12 +94,31 @@ def read_rows(path: str | Path, json_field: str | None = None) -> list[Row]:
     return rows
 
 
+def _special_kind(p: Path) -> str | None:
+    """What ``p`` is when it is not a regular file: "a named pipe (FIFO)", "a character device", ..."""
+    mode = p.stat().st_mode
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _not_utf8(ref: RowRef, err: UnicodeDecodeError, offset: int) -> DataError:
+    return ref.error(f"not valid UTF-8 (byte 0x{err.object[err.start]:02x}, byte {offset} of the "
+                     "line); save the file as UTF-8")
+
+
 def _read_jsonl(p: Path) -> Iterator[Row]:
-    with p.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with p.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            ref = RowRef(str(p), lineno, "line")
+            try:  # a UTF-8 byte order mark may start the file
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise _not_utf8(ref, e, e.start + 1) from None
             if not line.strip():
                 continue
-            ref = RowRef(str(p), lineno, "line")
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as e:
@@ -107,9 +132,15 @@ def _read_jsonl(p: Path) -> Iterator[Row]:
 
 
 def _read_json(p: Path, json_field: str | None) -> list[Row]:
+    raw = p.read_bytes()
+    try:  # a UTF-8 byte order mark may start the file
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line_start = raw.rfind(b"\n", 0, e.start) + 1
+        raise _not_utf8(RowRef(str(p), raw.count(b"\n", 0, e.start) + 1), e,
+                        e.start - line_start + 1) from None
     try:
-        with p.open("r", encoding="utf-8") as f:
-            value = json.load(f)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(
             f"{p} line {e.lineno}: malformed JSON at column {e.colno}: {e.msg}"

@@ -130,9 +130,27 @@ class Experiment:
             drop_last=distributed.world_size() > 1,
         )
 
+    def load_eval_data(self, tokenizer: Any) -> None:
+        """Read the held-out data now, so that a bad eval file fails at start (default: none)."""
+
     def evaluate(self, step: int, handles: dict[str, Any]) -> dict[str, float]:
         """Eval metrics every ``run.eval_every`` steps (default: none)."""
         return {}
+
+    def check(self) -> None:
+        """Reject now what a run would reject later, starting no process and building no model.
+
+        What ``rlcore train --dry-run`` runs: the dataflow graph, the tokenizer, every
+        role's model directory (config, family and weight files, not the weights), the
+        training data read and batched, and the held-out data.
+        """
+        self.graph()
+        tokenizer = self.build_tokenizer()
+        for spec in self.roles():
+            if spec.model:
+                check_model_dir(spec.model, f"role {spec.name!r}")
+        total_steps_of(self.run_options(), self.build_batches(self.build_dataset(tokenizer)))
+        self.load_eval_data(tokenizer)
 
 
 def resolve_impl(kind: str, ref: Any) -> Any:
@@ -149,13 +167,35 @@ def resolve_impl(kind: str, ref: Any) -> Any:
 
 
 def build_experiment(name: str | type, config: Any = None) -> Experiment:
-    """The experiment ``name`` (registered name, ``module:Class`` or class) over ``config``."""
+    """The experiment ``name`` (registered name, ``module:Class`` or class) over ``config``.
+
+    A config built in code gets the range checks that a resolved config has passed.
+    """
     from rlcore.config.experiments import experiment_class
+    from rlcore.config.ranges import check_ranges
 
     cls = experiment_class(name)
     if not (isinstance(cls, type) and issubclass(cls, Experiment)):
         raise RlcoreError(f"experiment {name!r} resolves to {cls!r}, not an Experiment subclass")
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        check_ranges(config, default_source="the config given")
     return cls(config)
+
+
+def check_model_dir(path: str | Path, key: str) -> None:
+    """Fail unless ``path`` is an HF model directory rlcore can load; ``key`` names the setting.
+
+    Reads ``config.json`` and the safetensors index or header, never the weights.
+    """
+    from rlcore.errors import ModelLoadError
+    from rlcore.models.hf_io import read_hf_config, resolve_family, weight_files
+
+    try:
+        hf = read_hf_config(path)
+        resolve_family(None, hf["model_type"], f" (from {Path(path) / 'config.json'})")
+        weight_files(Path(path))
+    except ModelLoadError as err:
+        raise ModelLoadError(f"{key}: {err}") from None
 
 
 def total_steps_of(run: RunOptions, batches: Any) -> int:

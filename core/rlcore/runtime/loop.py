@@ -49,6 +49,7 @@ class Run:
         self.graph = exp.graph()
         tokenizer = exp.build_tokenizer()
         self.batches = exp.build_batches(exp.build_dataset(tokenizer))
+        exp.load_eval_data(tokenizer)  # a bad eval file fails now, not at the first eval
         self.total = total_steps_of(self.opts, self.batches)
         self.interfaces = {m.name: exp.interface(m) for m in self.graph.mfcs}
         self.handles = build_roles(exp, self.graph, self.interfaces, tokenizer, self.total)

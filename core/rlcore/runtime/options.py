@@ -7,16 +7,22 @@ from typing import Any, Literal
 
 Dtype = Literal["fp32", "bf16", "fp16"]
 
+BETA2_HELP = ("AdamW beta2; 0.95 (the GPT-3/Llama recipes), where HF Trainer, TRL and torch "
+              "default to 0.999: set 0.999 to match them")
+BATCH_SIZE_HELP = ("samples per step: sequences (sft), chosen/rejected pairs (rm, dpo), prompts "
+                   "(ppo, grpo, remax: each sampled gen.n_samples times); or use max_tokens")
+
 
 @dataclass
 class OptimizerOptions:
     """AdamW settings (the only optimizer the DeepSpeed backend builds)."""
 
-    lr: float = field(default=1e-5, metadata={"help": "peak learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
-    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
-    beta2: float = field(default=0.95, metadata={"help": "AdamW beta2"})
-    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
+    lr: float = field(default=1e-5, metadata={"help": "peak learning rate", "range": "(0, inf)"})
+    weight_decay: float = field(default=0.0, metadata={
+        "help": "AdamW decoupled weight decay", "range": "[0, inf)"})
+    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1", "range": "[0, 1)"})
+    beta2: float = field(default=0.95, metadata={"help": BETA2_HELP, "range": "[0, 1)"})
+    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon", "range": "(0, inf)"})
 
 
 @dataclass
@@ -29,9 +35,12 @@ class SchedulerOptions:
 
     kind: Literal["constant", "linear", "cosine"] = field(
         default="constant", metadata={"help": "decay after warmup"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear warmup from 0 (optimizer steps)"})
-    warmup_ratio: float = field(default=0.0, metadata={"help": "warmup as a fraction of all steps"})
-    min_lr_ratio: float = field(default=0.0, metadata={"help": "lr at the end of decay, times lr"})
+    warmup_steps: int = field(default=0, metadata={
+        "help": "linear warmup from 0 (optimizer steps)", "range": "[0, inf)"})
+    warmup_ratio: float = field(default=0.0, metadata={
+        "help": "warmup as a fraction of all steps", "range": "[0, 1)"})
+    min_lr_ratio: float = field(default=0.0, metadata={
+        "help": "lr at the end of decay, times lr", "range": "[0, 1]"})
 
 
 @dataclass
@@ -45,10 +54,12 @@ class DeepSpeedOptions:
     this dataclass does not name.
     """
 
-    zero_stage: int = field(default=0, metadata={"help": "ZeRO stage 0, 1, 2 or 3"})
+    zero_stage: int = field(default=0, metadata={"help": "ZeRO stage 0, 1, 2 or 3", "range": "[0, 3]"})
     dtype: Dtype = field(default="fp32", metadata={"help": "training precision"})
-    grad_accum_steps: int = field(default=1, metadata={"help": "micro steps per optimizer step"})
-    grad_clip: float = field(default=1.0, metadata={"help": "max global gradient norm; 0: off"})
+    grad_accum_steps: int = field(default=1, metadata={
+        "help": "micro steps per optimizer step", "range": "[1, inf)"})
+    grad_clip: float = field(default=1.0, metadata={
+        "help": "max global gradient norm; 0: off", "range": "[0, inf)"})
     offload_optimizer: bool = field(
         default=False, metadata={"help": "optimizer state and update on the CPU (ZeRO >= 1)"})
     cpu_optimizer: Literal["deepspeed", "torch"] = field(default="deepspeed", metadata={
@@ -73,38 +84,43 @@ class RunOptions:
     """How a run iterates, logs and checkpoints (what every experiment config embeds).
 
     ``max_steps`` (when > 0) caps the steps that ``epochs`` would give. Give either
-    ``batch_size`` (sequences per step) or ``max_tokens`` (tokens per step).
+    ``batch_size`` (samples per step: a sample is a sequence, a pair or a prompt) or
+    ``max_tokens`` (tokens per step). ``seed`` also orders the batches.
     ``save_every`` 0 saves only at the end; ``keep_last`` 0 keeps every checkpoint.
     ``collective_timeout_s`` bounds every collective, so a lost rank ends the run.
     """
 
-    seed: int = field(default=1, metadata={"help": "seeds torch, numpy and python on every rank"})
-    epochs: int = field(default=1, metadata={"help": "passes over the dataset"})
-    max_steps: int = field(default=0, metadata={"help": "cap on steps; 0: epochs decide"})
-    batch_size: int | None = field(default=8, metadata={"help": "sequences per step (or max_tokens)"})
-    max_tokens: int | None = field(default=None, metadata={"help": "tokens per step, instead of batch_size"})
-    save_every: int = field(default=0, metadata={"help": "checkpoint every N steps; 0: only at the end"})
-    keep_last: int = field(default=2, metadata={"help": "checkpoints kept; 0: all"})
-    eval_every: int = field(default=0, metadata={"help": "evaluate every N steps; 0: never"})
+    seed: int = field(default=1, metadata={
+        "help": "seeds torch, numpy and python on every rank, and the batch order", "range": "[0, inf)"})
+    epochs: int = field(default=1, metadata={"help": "passes over the dataset", "range": "[1, inf)"})
+    max_steps: int = field(default=0, metadata={"help": "cap on steps; 0: epochs decide", "range": "[0, inf)"})
+    batch_size: int | None = field(default=8, metadata={"help": BATCH_SIZE_HELP, "range": "[1, inf)"})
+    max_tokens: int | None = field(default=None, metadata={
+        "help": "tokens per step, instead of batch_size (a pair counts both sequences)", "range": "[1, inf)"})
+    save_every: int = field(default=0, metadata={
+        "help": "checkpoint every N steps; 0: only at the end", "range": "[0, inf)"})
+    keep_last: int = field(default=2, metadata={"help": "checkpoints kept; 0: all", "range": "[0, inf)"})
+    eval_every: int = field(default=0, metadata={"help": "evaluate every N steps; 0: never", "range": "[0, inf)"})
     eval_at_start: bool = field(default=True, metadata={
         "help": "with eval_every: also evaluate before training, logged as step 0"})
     progress: bool = field(default=True, metadata={"help": "rich progress bar on rank 0"})
     collective_timeout_s: float = field(
-        default=300.0, metadata={"help": "bound on every collective, so a lost rank ends the run"})
+        default=300.0, metadata={"help": "bound on every collective, so a lost rank ends the run",
+                                 "range": "(0, inf)"})
 
 
 def validate_deepspeed(opts: DeepSpeedOptions, where: str = "backend") -> None:
-    """Raise ConfigError for values DeepSpeed would reject later and less clearly."""
+    """Raise ConfigError for values DeepSpeed would reject later and less clearly.
+
+    A resolved config has passed these checks already (under its own keys); this
+    catches options built or changed in code.
+    """
+    from rlcore.config.ranges import check_ranges
     from rlcore.errors import ConfigError
 
-    if opts.zero_stage not in (0, 1, 2, 3):
-        raise ConfigError(f"{where}.zero_stage: expected 0, 1, 2 or 3, got {opts.zero_stage!r}")
+    check_ranges(opts, f"{where}.", default_source="the backend options")
     if opts.dtype not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"{where}.dtype: expected fp32, bf16 or fp16, got {opts.dtype!r}")
-    if opts.grad_accum_steps < 1:
-        raise ConfigError(f"{where}.grad_accum_steps: expected >= 1, got {opts.grad_accum_steps}")
-    if opts.grad_clip < 0:
-        raise ConfigError(f"{where}.grad_clip: expected >= 0, got {opts.grad_clip}")
     if opts.offload_optimizer and opts.zero_stage == 0:
         raise ConfigError(
             f"{where}.offload_optimizer needs ZeRO stage 1, 2 or 3 (zero_stage is 0); "
@@ -115,6 +131,3 @@ def validate_deepspeed(opts: DeepSpeedOptions, where: str = "backend") -> None:
             f"{where}.scheduler.kind: expected constant, linear or cosine, "
             f"got {opts.scheduler.kind!r}"
         )
-    if not 0.0 <= opts.scheduler.warmup_ratio < 1.0:
-        raise ConfigError(f"{where}.scheduler.warmup_ratio: expected [0, 1), got "
-                          f"{opts.scheduler.warmup_ratio}")

@@ -18,9 +18,9 @@ class ModelOptions:
 
     path: str | None = field(default=None, metadata={"help": "local HF model directory; null: tiny random model"})
     preset: str = field(default="llama", metadata={"help": "family of the tiny model when path is null"})
-    hidden_size: int = field(default=64, metadata={"help": "tiny model only"})
-    n_layers: int = field(default=2, metadata={"help": "tiny model only"})
-    n_heads: int = field(default=4, metadata={"help": "tiny model only"})
+    hidden_size: int = field(default=64, metadata={"help": "tiny model only", "range": "[1, inf)"})
+    n_layers: int = field(default=2, metadata={"help": "tiny model only", "range": "[1, inf)"})
+    n_heads: int = field(default=4, metadata={"help": "tiny model only", "range": "[1, inf)"})
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer directory; null: path, else the embedded one"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute blocks in backward"})
 
@@ -43,8 +43,8 @@ class EvalOptions:
     """Greedy-generation accuracy on held-out prompts every ``run.eval_every`` steps."""
 
     path: str | None = field(default=None, metadata={"help": EVAL_PATH_HELP.format("prompt file with answers")})
-    size: int = field(default=64, metadata={"help": "prompts evaluated each time"})
-    max_new_tokens: int = field(default=8, metadata={"help": "generation budget per prompt"})
+    size: int = field(default=64, metadata={"help": "prompts evaluated each time", "range": "[1, inf)"})
+    max_new_tokens: int = field(default=8, metadata={"help": "generation budget per prompt", "range": "[1, inf)"})
 
 
 @dataclass
@@ -52,7 +52,7 @@ class PairEvalOptions:
     """Pairwise accuracy on held-out preference pairs every ``run.eval_every`` steps."""
 
     path: str | None = field(default=None, metadata={"help": EVAL_PATH_HELP.format("pair file")})
-    size: int = field(default=256, metadata={"help": "pairs evaluated each time"})
+    size: int = field(default=256, metadata={"help": "pairs evaluated each time", "range": "[1, inf)"})
 
 
 @dataclass
@@ -81,15 +81,9 @@ class RMConfig:
 class DPOOptions:
     """The DPO objective (Rafailov et al. 2023; IPO: Azar et al. 2023)."""
 
-    beta: float = field(default=0.1, metadata={"help": "strength of the KL constraint to the reference"})
+    beta: float = field(default=0.1, metadata={"help": "strength of the KL constraint to the reference", "range": "(0, inf)"})
     loss_type: Literal["sigmoid", "ipo"] = field(default="sigmoid", metadata={"help": "DPO (sigmoid) or IPO loss"})
-    label_smoothing: float = field(default=0.0, metadata={"help": "cDPO: assumed fraction of flipped labels"})
-
-    def __post_init__(self) -> None:
-        if self.beta <= 0:
-            raise ValueError(f"dpo.beta must be > 0, got {self.beta}")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"dpo.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+    label_smoothing: float = field(default=0.0, metadata={"help": "cDPO: assumed fraction of flipped labels", "range": "[0, 0.5)"})
 
 
 @dataclass
@@ -117,17 +111,13 @@ AdvantageEstimator = Literal["gae", "grpo", "rloo", "reinforce_pp", "remax"]
 class GenerationOptions:
     """How the actor samples responses during training."""
 
-    max_new_tokens: int = field(default=6, metadata={"help": "longest response in tokens"})
-    min_new_tokens: int = field(default=0, metadata={"help": "eos is forbidden before this many tokens"})
+    max_new_tokens: int = field(default=6, metadata={"help": "longest response in tokens", "range": "[1, inf)"})
+    min_new_tokens: int = field(default=0, metadata={"help": "eos is forbidden before this many tokens", "range": "[0, inf)"})
     greedy: bool = field(default=False, metadata={"help": "argmax decoding instead of sampling"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
-    top_k: int = field(default=0, metadata={"help": "sample among the k likeliest tokens; 0: off"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass; 1.0: off"})
-    n_samples: int = field(default=8, metadata={"help": "responses sampled per prompt"})
-
-    def __post_init__(self) -> None:
-        if self.n_samples < 1:
-            raise ValueError(f"gen.n_samples must be >= 1, got {self.n_samples}")
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)", "range": "(0, inf)"})
+    top_k: int = field(default=0, metadata={"help": "sample among the k likeliest tokens; 0: off", "range": "[0, inf)"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass; 1.0: off", "range": "(0, 1]"})
+    n_samples: int = field(default=8, metadata={"help": "responses sampled per prompt", "range": "[1, inf)"})
 
 
 @dataclass
@@ -144,14 +134,14 @@ class RewardOptions:
         "help": "remote reward service (HTTP POST, docs/rewards.md); instead of functions/path"})
     params: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={
         "help": "keyword parameters per reward function, e.g. {math_answer: {tolerance: 0.01}}"})
-    timeout_s: float = field(default=30.0, metadata={"help": "remote reward: seconds per request"})
+    timeout_s: float = field(default=30.0, metadata={"help": "remote reward: seconds per request", "range": "(0, inf)"})
     max_retries: int = field(default=3, metadata={
-        "help": "remote reward: retries of a failed request (exponential backoff)"})
-    request_size: int = field(default=64, metadata={"help": "remote reward: responses per request"})
-    max_concurrency: int = field(default=4, metadata={"help": "remote reward: requests in flight"})
+        "help": "remote reward: retries of a failed request (exponential backoff)", "range": "[0, inf)"})
+    request_size: int = field(default=64, metadata={"help": "remote reward: responses per request", "range": "[1, inf)"})
+    max_concurrency: int = field(default=4, metadata={"help": "remote reward: requests in flight", "range": "[1, inf)"})
     scale: float = field(default=1.0, metadata={"help": "reward := clip(scale * (reward + bias))"})
     bias: float = field(default=0.0, metadata={"help": "added to the raw reward before scaling"})
-    clip: float = field(default=10.0, metadata={"help": "|reward| is clipped to this after scaling"})
+    clip: float = field(default=10.0, metadata={"help": "|reward| is clipped to this after scaling", "range": "(0, inf)"})
     no_eos_penalty: float = field(default=0.0, metadata={
         "help": "added to the reward of responses that end without eos (cut at max_new_tokens)"})
 
@@ -162,15 +152,9 @@ class RewardOptions:
         if self.path is not None and self.url is not None:
             raise ValueError("reward.path and reward.url are both set: choose a reward model "
                              "or a remote service")
-        if self.timeout_s <= 0 or self.max_retries < 0 or self.request_size < 1 \
-                or self.max_concurrency < 1:
-            raise ValueError("reward.timeout_s must be > 0, max_retries >= 0, request_size and "
-                             "max_concurrency >= 1")
         if self.weights is not None and len(self.weights) != len(self.functions):
             raise ValueError(f"reward.weights has {len(self.weights)} entries for "
                              f"{len(self.functions)} reward.functions")
-        if self.clip <= 0:
-            raise ValueError(f"reward.clip must be > 0, got {self.clip}")
 
 
 @dataclass
@@ -185,64 +169,52 @@ class PPOOptions:
     ratio_level: Literal["token", "sequence"] = field(default="token", metadata={
         "help": "importance ratio per token, or per sequence (GSPO: length-normalised)"})
     overlong_buffer: int = field(default=0, metadata={
-        "help": "DAPO overlong penalty: the last N tokens of gen.max_new_tokens ramp it in; 0: off"})
+        "help": "DAPO overlong penalty: the last N tokens of gen.max_new_tokens ramp it in; 0: off",
+        "range": "[0, inf)"})
     overlong_penalty: float = field(default=1.0, metadata={
-        "help": "DAPO overlong penalty at gen.max_new_tokens (subtracted from the reward)"})
+        "help": "DAPO overlong penalty at gen.max_new_tokens (subtracted from the reward)",
+        "range": "[0, inf)"})
     dynamic_sampling: bool = field(default=False, metadata={
         "help": "DAPO: drop prompts whose responses all got the same reward, refill the batch"})
     max_refills: int = field(default=8, metadata={
-        "help": "dynamic sampling: extra batches generated per step before it is an error"})
-    ppo_n_minibatches: int = field(default=2, metadata={"help": "minibatches (optimizer steps) per PPO epoch"})
-    ppo_epochs: int = field(default=1, metadata={"help": "passes over each generated batch"})
-    kl_ctl: float = field(default=0.05, metadata={"help": "KL coefficient (initial, when adaptive); 0: no reference model"})
+        "help": "dynamic sampling: extra batches generated per step before it is an error",
+        "range": "[0, inf)"})
+    ppo_n_minibatches: int = field(default=2, metadata={"help": "minibatches (optimizer steps) per PPO epoch", "range": "[1, inf)"})
+    ppo_epochs: int = field(default=1, metadata={"help": "passes over each generated batch", "range": "[1, inf)"})
+    kl_ctl: float = field(default=0.05, metadata={
+        "help": "KL coefficient (initial, when adaptive); 0: no reference model", "range": "[0, inf)"})
     kl_controller: Literal["fixed", "adaptive"] = field(default="fixed", metadata={
         "help": "fixed coefficient, or adapted towards kl_target (Ziegler et al. 2019)"})
-    kl_target: float = field(default=6.0, metadata={"help": "adaptive controller: target KL per sequence"})
-    kl_horizon: int = field(default=10000, metadata={"help": "adaptive controller: horizon in samples"})
+    kl_target: float = field(default=6.0, metadata={"help": "adaptive controller: target KL per sequence", "range": "(0, inf)"})
+    kl_horizon: int = field(default=10000, metadata={"help": "adaptive controller: horizon in samples", "range": "[1, inf)"})
     kl_in_reward: bool = field(default=True, metadata={
         "help": "KL penalty in the per-token reward (classic PPO); false: a loss term"})
     kl_estimator: KLEstimator = field(default="k1", metadata={"help": "k1, k2 or k3 (Schulman's)"})
-    discount: float = field(default=1.0, metadata={"help": "gamma of GAE"})
-    gae_lambda: float = field(default=1.0, metadata={"help": "lambda of GAE"})
-    eps_clip: float = field(default=0.2, metadata={"help": "policy ratio clip (both sides unless set below)"})
-    eps_clip_low: float | None = field(default=None, metadata={"help": "lower clip: ratio >= 1 - this; null: eps_clip"})
-    eps_clip_high: float | None = field(default=None, metadata={"help": "upper clip: ratio <= 1 + this; null: eps_clip"})
-    dual_clip: float | None = field(default=None, metadata={"help": "dual-clip bound c > 1 for negative advantages; null: off"})
-    value_eps_clip: float = field(default=0.2, metadata={"help": "value clip around the old values; 0: off"})
-    value_loss_coef: float = field(default=1.0, metadata={"help": "scale of the critic loss"})
-    entropy_coef: float = field(default=0.0, metadata={"help": "entropy bonus in the actor loss"})
+    discount: float = field(default=1.0, metadata={"help": "gamma of GAE", "range": "[0, 1]"})
+    gae_lambda: float = field(default=1.0, metadata={"help": "lambda of GAE", "range": "[0, 1]"})
+    eps_clip: float = field(default=0.2, metadata={"help": "policy ratio clip (both sides unless set below)", "range": "(0, inf)"})
+    eps_clip_low: float | None = field(default=None, metadata={"help": "lower clip: ratio >= 1 - this; null: eps_clip", "range": "(0, 1]"})
+    eps_clip_high: float | None = field(default=None, metadata={"help": "upper clip: ratio <= 1 + this; null: eps_clip", "range": "(0, inf)"})
+    dual_clip: float | None = field(default=None, metadata={"help": "dual-clip bound c > 1 for negative advantages; null: off", "range": "(1, inf)"})
+    value_eps_clip: float = field(default=0.2, metadata={"help": "value clip around the old values; 0: off", "range": "[0, inf)"})
+    value_loss_coef: float = field(default=1.0, metadata={"help": "scale of the critic loss", "range": "[0, inf)"})
+    entropy_coef: float = field(default=0.0, metadata={"help": "entropy bonus in the actor loss", "range": "[0, inf)"})
     early_stop_kl: float | None = field(default=None, metadata={
-        "help": "stop this batch's PPO epochs once the approx KL exceeds this; null: never"})
+        "help": "stop this batch's PPO epochs once the approx KL exceeds this; null: never",
+        "range": "(0, inf)"})
     early_stop_imp_ratio: float | None = field(default=None, metadata={
-        "help": "stop them once the largest importance ratio exceeds this; null: never"})
+        "help": "stop them once the largest importance ratio exceeds this; null: never",
+        "range": "(0, inf)"})
     adv_norm: bool = field(default=True, metadata={"help": "whiten advantages over the batch"})
     value_norm: bool = field(default=False, metadata={"help": "train the critic on normalised returns"})
     value_norm_type: Literal["ema", "ma"] = field(default="ema", metadata={
         "help": "value normalisation statistics: exponential or exact moving average"})
-    value_norm_beta: float = field(default=0.99, metadata={"help": "ema decay of the statistics"})
+    value_norm_beta: float = field(default=0.99, metadata={"help": "ema decay of the statistics", "range": "(0, 1)"})
     loss_agg: LossAggregation = field(default="token-mean", metadata={
         "help": "token-mean, seq-mean-token-mean or seq-mean-token-sum"})
     logprob_drift_warn: float = field(default=1e-3, metadata={
-        "help": "warn when generation and training log-probs differ by more (same weights)"})
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.ppo_n_minibatches >= 1, "ppo_n_minibatches must be >= 1"),
-            (self.ppo_epochs >= 1, "ppo_epochs must be >= 1"),
-            (self.kl_ctl >= 0, "kl_ctl must be >= 0"),
-            (self.kl_target > 0 and self.kl_horizon > 0, "kl_target and kl_horizon must be > 0"),
-            (0 <= self.discount <= 1 and 0 <= self.gae_lambda <= 1,
-             "discount and gae_lambda must be in [0, 1]"),
-            (self.eps_clip > 0, "eps_clip must be > 0"),
-            (self.dual_clip is None or self.dual_clip > 1, "dual_clip must be > 1 or null"),
-            (self.value_eps_clip >= 0, "value_eps_clip must be >= 0"),
-            (0 < self.value_norm_beta < 1, "value_norm_beta must be in (0, 1)"),
-            (self.overlong_buffer >= 0 and self.max_refills >= 0,
-             "overlong_buffer and max_refills must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"ppo.{message}")
+        "help": "warn when generation and training log-probs differ by more (same weights)",
+        "range": "(0, inf)"})
 
     @property
     def clip_low(self) -> float:
@@ -274,7 +246,8 @@ class GRPOOptions(PPOOptions):
 
     adv_estimator: AdvantageEstimator = field(default="grpo", metadata={
         "help": "grpo (group-normalised), rloo (leave-one-out) or reinforce_pp (REINFORCE++)"})
-    kl_ctl: float = field(default=0.0, metadata={"help": "KL coefficient of the loss term; 0: no reference model"})
+    kl_ctl: float = field(default=0.0, metadata={
+        "help": "KL coefficient of the loss term; 0: no reference model", "range": "[0, inf)"})
     kl_in_reward: bool = field(default=False, metadata={
         "help": "KL penalty in the reward instead of the loss (REINFORCE++ uses the reward)"})
     kl_estimator: KLEstimator = field(default="k3", metadata={"help": "k1, k2 or k3 (Schulman's)"})
@@ -295,9 +268,10 @@ class WarmStartOptions:
     """The SFT stage that runs first when the actor is the tiny built-in model (actor.path null)."""
 
     sft_steps: int = field(default=400, metadata={
-        "help": "SFT steps on the dataset's prompt/answer rows before PPO; 0: start from random"})
-    lr: float = field(default=1e-3, metadata={"help": "SFT learning rate"})
-    batch_size: int = field(default=32, metadata={"help": "SFT sequences per step"})
+        "help": "SFT steps on the dataset's prompt/answer rows before PPO; 0: start from random",
+        "range": "[0, inf)"})
+    lr: float = field(default=1e-3, metadata={"help": "SFT learning rate", "range": "(0, inf)"})
+    batch_size: int = field(default=32, metadata={"help": "SFT sequences per step", "range": "[1, inf)"})
 
 
 @dataclass

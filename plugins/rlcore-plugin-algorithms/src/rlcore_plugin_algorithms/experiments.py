@@ -49,9 +49,14 @@ class PostTraining(Experiment):
                         options=self.config.train, **kw)
 
     def build_tokenizer(self) -> Any:
+        """The tokenizer of ``actor.tokenizer``, else of ``actor.path`` (checked as a model
+        directory first), else the embedded one."""
         from rlcore.data.tokenizer import load_tokenizer
+        from rlcore.runtime.experiment import check_model_dir
 
         actor = self.config.actor
+        if actor.path is not None:
+            check_model_dir(actor.path, "actor.path")
         return load_tokenizer(actor.tokenizer or actor.path)
 
     def build_model(self, role: RoleSpec, tokenizer: Any) -> tuple[Any, str | None]:
@@ -74,6 +79,11 @@ class PostTraining(Experiment):
     def has_eval(self) -> bool:
         """Evaluate on ``eval.path``, or on the embedded eval split when training on the embedded task."""
         return self.config.eval.path is not None or self.config.dataset.path is None
+
+    def load_eval_data(self, tokenizer: Any) -> None:
+        """Read the held-out pairs (rm, dpo) or prompts (the rest) at start, when evaluation will."""
+        if self.has_eval() and self.run_options().eval_every:
+            _ = self.eval_pairs if self.dataset_name == "paired" else self.eval_prompts
 
     @cached_property
     def eval_prompts(self) -> PackedBatch:

@@ -22,7 +22,7 @@ from rlcore.runtime.interface import ModelHandle
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
 from rlcore.runtime.roles import RoleSpec
 from rlcore_plugin_algorithms.config import PPOOptions, SFTConfig
-from rlcore_plugin_algorithms.experiments import PostTraining
+from rlcore_plugin_algorithms.experiments import SFT, PostTraining
 from rlcore_plugin_algorithms.ppo import BASELINE_REWARDS, REF_LOGPROBS, replays_mask
 from rlcore_plugin_algorithms.rewards import check_reward_params
 from rlcore_plugin_algorithms.rollout import IDS, ROLLOUT_KEYS
@@ -185,6 +185,13 @@ class PPO(PostTraining):
                          batch_size=ws.batch_size, progress=c.run.progress,
                          collective_timeout_s=c.run.collective_timeout_s)
         return SFTConfig(actor=c.actor, dataset=dataset, train=train, run=run)
+
+    def check(self) -> None:
+        """Also the warm start's data: its SFT stage reads ``dataset.path`` as prompt/answer rows."""
+        super().check()
+        config = self.warm_start_config()
+        if config is not None:
+            SFT(config).check()
 
     def prepare(self, run_dir: Path) -> None:
         """Run the SFT warm start into ``RUN_DIR/warm_start`` unless it is there already, then

@@ -26,7 +26,7 @@ class PairedConfig(DatasetConfig):
 
     add_eos: bool = field(default=True, metadata={"help": "append eos to plain-text answers"})
     max_pairs_per_prompt: int | None = field(default=None, metadata={
-        "help": "ReaL-style rows: pairs kept per prompt; null: all"})
+        "help": "ReaL-style rows: pairs kept per prompt; null: all", "range": "[1, inf)"})
 
 
 @dataclass
@@ -37,4 +37,4 @@ class PromptConfig(DatasetConfig):
     """
 
     max_length: int = field(default=512, metadata={
-        "help": "longest prompt in tokens; leave room for generation"})
+        "help": "longest prompt in tokens; leave room for generation", "range": "[2, inf)"})
