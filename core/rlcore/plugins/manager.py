@@ -36,6 +36,8 @@ ENV_ALLOW = "RLCORE_PLUGINS_ALLOW"
 ENV_STRICT = "RLCORE_PLUGINS_STRICT"
 ENV_IMPORT_TIMEOUT = "RLCORE_PLUGIN_IMPORT_TIMEOUT"
 DEFAULT_IMPORT_TIMEOUT_S = 60.0
+# Lifecycle hooks of a run: sys.exit() in one of these stops the run; elsewhere it only warns.
+RUN_HOOKS = frozenset({"rlcore_run_start", "rlcore_step_end", "rlcore_run_end"})
 
 ACTIVE, DISABLED, INCOMPATIBLE, ERROR = "active", "disabled", "incompatible", "error"
 
@@ -256,9 +258,9 @@ class PluginManager:
         """``fn`` such that its failure is charged to ``info`` and never stops the other plugins.
 
         A registration hook that raises (even ``SystemExit``) or returns something other
-        than its records marks the plugin ``error``. A lifecycle hook that raises is
-        logged as a warning naming the plugin; ``sys.exit()`` in one stops the run with
-        :class:`PluginHookExit`, which names the plugin.
+        than its records marks the plugin ``error``. Any other hook that raises is logged
+        as a warning naming the plugin; ``sys.exit()`` in a run's hook (:data:`RUN_HOOKS`)
+        stops the run with :class:`PluginHookExit`, which names the plugin.
         """
         kind = KIND_OF_HOOK.get(hook)
 
@@ -275,7 +277,7 @@ class PluginManager:
                 if kind is not None:
                     self._failures[info.name] = (f"{hook}() raised {_describe(exc)}", traceback.format_exc())
                     return None
-                if isinstance(exc, SystemExit):
+                if isinstance(exc, SystemExit) and hook in RUN_HOOKS:
                     raise PluginHookExit(
                         f"plugin {info.name!r} ({info.origin}) called sys.exit({exc.code!r}) in "
                         f"{hook}; the run stops here"
