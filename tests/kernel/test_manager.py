@@ -221,3 +221,11 @@ def test_core_requirement_with_a_marker_is_still_checked(fake_distribution, rlco
     rlcore_plugins.reload()
     info = rlcore_plugins.status()["future"]
     assert info.status == "incompatible" and "needs rlcore<2,>=1" in info.reason
+
+
+def test_two_overrides_of_one_name_are_a_conflict(fake_distribution, rlcore_plugins):
+    fake_distribution("one", good("shared", extra=", override=True"))
+    fake_distribution("two", good("shared", extra=", override=True"))
+    rlcore_plugins.reload()
+    with pytest.raises(PluginConflictError, match="registered with override=True by both rlcore-plugin-one"):
+        registry.get("rewards", "shared")

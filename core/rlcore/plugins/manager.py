@@ -407,13 +407,13 @@ class PluginManager:
         if not entries or self.winner(kind, name) is not None:
             return None
         origins = [e.plugin.origin for e in entries]
-        both = " and ".join([", ".join(origins[:-1]), origins[-1]])
-        several = sum(e.record.override for e in entries) > 1
-        what = "set override=True" if several else "registered"
-        fix = (f"uninstall or block (with {ENV_BLOCK}) all but one" if several else
-               f"uninstall one, block one with {ENV_BLOCK}, or set override=True on the record "
-               f"that should win")
-        return f"{KINDS[kind].singular} {name!r} is {what} by both {both}; {fix}"
+        who = ("both " if len(origins) == 2 else "") + " and ".join(
+            [", ".join(origins[:-1]), origins[-1]])
+        if sum(e.record.override for e in entries) > 1:
+            return (f"{KINDS[kind].singular} {name!r} is registered with override=True by {who}; "
+                    f"uninstall all but one, or block them with {ENV_BLOCK}")
+        return (f"{KINDS[kind].singular} {name!r} is registered by {who}; uninstall one, block "
+                f"one with {ENV_BLOCK}, or set override=True on the record that should win")
 
     def entry(self, kind: str, name: str) -> _Entry:
         """The registry entry of ``name``; unknown names suggest close matches."""
