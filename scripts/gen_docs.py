@@ -25,6 +25,9 @@ def hooks_md() -> str:
         "",
         "Generated from `core/rlcore/plugins/hookspecs.py` by `python scripts/gen_docs.py`.",
         "Implement a hook with `@rlcore.hookimpl` in your plugin module (see docs/plugins.md).",
+        "Every hook is called through pluggy's relay, so `tryfirst`, `trylast` and wrappers",
+        "work; each plugin's implementation is isolated, and a failure is reported under the",
+        "plugin's name (see \"How hooks are called\" in docs/plugins.md).",
         "",
     ]
     for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):

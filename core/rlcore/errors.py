@@ -27,3 +27,7 @@ class DataError(RlcoreError):
 
 class ModelLoadError(RlcoreError):
     """A model directory is missing files, has an unknown type or mismatched shapes."""
+
+
+class PluginHookExit(RlcoreError):
+    """A plugin called ``sys.exit()`` inside a lifecycle hook; the run stops, naming it."""

@@ -76,10 +76,11 @@ def test_subprocess_help_and_list_plugins_do_not_import_torch():
 
 
 @pytest.mark.slow
-def test_new_plugin_installs_lists_and_passes_its_test(tmp_path):
-    result = run_cli("new-plugin", "demo", "--dir", str(tmp_path))
+@pytest.mark.parametrize("kind", ["reward", "experiment"])
+def test_new_plugin_installs_lists_and_passes_its_tests(tmp_path, kind):
+    result = run_cli("new-plugin", "my-demo", "--kind", kind, "--dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    package = tmp_path / "rlcore-plugin-demo"
+    package = tmp_path / "rlcore-plugin-my-demo"
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
@@ -89,13 +90,47 @@ def test_new_plugin_installs_lists_and_passes_its_test(tmp_path):
     assert install.returncode == 0, install.stderr
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     listed = json.loads(run_cli("list-plugins", "--json", env=env).stdout)
-    assert {"name": "demo", "status": "active"}.items() <= next(p for p in listed if p["name"] == "demo").items()
+    row = next(p for p in listed if p["name"] == "my-demo")
+    assert row["status"] == "active", row
+    assert row["provides"] == ({"rewards": ["my_demo_keyword"]} if kind == "reward"
+                               else {"experiments": ["my-demo"]})
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
-        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "2 passed" in tests.stdout
+    assert "3 passed" in tests.stdout
+
+
+def _load_generated(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generated_rewards", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_new_plugin_reward_names_and_scores(tmp_path):
+    assert invoke("new-plugin", "my-demo", "--dir", str(tmp_path)).exit_code == 0
+    src = tmp_path / "rlcore-plugin-my-demo" / "src" / "rlcore_plugin_my_demo"
+    assert 'name="my_demo_keyword"' in (src / "__init__.py").read_text()  # not my-demo_keyword
+    reward = _load_generated(src / "rewards.py").keyword_reward
+    assert reward(["has cat", "no", "anything"], [{"keyword": "cat"}, {"keyword": "cat"}, {}]) == [1.0, 0.0, 0.0]
+    assert reward(["x7"], [{}], keyword="7") == [1.0]
+    readme = (tmp_path / "rlcore-plugin-my-demo" / "README.md").read_text()
+    assert "--no-build-isolation" in readme and "reward.functions=[my_demo_keyword]" in readme
+
+
+def test_new_plugin_experiment_has_its_own_defaults(tmp_path):
+    result = invoke("new-plugin", "my-demo", "--kind", "experiment", "--dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "rlcore-plugin-my-demo"
+    src = root / "src" / "rlcore_plugin_my_demo"
+    assert sorted(p.name for p in src.iterdir()) == ["__init__.py", "config.py", "experiment.py"]
+    config = (src / "config.py").read_text()
+    assert "class MyDemoConfig(SFTConfig)" in config and "train_on_prompt=True" in config
+    assert '"rlcore-plugin-algorithms"' in (root / "pyproject.toml").read_text()
 
 
 def test_new_plugin_rejects_bad_names(tmp_path):

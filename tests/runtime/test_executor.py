@@ -178,3 +178,31 @@ def test_a_sample_filter_that_runs_out_of_data():
     ex, _, _ = filtered_executor(max_refills=5)
     with pytest.raises(ExecutionError, match="ran out of data"):
         ex.step(numbered(1, n=2), more=iter([]).__next__)
+
+
+class Scorer(Recorder):
+    """An inference MFC that also reports the mean of what it scored."""
+
+    def __init__(self):
+        super().__init__()
+        self.means = []
+
+    def inference(self, handle, data):
+        out = super().inference(handle, data)
+        self.means.append(float(out.data[self.out_key].float().mean()))
+        return out, {"score_mean": self.means[-1], "/score/n": float(len(data))}
+
+
+def test_inference_mfc_reports_metrics_averaged_over_minibatches():
+    g = build_graph([
+        MFC("score", "b", "inference", "x", ["tokens"], ["doubled"], n_minibatches=2,
+            output_remap={"scaled": "doubled"}),
+        MFC("train", "a", "train_step", "x", ["doubled"]),
+    ], dataset_keys=["tokens"])
+    scorer = Scorer()
+    ex = Executor(g, {"a": handle("a"), "b": handle("b")}, {"score": scorer, "train": Recorder()})
+    metrics = ex.step(batch())
+    assert len(scorer.means) == 2 and scorer.means[0] != scorer.means[1]
+    assert metrics["score/score_mean"] == pytest.approx(sum(scorer.means) / 2)
+    assert metrics["score/n"] == 3.0  # a "/" name is step-level: no MFC prefix
+    torch.testing.assert_close(ex.last_batch.data["doubled"], 2 * ex.last_batch.data["tokens"])

@@ -11,18 +11,11 @@ from rich.markup import escape
 import rlcore
 from rlcore.errors import RlcoreError
 
-app = typer.Typer(
-    name="rlcore",
-    help=(
-        "rlcore: RLHF and LLM post-training from plugins.\n\n"
-        "Start with `rlcore list-plugins` to see what is installed, "
-        "`rlcore list experiments` for what you can train, and "
-        "`rlcore train sft` to train a tiny model on the built-in task."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+HELP = (
+    "rlcore: RLHF and LLM post-training from plugins.\n\n"
+    "Start with `rlcore list-plugins` to see what is installed, "
+    "`rlcore list experiments` for what you can train, and "
+    "`rlcore train sft` to train a tiny model on the built-in task."
 )
 
 err_console = Console(stderr=True)
@@ -34,7 +27,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -43,21 +35,67 @@ def _root(
     """rlcore: RLHF and LLM post-training from plugins."""
 
 
-def _register_commands() -> None:
+def build_app(with_plugins: bool = True) -> typer.Typer:
+    """The root app: the core's commands, plus those plugins add when ``with_plugins``."""
     from rlcore.cli import plugins_cmd, scaffold_cmd, train_cmd
 
-    plugins_cmd.register(app)
-    train_cmd.register(app)
-    scaffold_cmd.register(app)
+    root = typer.Typer(
+        name="rlcore",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="markdown",
+    )
+    root.callback()(_root)
+    plugins_cmd.register(root)
+    train_cmd.register(root)
+    scaffold_cmd.register(root)
+    if with_plugins:
+        add_plugin_commands(root)
+    return root
 
 
-_register_commands()
+def _command_name(info: typer.models.CommandInfo) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")
+
+
+def add_plugin_commands(root: typer.Typer) -> None:
+    """Add the commands plugins register through ``rlcore_cli_commands``; a name already
+    taken is skipped with a warning (the core's commands always win)."""
+    from rlcore.plugins.registry import hooks
+
+    staging = typer.Typer()
+    hooks().rlcore_cli_commands(app=staging)  # each plugin's call is isolated by the manager
+    taken = {_command_name(c) for c in root.registered_commands}
+    for command in staging.registered_commands:
+        name = _command_name(command)
+        if name in taken:
+            where = getattr(command.callback, "__module__", "?")
+            err_console.print(f"[yellow]warning:[/] command {name!r} from {escape(where)} is skipped: "
+                              "`rlcore` already has a command of that name", highlight=False)
+            continue
+        taken.add(name)
+        root.registered_commands.append(command)
+    for group in staging.registered_groups:
+        name = group.name or group.typer_instance.info.name
+        if not isinstance(name, str) or name in taken:
+            err_console.print(f"[yellow]warning:[/] a plugin's command group {name!r} is skipped: "
+                              "it has no name or `rlcore` already has a command of that name",
+                              highlight=False)
+            continue
+        taken.add(name)
+        root.registered_groups.append(group)
+
+
+# The core's commands only (docs and tests); main() adds the plugins' commands.
+app = build_app(with_plugins=False)
 
 
 def main() -> None:
     """Console-script entry point: user errors print one clear message, never a traceback."""
     try:
-        app()
+        build_app()()
     except RlcoreError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)

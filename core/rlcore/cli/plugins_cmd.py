@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rlcore.plugins.records import KINDS, kind_named
+
 console = Console()
 
 STATUS_STYLE = {"active": "green", "disabled": "yellow", "incompatible": "magenta", "error": "red"}
-
-
-class Kind(StrEnum):
-    """What ``rlcore list`` and ``rlcore info`` can show."""
-
-    datasets = "datasets"
-    families = "families"
-    interfaces = "interfaces"
-    experiments = "experiments"
-    rewards = "rewards"
-    backends = "backends"
+KIND_HELP = f"What to show: {', '.join(KINDS)} (or the singular)."
 
 
 def list_plugins(
@@ -56,7 +47,8 @@ def list_plugins(
         return
     table = Table(title="rlcore plugins")
     for column in ("name", "distribution", "version", "status", "provides"):
-        table.add_column(column, no_wrap=column in ("name", "distribution"))
+        # Names fold onto a second line in a narrow terminal rather than being cut.
+        table.add_column(column, overflow="fold", min_width=8 if column != "version" else None)
     for p in plugins:
         provides = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p.provides.items()))
         status = f"[{STATUS_STYLE[p.status]}]{p.status}[/]"
@@ -73,23 +65,32 @@ def list_plugins(
         console.print("Some plugins failed to load; run `rlcore list-plugins -v` for tracebacks.")
 
 
-def list_items(kind: Kind = typer.Argument(..., help="What to list.")) -> None:
-    """List the registered datasets, families, interfaces, experiments, rewards or backends."""
+def list_items(kind: str = typer.Argument(..., help=KIND_HELP, show_default=False)) -> None:
+    """List the registered datasets, families, interfaces, experiments, rewards or backends.
+
+    A name that two plugins register without an override is listed once per plugin and
+    marked `conflict`; it fails only when used. A replaced one is marked `overridden`.
+    """
     from rlcore.plugins import registry
 
-    table = Table(title=f"rlcore {kind.value}")
+    plural = kind_named(kind).plural
+    rows = registry.listing(plural)
+    table = Table(title=f"rlcore {plural}")
     for column in ("name", "provided by", "description"):
-        table.add_column(column)
-    for name in registry.items(kind.value):
-        record = registry.get(kind.value, name)
-        table.add_row(name, registry.provider(kind.value, name), escape(record.doc))
+        table.add_column(column, overflow="fold")
+    for name, record, origin, note in rows:
+        shown = f"{escape(name)} [red]({note})[/]" if note == "conflict" else (
+            f"{escape(name)} [dim]({note})[/]" if note else escape(name))
+        table.add_row(shown, escape(origin), escape(record.doc))
     console.print(table)
-    if not registry.items(kind.value):
-        console.print(f"No {kind.value} registered. Install a plugin that provides some, e.g. `pip install rlcore-plugin-llama`.")
+    if not rows:
+        console.print(f"No {plural} registered. Install a plugin that provides some, e.g. `pip install rlcore-plugin-llama`.")
+    elif any(note == "conflict" for *_, note in rows):
+        console.print("Names marked (conflict) fail when used; `rlcore list-plugins` says how to resolve them.")
 
 
 def info(
-    kind: Kind = typer.Argument(..., help="The kind of item."),
+    kind: str = typer.Argument(..., help=KIND_HELP, show_default=False),
     name: str = typer.Argument(..., help="The item's name, as `rlcore list KIND` shows it."),
 ) -> None:
     """Show an item's documentation, where it comes from, and its config schema.
@@ -103,8 +104,10 @@ def info(
     from rlcore.plugins import registry
     from rlcore.plugins.records import load_object
 
-    record = registry.get(kind.value, name)
-    console.print(f"[bold]{kind.value[:-1]} {name}[/]  ({registry.provider(kind.value, name)})")
+    kind_ = kind_named(kind)
+    is_reward = kind_.plural == "rewards"
+    record = registry.get(kind_.plural, name)
+    console.print(f"[bold]{kind_.singular} {name}[/]  ({registry.provider(kind_.plural, name)})")
     console.print(f"implementation: {record.impl}")
     for extra in ("hf_model_types",):
         if hasattr(record, extra):
@@ -115,20 +118,25 @@ def info(
     if not config_ref:
         obj = record.load()
         doc = inspect.getdoc(obj)
-        if doc and kind is Kind.rewards:
+        if doc and is_reward:
             doc = reflow(doc)
         if doc:
-            console.print(f"\n{escape(doc)}", highlight=kind is not Kind.rewards)
-        if kind is Kind.rewards:
+            console.print(f"\n{escape(doc)}", highlight=not is_reward)
+        if is_reward:
             _print_reward_parameters(name, obj)
         return
-    config_cls = load_object(config_ref)
-    table = Table(title=f"config: {config_cls.__name__}")
+    if kind_.plural == "experiments":  # the values a run starts from, as --print-config shows them
+        from rlcore.config import experiment_config
+
+        config = experiment_config(name)[1]
+    else:
+        config = load_object(config_ref)()
+    table = Table(title=f"config: {type(config).__name__}")
     table.add_column("key", no_wrap=True)  # a key must stay copyable into --set
     table.add_column("type", max_width=18, overflow="fold")  # with its range: "int | None >= 1"
     table.add_column("default", max_width=12, overflow="fold")
     table.add_column("help")
-    for key, type_name, default, help_text in describe_fields(config_cls):
+    for key, type_name, default, help_text in describe_fields(config):
         table.add_row(key, escape(type_name), escape(repr(default)), escape(help_text))
     console.print(table)
 

@@ -205,20 +205,21 @@ def build(cls: type, tree: dict[str, Any], prefix: str, sources: dict[str, str],
         raise ConfigError(f"invalid config{where} ({cls.__name__}): {exc}") from None
 
 
-def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """Flattened ``(key, type, default, help)`` rows of a config dataclass, for docs and ``rlcore info``.
+def describe_fields(config: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Flattened ``(key, type, value, help)`` rows of a config dataclass (its defaults) or of a
+    config object (its own values, nested sections included), for docs and ``rlcore info``.
 
     The type of a field with a declared range says it: ``float > 0``, ``int in [0, 3]``.
     """
+    obj = config() if isinstance(config, type) else config
+    cls = type(obj)
     rows = []
-    defaults = cls()
     for f in dataclasses.fields(cls):
-        tp = field_types(cls)[f.name]
-        value = getattr(defaults, f.name)
+        value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
-            rows.extend(describe_fields(type(value), f"{prefix}{f.name}."))
+            rows.extend(describe_fields(value, f"{prefix}{f.name}."))
             continue
         rng = field_range(f)
-        shown = type_name(tp) + (f" {rng}" if rng is not None else "")
+        shown = type_name(field_types(cls)[f.name]) + (f" {rng}" if rng is not None else "")
         rows.append((f"{prefix}{f.name}", shown, value, f.metadata.get("help", "")))
     return rows

@@ -8,7 +8,7 @@ these docstrings by ``rlcore docs hooks``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlcore.plugins.markers import hookspec
 from rlcore.plugins.records import (
@@ -19,6 +19,9 @@ from rlcore.plugins.records import (
     ModelFamilyRecord,
     RewardFunctionRecord,
 )
+
+if TYPE_CHECKING:
+    import typer
 
 
 @hookspec
@@ -156,4 +159,24 @@ def rlcore_run_end(run_dir: str, summary: dict[str, Any], rank: int) -> None:
         @rlcore.hookimpl
         def rlcore_run_end(run_dir, summary, rank):
             my_logger.close()
+    """
+
+
+@hookspec
+def rlcore_cli_commands(app: typer.Typer) -> None:
+    """Add subcommands to the ``rlcore`` command line.
+
+    Args: ``app``, a ``typer.Typer`` to add commands to (``@app.command()``) or command
+    groups (``app.add_typer(...)``). Returns nothing. A name the core or another plugin
+    already uses is skipped with a warning, and a plugin whose hook raises only loses its
+    own commands. Import heavy modules inside the command, so ``rlcore --help`` stays fast.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_cli_commands(app):
+            @app.command()
+            def hello(name: str = "world"):
+                \"\"\"Say hello.\"\"\"
+                print(f"hello {name}")
     """

@@ -1,13 +1,22 @@
 """Discovers plugins through entry points, loads them one at a time and records their status.
 
-A plugin that fails to import, needs another core version, or is blocked gets a
-status and a one-line reason; it never takes the CLI down (unless strict mode).
+A plugin that fails to import (even by calling ``sys.exit()`` or hanging), needs
+another core version, or is blocked gets a status and a one-line reason; it never
+takes the CLI down (unless strict mode). Every hook, registration or lifecycle, is
+called through pluggy's relay, with each plugin's implementation isolated so that
+one plugin's failure is reported under its name and the others still run.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import signal
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -15,17 +24,22 @@ from typing import Any
 import pluggy
 
 import rlcore
-from rlcore.errors import PluginConflictError, PluginLoadError
+from rlcore.errors import PluginConflictError, PluginHookExit, PluginLoadError
 from rlcore.plugins import hookspecs
 from rlcore.plugins.markers import ENTRY_POINT_GROUP, PROJECT
-from rlcore.plugins.records import HOOK_FOR_KIND, RECORD_TYPES, Record
+from rlcore.plugins.records import KIND_OF_HOOK, KINDS, Kind, Record
+
+log = logging.getLogger(__name__)
 
 ENV_BLOCK = "RLCORE_PLUGINS_BLOCK"
 ENV_ALLOW = "RLCORE_PLUGINS_ALLOW"
 ENV_STRICT = "RLCORE_PLUGINS_STRICT"
+ENV_IMPORT_TIMEOUT = "RLCORE_PLUGIN_IMPORT_TIMEOUT"
+DEFAULT_IMPORT_TIMEOUT_S = 60.0
+# Lifecycle hooks of a run: sys.exit() in one of these stops the run; elsewhere it only warns.
+RUN_HOOKS = frozenset({"rlcore_run_start", "rlcore_step_end", "rlcore_run_end"})
 
 ACTIVE, DISABLED, INCOMPATIBLE, ERROR = "active", "disabled", "incompatible", "error"
-LIFECYCLE_HOOKS = ("rlcore_run_start", "rlcore_step_end", "rlcore_run_end")
 
 
 @dataclass
@@ -53,6 +67,37 @@ class _Entry:
     plugin: PluginInfo
 
 
+class _ImportTimeout(BaseException):
+    """Raised inside a plugin's import when it runs past the time limit (BaseException, so
+    that a plugin's ``except Exception`` cannot swallow it)."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the body with :class:`_ImportTimeout` after ``seconds`` (POSIX main thread;
+    elsewhere, or when another timer is already running, there is no limit)."""
+    usable = (
+        seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _ImportTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _names_from_env(var: str, env: dict[str, str]) -> set[str]:
     return {n.strip() for n in env.get(var, "").split(",") if n.strip()}
 
@@ -68,8 +113,10 @@ def _core_requirement_problem(dist: metadata.Distribution | None) -> str | None:
             req = Requirement(line)
         except InvalidRequirement:
             continue
-        if req.name.lower().replace("_", "-") != "rlcore" or req.marker is not None:
+        if req.name.lower().replace("_", "-") != "rlcore":
             continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # e.g. an extra's requirement, or one for another Python
         if req.specifier and not req.specifier.contains(rlcore.__version__, prereleases=True):
             return (
                 f"needs rlcore{req.specifier}, but rlcore {rlcore.__version__} is installed; "
@@ -86,11 +133,16 @@ class PluginManager:
         self.blocked = _names_from_env(ENV_BLOCK, self.env)
         self.allowed = _names_from_env(ENV_ALLOW, self.env)
         self.strict = self.env.get(ENV_STRICT, "").lower() in {"1", "true", "yes", "on"}
+        self.import_timeout = _seconds(self.env.get(ENV_IMPORT_TIMEOUT), DEFAULT_IMPORT_TIMEOUT_S)
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
-        self.registries: dict[str, dict[str, _Entry]] = {kind: {} for kind in RECORD_TYPES}
-        self.conflicts: dict[tuple[str, str], str] = {}
+        # Every record registered under each name, by kind; several means an override or a conflict.
+        self.registries: dict[str, dict[str, list[_Entry]]] = {kind: {} for kind in KINDS}
+        self._objects: dict[str, Any] = {}  # plugin name -> the object its hooks came from
+        self._origin: dict[int, PluginInfo] = {}  # id(record) -> plugin, during one collection
+        self._failures: dict[str, tuple[str, str | None]] = {}  # plugin -> (reason, traceback)
+        self._warned: set[tuple[str, str]] = set()
         self._loaded = False
 
     # -- discovery -------------------------------------------------------------------
@@ -112,6 +164,7 @@ class PluginManager:
                 continue
             seen.add(key)
             self._load_one(ep, dist)
+        self._collect()
 
     def _gate(self, info: PluginInfo) -> bool:
         """Apply block/allow lists; return True when the plugin may load."""
@@ -140,11 +193,19 @@ class PluginManager:
             self._maybe_raise(info)
             return
         try:
-            obj = ep.load()
-        except Exception as exc:  # a broken plugin must not take the CLI down
-            self._fail(info, f"import failed: {type(exc).__name__}: {exc}")
+            with _time_limit(self.import_timeout):
+                obj = ep.load()
+        except _ImportTimeout:
+            reason = (f"import did not finish within {self.import_timeout:g} s and was stopped; "
+                      f"fix the plugin, block it with {ENV_BLOCK}={info.name}, or raise "
+                      f"{ENV_IMPORT_TIMEOUT}")
+            log.warning("plugin %r (%s): %s", info.name, info.origin, reason)
+            self._fail(info, reason)
             return
-        self._register(obj, info)
+        except BaseException as exc:  # a broken plugin, even one calling sys.exit(), must not take the CLI down
+            self._fail(info, f"import failed: {_describe(exc)}")
+            return
+        self._add_plugin(obj, info)
 
     # -- registration ----------------------------------------------------------------
 
@@ -153,67 +214,169 @@ class PluginManager:
         module_name = getattr(plugin, "__name__", type(plugin).__name__)
         info = PluginInfo(name=name or module_name, module=module_name)
         self.plugins.append(info)
-        if self._gate(info):
-            self._register(plugin, info)
+        if self._gate(info) and self._add_plugin(plugin, info):
+            self._collect()
         return info
 
     def unregister(self, info: PluginInfo) -> None:
         """Remove a plugin and everything it registered."""
-        plugin = self.pm.get_plugin(info.name)
-        if plugin is not None:
-            self.pm.unregister(plugin, name=info.name)
-        for registry in self.registries.values():
-            for item_name in [n for n, e in registry.items() if e.plugin is info]:
-                del registry[item_name]
+        if self.pm.get_plugin(info.name) is not None:
+            self.pm.unregister(name=info.name)
+        self._objects.pop(info.name, None)
         self.plugins.remove(info)
+        self._collect()
 
-    def _register(self, obj: Any, info: PluginInfo) -> None:
+    def _add_plugin(self, obj: Any, info: PluginInfo) -> bool:
+        """Register ``obj``'s hooks with pluggy, each wrapped by :meth:`_isolated`."""
         try:
-            self.pm.register(obj, name=info.name)
+            self.pm.register(self._proxy(obj, info), name=info.name)
         except Exception as exc:
             self._fail(info, f"hook validation failed: {exc}")
-            return
-        staged: list[Record] = []
-        for kind, hook_name in HOOK_FOR_KIND.items():
-            impl = getattr(obj, hook_name, None)
-            if impl is None or self.pm.parse_hookimpl_opts(obj, hook_name) is None:
-                continue
-            try:
-                records = impl()
-            except Exception as exc:
-                self.pm.unregister(obj, name=info.name)
-                self._fail(info, f"{hook_name}() raised {type(exc).__name__}: {exc}")
-                return
-            problem = _check_records(records, kind, hook_name)
-            if problem:
-                self.pm.unregister(obj, name=info.name)
-                self._fail(info, problem, with_traceback=False)
-                return
-            staged.extend(records)
-        for record in staged:
-            self._add_record(record, info)
-        info.provides = {}
-        for record in staged:
-            info.provides.setdefault(record.kind, []).append(record.name)
-        lifecycle = [h for h in LIFECYCLE_HOOKS if self.pm.parse_hookimpl_opts(obj, h) is not None]
-        if lifecycle:
-            info.provides["hooks"] = [h.removeprefix("rlcore_") for h in lifecycle]
+            return False
+        self._objects[info.name] = obj
+        return True
 
-    def _add_record(self, record: Record, info: PluginInfo) -> None:
-        registry = self.registries[record.kind]
-        existing = registry.get(record.name)
-        if existing is not None and not record.override:
-            message = (
-                f"{record.kind[:-1]} {record.name!r} is registered by both "
-                f"{existing.plugin.origin} and {info.origin}; uninstall one, block one with "
-                f"{ENV_BLOCK}, or set override=True on the record that should win"
+    def _proxy(self, obj: Any, info: PluginInfo) -> Any:
+        """An object with ``obj``'s hook implementations, each isolated under ``info``'s name.
+
+        Wrappers (``wrapper=True`` / ``hookwrapper=True``) are kept as they are: they see
+        the whole call and may reorder, filter or add records.
+        """
+        from types import SimpleNamespace
+
+        hooks: dict[str, Any] = {}
+        for attr in dir(obj):
+            opts = self.pm.parse_hookimpl_opts(obj, attr)
+            if opts is None:
+                continue
+            fn = getattr(obj, attr)
+            hooks[attr] = fn if opts.get("wrapper") or opts.get("hookwrapper") else (
+                self._isolated(fn, attr, info, opts))
+        return SimpleNamespace(**hooks)
+
+    def _isolated(self, fn: Any, hook: str, info: PluginInfo, opts: Any) -> Any:
+        """``fn`` such that its failure is charged to ``info`` and never stops the other plugins.
+
+        A registration hook that raises (even ``SystemExit``) or returns something other
+        than its records marks the plugin ``error``. Any other hook that raises is logged
+        as a warning naming the plugin; ``sys.exit()`` in a run's hook (:data:`RUN_HOOKS`)
+        stops the run with :class:`PluginHookExit`, which names the plugin.
+        """
+        kind = KIND_OF_HOOK.get(hook)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                if kind is None:
+                    raise  # Ctrl-C during a run stops the run
+                self._failures[info.name] = (f"{hook}() raised KeyboardInterrupt", traceback.format_exc())
+                return None
+            except BaseException as exc:
+                if kind is not None:
+                    self._failures[info.name] = (f"{hook}() raised {_describe(exc)}", traceback.format_exc())
+                    return None
+                if isinstance(exc, SystemExit) and hook in RUN_HOOKS:
+                    raise PluginHookExit(
+                        f"plugin {info.name!r} ({info.origin}) called sys.exit({exc.code!r}) in "
+                        f"{hook}; the run stops here"
+                    ) from exc
+                self._warn_once(info, hook, exc)
+                return None
+            if kind is None:
+                return result
+            problem = _check_records(result, kind)
+            if problem:
+                self._failures[info.name] = (problem, None)
+                return None
+            for record in result:
+                self._origin[id(record)] = info
+            return list(result)
+
+        setattr(call, f"{PROJECT}_impl", opts)
+        return call
+
+    def _warn_once(self, info: PluginInfo, hook: str, exc: BaseException) -> None:
+        first = (info.name, hook) not in self._warned
+        self._warned.add((info.name, hook))
+        if first:
+            log.warning(
+                "plugin %r (%s): %s raised %s; the other plugins' hooks still ran "
+                "(later failures of this hook are not repeated)",
+                info.name, info.origin, hook, _describe(exc),
+                exc_info=(type(exc), exc, exc.__traceback__),
             )
-            self.conflicts[(record.kind, record.name)] = message
-            if self.strict:
-                raise PluginConflictError(message)
-            info.reason = (info.reason + "; " if info.reason else "") + message
-            return
-        registry[record.name] = _Entry(record, info)
+
+    def _collect(self) -> None:
+        """Call every registration hook through the relay and rebuild the registries.
+
+        A plugin whose hook fails is marked ``error``, unregistered, and the hooks are
+        called again without it, so a wrapper never sees its half-registered records.
+        """
+        while True:
+            self._failures.clear()
+            self._origin.clear()
+            found = {kind: self._call_registration(kind) for kind in KINDS.values()}
+            if not self._failures:
+                break
+            for name, (reason, trace) in list(self._failures.items()):
+                info = next(p for p in self.plugins if p.name == name)
+                self.pm.unregister(name=name)
+                self._objects.pop(name, None)
+                info.status, info.reason, info.traceback = ERROR, reason, trace
+                self._maybe_raise(info)
+        by_name = {p.name: p for p in self.plugins}
+        for info in self.plugins:
+            if info.status == ACTIVE:
+                info.reason, info.provides = "", {}
+        self.registries = {kind: {} for kind in KINDS}
+        for kind, results in found.items():
+            for record in _flatten(results):
+                info = self._origin.get(id(record)) or self._wrapper_owner(kind, by_name)
+                if info is None or not isinstance(record, kind.record):
+                    continue
+                self.registries[kind.plural].setdefault(record.name, []).append(_Entry(record, info))
+                info.provides.setdefault(kind.plural, []).append(record.name)
+        for registry in self.registries.values():
+            for entries in registry.values():
+                entries.sort(key=lambda e: e.plugin.origin)  # not pluggy's (last-registered-first) order
+        self._origin.clear()
+        for name, obj in self._objects.items():
+            lifecycle = [h for h in _lifecycle_hooks() if self.pm.parse_hookimpl_opts(obj, h)]
+            if lifecycle:
+                by_name[name].provides["hooks"] = [h.removeprefix("rlcore_") for h in lifecycle]
+        self._note_conflicts()
+
+    def _call_registration(self, kind: Kind) -> Any:
+        """Call ``kind``'s hook through the relay; a wrapper that raises fails its plugins."""
+        try:
+            return getattr(self.pm.hook, kind.hook)()
+        except Exception as exc:
+            for impl in getattr(self.pm.hook, kind.hook).get_hookimpls():
+                if impl.wrapper or impl.hookwrapper:
+                    self._failures[impl.plugin_name] = (
+                        f"{kind.hook}() wrapper raised {_describe(exc)}", traceback.format_exc())
+            return []
+
+    def _wrapper_owner(self, kind: Kind, by_name: dict[str, PluginInfo]) -> PluginInfo | None:
+        """The plugin of the outermost wrapper of ``kind``'s hook: records no plain
+        implementation returned were made by a wrapper."""
+        wrappers = [i for i in getattr(self.pm.hook, kind.hook).get_hookimpls()
+                    if i.wrapper or i.hookwrapper]
+        return by_name.get(wrappers[-1].plugin_name) if wrappers else None
+
+    def _note_conflicts(self) -> None:
+        """Add each conflict to the reason of every plugin in it; raise in strict mode."""
+        for kind, registry in self.registries.items():
+            for name, entries in registry.items():
+                message = self.conflict(kind, name)
+                if message is None:
+                    continue
+                if self.strict:
+                    raise PluginConflictError(message)
+                for info in {id(e.plugin): e.plugin for e in entries}.values():
+                    info.reason = (info.reason + "; " if info.reason else "") + message
 
     def _fail(self, info: PluginInfo, reason: str, with_traceback: bool = True) -> None:
         info.status, info.reason = ERROR, reason
@@ -229,29 +392,79 @@ class PluginManager:
 
     # -- lookups ---------------------------------------------------------------------
 
+    def winner(self, kind: str, name: str) -> _Entry | None:
+        """The entry that ``name`` resolves to: the only one, or the only override;
+        None when several plugins claim the name (see :meth:`conflict`)."""
+        entries = self.registries[kind].get(name, [])
+        overrides = [e for e in entries if e.record.override]
+        if len(entries) == 1:
+            return entries[0]
+        return overrides[0] if len(overrides) == 1 else None
+
+    def conflict(self, kind: str, name: str) -> str | None:
+        """Why ``name`` cannot be used, when more than one plugin registers it, else None."""
+        entries = self.registries[kind].get(name, [])
+        if not entries or self.winner(kind, name) is not None:
+            return None
+        origins = [e.plugin.origin for e in entries]
+        who = ("both " if len(origins) == 2 else "") + " and ".join(
+            [", ".join(origins[:-1]), origins[-1]])
+        if sum(e.record.override for e in entries) > 1:
+            return (f"{KINDS[kind].singular} {name!r} is registered with override=True by {who}; "
+                    f"uninstall all but one, or block them with {ENV_BLOCK}")
+        return (f"{KINDS[kind].singular} {name!r} is registered by {who}; uninstall one, block "
+                f"one with {ENV_BLOCK}, or set override=True on the record that should win")
+
     def entry(self, kind: str, name: str) -> _Entry:
         """The registry entry of ``name``; unknown names suggest close matches."""
         from rlcore.plugins.lookup import unknown_item_error
 
         if kind not in self.registries:
             raise unknown_item_error("kind", kind, list(self.registries))
-        conflict = self.conflicts.get((kind, name))
-        if conflict:
-            raise PluginConflictError(conflict)
-        entry = self.registries[kind].get(name)
-        if entry is None:
+        if name not in self.registries[kind]:
             raise unknown_item_error(kind, name, list(self.registries[kind]))
+        entry = self.winner(kind, name)
+        if entry is None:
+            raise PluginConflictError(self.conflict(kind, name))
         return entry
 
 
-def _check_records(records: Any, kind: str, hook_name: str) -> str | None:
+def _seconds(text: str | None, default: float) -> float:
+    """``text`` as seconds (0 or less: no limit), or ``default`` when unset or not a number."""
+    try:
+        return float(text) if text else default
+    except ValueError:
+        log.warning("%s=%r is not a number of seconds; using %g", ENV_IMPORT_TIMEOUT, text, default)
+        return default
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, or ``sys.exit(code)`` for a SystemExit."""
+    if isinstance(exc, SystemExit):
+        return f"sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _flatten(results: Any) -> list[Any]:
+    """The records in a registration hook's results (one list per implementation)."""
+    if not isinstance(results, list | tuple):
+        return []
+    return [r for result in results if isinstance(result, list | tuple) for r in result]
+
+
+def _lifecycle_hooks() -> list[str]:
+    """Every hookspec that is not a registration hook."""
+    return [n for n in dir(hookspecs) if n.startswith("rlcore_") and n not in KIND_OF_HOOK]
+
+
+def _check_records(records: Any, kind: Kind) -> str | None:
     """Return a problem description if a hook's return value is not a list of its records."""
-    expected = RECORD_TYPES[kind]
+    expected = kind.record.__name__
     if not isinstance(records, list | tuple):
-        return f"{hook_name}() returned {type(records).__name__}; expected a list of {expected.__name__}"
+        return f"{kind.hook}() returned {type(records).__name__}; expected a list of {expected}"
     for record in records:
-        if not isinstance(record, expected):
-            return f"{hook_name}() returned a {type(record).__name__}; expected {expected.__name__}"
+        if not isinstance(record, kind.record):
+            return f"{kind.hook}() returned a {type(record).__name__}; expected {expected}"
     return None
 
 

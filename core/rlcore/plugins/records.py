@@ -26,7 +26,7 @@ def load_object(ref: str) -> Any:
 class Record:
     """Base of every registered item: a unique name, a lazy implementation and a doc line."""
 
-    kind: ClassVar[str] = "record"
+    kind: ClassVar[str] = "record"  # each subclass gets its plural from KINDS below
 
     name: str
     impl: str
@@ -43,7 +43,6 @@ class Record:
 class DatasetRecord(Record):
     """A dataset. ``impl`` builds it from ``(config, tokenizer)``; ``config`` names its dataclass."""
 
-    kind: ClassVar[str] = "datasets"
     config: str | None = None
 
 
@@ -51,7 +50,6 @@ class DatasetRecord(Record):
 class ModelFamilyRecord(Record):
     """An HF model family. ``impl`` is a :class:`rlcore.models.family.ModelFamily` object."""
 
-    kind: ClassVar[str] = "families"
     hf_model_types: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -59,14 +57,11 @@ class ModelFamilyRecord(Record):
 class InterfaceRecord(Record):
     """A model interface class (generate / inference / train_step over a model handle)."""
 
-    kind: ClassVar[str] = "interfaces"
-
 
 @dataclass(frozen=True)
 class ExperimentRecord(Record):
     """An experiment. ``impl`` is the experiment class; ``config`` names its config dataclass."""
 
-    kind: ClassVar[str] = "experiments"
     config: str | None = None
 
 
@@ -74,34 +69,44 @@ class ExperimentRecord(Record):
 class RewardFunctionRecord(Record):
     """A rule reward: ``fn(completions, samples, **params) -> list[float]``, one score each."""
 
-    kind: ClassVar[str] = "rewards"
-
 
 @dataclass(frozen=True)
 class BackendRecord(Record):
     """A model backend (how a role's model is wrapped: DeepSpeed engine, inference, ...)."""
 
-    kind: ClassVar[str] = "backends"
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of registered item: its plural (``rlcore list``), singular, hook and record."""
+
+    plural: str
+    singular: str
+    hook: str
+    record: type[Record]
 
 
-RECORD_TYPES: dict[str, type[Record]] = {
-    cls.kind: cls
-    for cls in (
-        DatasetRecord,
-        ModelFamilyRecord,
-        InterfaceRecord,
-        ExperimentRecord,
-        RewardFunctionRecord,
-        BackendRecord,
+# The one table of kinds: the manager, the registry and the CLI all read it.
+KINDS: dict[str, Kind] = {
+    k.plural: k
+    for k in (
+        Kind("datasets", "dataset", "rlcore_datasets", DatasetRecord),
+        Kind("families", "family", "rlcore_model_families", ModelFamilyRecord),
+        Kind("interfaces", "interface", "rlcore_interfaces", InterfaceRecord),
+        Kind("experiments", "experiment", "rlcore_experiments", ExperimentRecord),
+        Kind("rewards", "reward", "rlcore_reward_functions", RewardFunctionRecord),
+        Kind("backends", "backend", "rlcore_backends", BackendRecord),
     )
 }
+KIND_OF_HOOK: dict[str, Kind] = {k.hook: k for k in KINDS.values()}
+for _kind in KINDS.values():
+    _kind.record.kind = _kind.plural
 
-# Registration hook that fills each kind.
-HOOK_FOR_KIND: dict[str, str] = {
-    "datasets": "rlcore_datasets",
-    "families": "rlcore_model_families",
-    "interfaces": "rlcore_interfaces",
-    "experiments": "rlcore_experiments",
-    "rewards": "rlcore_reward_functions",
-    "backends": "rlcore_backends",
-}
+
+def kind_named(text: str) -> Kind:
+    """The kind called ``text`` (plural or singular); anything else suggests the closest."""
+    from rlcore.plugins.lookup import unknown_item_error
+
+    for kind in KINDS.values():
+        if text in (kind.plural, kind.singular):
+            return kind
+    raise unknown_item_error("kind", text, list(KINDS))

@@ -24,9 +24,23 @@ def provider(kind: str, name: str) -> str:
 
 
 def items(kind: str) -> dict[str, Record]:
-    """Every record of ``kind``, by name, sorted."""
-    registry = get_manager().registries[kind]
-    return {name: registry[name].record for name in sorted(registry)}
+    """Every usable record of ``kind`` (conflicts left out), by name, sorted."""
+    manager = get_manager()
+    winners = {name: manager.winner(kind, name) for name in manager.registries[kind]}
+    return {name: winners[name].record for name in sorted(winners) if winners[name] is not None}
+
+
+def listing(kind: str) -> list[tuple[str, Record, str, str]]:
+    """``(name, record, provider, note)`` for every registration of ``kind``, sorted by name;
+    the note says ``conflict`` or ``overridden`` where more than one plugin registers a name."""
+    manager = get_manager()
+    rows = []
+    for name in sorted(manager.registries[kind]):
+        winner = manager.winner(kind, name)
+        for entry in manager.registries[kind][name]:
+            note = "" if entry is winner else "overridden" if winner else "conflict"
+            rows.append((name, entry.record, entry.plugin.origin, note))
+    return rows
 
 
 def family_for_model_type(model_type: str) -> ModelFamilyRecord:

@@ -106,12 +106,11 @@ class Executor:
             )
         for mfc in mfcs:
             t0 = time.perf_counter()
-            out = self._call(mfc, local)
-            if isinstance(out, PackedBatch):
+            out, stats = self._call(mfc, local)
+            if out is not None:
                 local.update(out)
-            else:
-                metrics.update({k[1:] if k.startswith("/") else f"{mfc.name}/{k}": float(v)
-                                for k, v in out.items()})
+            metrics.update({k[1:] if k.startswith("/") else f"{mfc.name}/{k}": float(v)
+                            for k, v in stats.items()})
             key = f"time/{mfc.name}"
             metrics[key] = metrics.get(key, 0.0) + time.perf_counter() - t0
         return local
@@ -151,7 +150,8 @@ class Executor:
             raise ExecutionError(f"MFC {mfc.name!r} needs keys {missing}; batch has {local.keys}")
         return local.select(mfc.input_keys).rename(dict(mfc.input_remap))
 
-    def _call(self, mfc: MFC, local: PackedBatch) -> PackedBatch | dict[str, float]:
+    def _call(self, mfc: MFC, local: PackedBatch) -> tuple[PackedBatch | None, dict[str, float]]:
+        """Run ``mfc``: its output batch (None for a train step) and its mean metrics."""
         handle = self.handles[mfc.role]
         iface = self.interfaces[mfc.name]
         data = self._inputs(mfc, local)
@@ -161,11 +161,14 @@ class Executor:
             if mfc.interface_type is InterfaceType.TRAIN_STEP:
                 handle.model.train()
                 results = [iface.train_step(handle, p) for p in pieces]
-                return _mean_metrics(mfc, results)
+                return None, _mean_metrics(mfc, results)
             handle.model.eval()
             fn = iface.generate if mfc.interface_type is InterfaceType.GENERATE else iface.inference
             outs = [fn(handle, p) for p in pieces]
-            return self._outputs(mfc, data, outs)
+            # generate / inference may return (batch, metrics) to report scalars too
+            stats = [o[1] for o in outs if isinstance(o, tuple) and len(o) == 2]
+            outs = [o[0] if isinstance(o, tuple) and len(o) == 2 else o for o in outs]
+            return self._outputs(mfc, data, outs), _mean_metrics(mfc, stats)
         finally:
             if self._last_use[mfc.role] == mfc.name:
                 handle.model.on_idle()
@@ -200,7 +203,8 @@ def _mean_metrics(mfc: MFC, results: list[dict[str, float]]) -> dict[str, float]
     for r in results:
         if not isinstance(r, Mapping):
             raise ExecutionError(
-                f"MFC {mfc.name!r}: train_step must return a dict of metrics, "
+                f"MFC {mfc.name!r}: {mfc.interface_type.value} must return a dict of "
+                f"metrics{'' if mfc.interface_type is InterfaceType.TRAIN_STEP else ' as the second item of its (batch, metrics) pair'}, "
                 f"got {type(r).__name__}"
             )
         for k, v in r.items():

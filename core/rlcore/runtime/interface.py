@@ -55,7 +55,9 @@ class ModelInterface:
     """Base of model interfaces; override the calls your MFCs use.
 
     - ``generate`` / ``inference`` return a PackedBatch of the outputs, under the
-      interface's own key names, for the same sample ids as the input;
+      interface's own key names, for the same sample ids as the input; or a
+      ``(batch, metrics)`` pair to also report scalars (a scorer's mean reward),
+      logged like ``train_step``'s;
     - ``train_step`` returns scalar metrics (name -> float), logged as ``<mfc>/<name>``;
       a name starting with ``/`` is a step-level metric, logged without the prefix
       (``"/reward/mean"`` -> ``reward/mean``);

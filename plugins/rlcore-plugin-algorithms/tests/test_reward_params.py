@@ -88,11 +88,13 @@ def test_interface_passes_each_function_its_params():
         ["math_answer", "format_penalty"], [1.0, 2.0],
         params={"math_answer": {"reward_wrong": -0.25, "reward_unparsed": "-0.25"},
                 "format_penalty": {"penalty": 0.5}})
-    out = iface.inference(handle, rollout)
+    out, means = iface.inference(handle, rollout)
     assert out.data["rewards"].tolist() == [-1.25] * 6
+    # each function's mean score is a step metric (the executor logs "/x" names as "x")
+    assert means == {"/reward/math_answer": -0.25, "/reward/format_penalty": -0.5}
     again = RewardFunctionInterface(["regex_match"], params={"regex_match": {
         "pattern": ".*", "fullmatch": True, "flags": "DOTALL", "reward_match": 3}})
-    assert again.inference(handle, rollout).data["rewards"].tolist() == [3.0] * 6
+    assert again.inference(handle, rollout)[0].data["rewards"].tolist() == [3.0] * 6
 
 
 def test_the_examples_in_docs_rewards_md_pass_the_check():

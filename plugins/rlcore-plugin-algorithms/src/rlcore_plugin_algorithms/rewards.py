@@ -165,10 +165,14 @@ class RewardFunctionInterface(ModelInterface):
         self.functions = [(name, fn, float(w), bound) for (name, fn, bound), w
                           in zip(load_functions(list(functions), params), weights, strict=True)]
 
-    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+    def inference(self, handle: ModelHandle, data: PackedBatch
+                  ) -> tuple[PackedBatch, dict[str, float]]:
+        """The weighted rewards, and each function's mean score as metric ``reward/<name>``."""
         texts, samples, seq_ids = responses(handle.tokenizer, data)
         total = [0.0] * len(texts)
+        means = {}
         for name, fn, weight, params in self.functions:
             scores = call_reward(name, fn, texts, samples, seq_ids, params)
             total = [t + weight * s for t, s in zip(total, scores, strict=True)]
-        return per_sequence(data, "rewards", total)
+            means[f"/reward/{name}"] = sum(scores) / max(len(scores), 1)
+        return per_sequence(data, "rewards", total), means

@@ -1,0 +1,153 @@
+"""`rlcore list`, `info`, `list-plugins` and plugin-added commands, through typer's runner."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from rich.console import Console
+from typer.testing import CliRunner
+
+from rlcore.cli import plugins_cmd
+from rlcore.cli.app import RlcoreError, app, build_app
+
+runner = CliRunner()
+
+REWARD = '''
+import rlcore
+from rlcore.plugins.records import RewardFunctionRecord
+
+@rlcore.hookimpl
+def rlcore_reward_functions():
+    return [RewardFunctionRecord("{item}", impl="builtins:len", doc="a test reward")]
+'''
+
+
+@pytest.fixture
+def wide(monkeypatch):
+    """Print tables 200 columns wide, so that each row is one line."""
+    monkeypatch.setattr(plugins_cmd, "console", Console(width=200))
+
+
+def test_list_takes_the_singular_and_suggests_on_a_typo(rlcore_plugins):
+    assert "exact_match" in runner.invoke(app, ["list", "reward"]).output
+    result = runner.invoke(app, ["list", "rewrds"])
+    assert isinstance(result.exception, RlcoreError)
+    assert "Did you mean 'rewards'?" in str(result.exception)
+
+
+def test_info_uses_the_singular_from_the_kinds_table(rlcore_plugins):
+    result = runner.invoke(app, ["info", "families", "llama"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("family llama") and "familie" not in result.output
+
+
+def test_info_experiment_shows_what_a_run_uses(rlcore_plugins, wide):
+    resolved = yaml.safe_load(runner.invoke(app, ["train", "sft", "--print-config"]).output)
+    shown = runner.invoke(app, ["info", "experiments", "sft"]).output
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip()
+            for line in shown.splitlines() if line.count("│") >= 4}
+
+    def scalars(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                yield from scalars(value, f"{prefix}{key}.")
+            elif isinstance(value, bool | int | float):
+                yield f"{prefix}{key}", value
+
+    checked = dict(scalars(resolved))
+    assert {"actor.hidden_size", "train.optimizer.lr", "run.max_steps"} <= set(checked)
+    for key, value in checked.items():
+        assert rows[key] == repr(value), (key, rows[key], value)
+
+
+def test_conflicting_names_are_listed_not_fatal(fake_distribution, rlcore_plugins, wide):
+    fake_distribution("one", REWARD.format(item="shared"))
+    fake_distribution("two", REWARD.format(item="shared"))
+    rlcore_plugins.reload()
+    result = runner.invoke(app, ["list", "rewards"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "shared" in line]
+    assert len(lines) == 2 and all("(conflict)" in line for line in lines)
+    assert "rlcore-plugin-one" in lines[0] and "rlcore-plugin-two" in lines[1]
+    assert "exact_match" in result.output
+    used = runner.invoke(app, ["info", "rewards", "shared"])
+    assert "registered by both rlcore-plugin-one 0.1.0 and rlcore-plugin-two 0.1.0" in str(used.exception)
+
+
+def test_list_plugins_does_not_cut_long_names(fake_distribution, rlcore_plugins, monkeypatch):
+    monkeypatch.setattr(plugins_cmd, "console", Console(width=80))
+    fake_distribution("a-rather-long-plugin-name-x", REWARD.format(item="long_reward"))
+    rlcore_plugins.reload()
+    output = runner.invoke(app, ["list-plugins"]).output
+    assert "…" not in output
+    cells = "".join(line.split("│")[1].strip() for line in output.splitlines() if line.count("│") > 2)
+    assert "a-rather-long-plugin-name-x" in cells
+
+
+def test_incompatible_plugin_is_listed_with_its_reason(fake_distribution, rlcore_plugins, wide):
+    fake_distribution("future", "raise RuntimeError('must not be imported')\n", requires=("rlcore>=1,<2",))
+    rlcore_plugins.reload()
+    output = runner.invoke(app, ["list-plugins"]).output
+    line = next(line for line in output.splitlines() if "rlcore-plugin-future" in line)
+    assert "incompatible" in line
+    assert "needs rlcore<2,>=1, but rlcore 0.1.0 is installed" in output
+
+
+COMMANDS = '''
+import rlcore
+
+@rlcore.hookimpl
+def rlcore_cli_commands(app):
+    @app.command()
+    def hello(name: str = "world"):
+        """Say hello."""
+        print(f"hello {name}")
+
+    @app.command("train")
+    def not_allowed():
+        """Would shadow the core's train."""
+'''
+
+BROKEN_COMMANDS = '''
+import rlcore
+
+@rlcore.hookimpl
+def rlcore_cli_commands(app):
+    raise RuntimeError("cli hook is broken")
+'''
+
+EXITING_COMMANDS = '''
+import sys, rlcore
+
+@rlcore.hookimpl
+def rlcore_cli_commands(app):
+    sys.exit(5)
+'''
+
+
+def test_plugins_add_commands_and_broken_ones_do_not_take_the_cli_down(fake_distribution, rlcore_plugins):
+    fake_distribution("greeter", COMMANDS)
+    fake_distribution("broken", BROKEN_COMMANDS)
+    fake_distribution("exiting", EXITING_COMMANDS)
+    rlcore_plugins.reload()
+    cli = build_app()
+    assert runner.invoke(cli, ["hello", "--name", "rl"]).output == "hello rl\n"
+    help_text = runner.invoke(cli, ["--help"]).output
+    assert "hello" in help_text and "Say hello." in help_text
+    train_help = runner.invoke(cli, ["train", "--help"]).output
+    assert "Train an experiment" in train_help  # the core's train, not the plugin's
+    assert runner.invoke(cli, ["list", "rewards"]).exit_code == 0
+    assert rlcore_plugins.status()["greeter"].provides == {"hooks": ["cli_commands"]}
+
+
+def test_help_survives_a_plugin_whose_import_hangs(fake_distribution):
+    dist_info = fake_distribution("sleeper", "import time\ntime.sleep(600)\n")
+    env = {**os.environ, "RLCORE_PLUGIN_IMPORT_TIMEOUT": "1",
+           "PYTHONPATH": os.pathsep.join([str(dist_info.parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", "from rlcore.cli.app import main; main()", "--help"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "list-plugins" in result.stdout
+    assert "'sleeper'" in result.stderr and "did not finish within 1 s" in result.stderr
