@@ -85,7 +85,10 @@ def list_items(kind: Kind = typer.Argument(..., help="What to list.")) -> None:
         table.add_row(name, registry.provider(kind.value, name), escape(record.doc))
     console.print(table)
     if not registry.items(kind.value):
-        console.print(f"No {kind.value} registered. Install a plugin that provides some, e.g. `pip install rlcore-plugin-llama`.")
+        from rlcore.first_party import install_hint
+
+        hint = install_hint(kind.value) or "Install a plugin that provides some."
+        console.print(f"No {kind.value} registered. {escape(hint)}")
 
 
 def info(
