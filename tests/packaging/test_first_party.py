@@ -82,3 +82,17 @@ def test_default_preset_without_llama_names_the_package(without):
     without("rlcore-plugin-llama")
     with pytest.raises(UnknownItemError, match=r"actor.preset=llama: .*pip install rlcore-plugin-llama"):
         tiny_model_config(ModelOptions(), vocab_size=32, max_positions=16)
+
+
+def test_list_plugins_of_a_bare_core_names_the_packages(without):
+    without("rlcore-plugin-algorithms", *first_party.FAMILY_PACKAGES)
+    result = runner.invoke(app, ["list-plugins"], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "No families installed. Model families come from plugins: `pip install rlcore-plugin-llama`" in result.output
+    assert "No experiments installed. rlcore's standard experiments come from rlcore-plugin-algorithms" in result.output
+
+
+def test_list_plugins_with_a_family_gives_no_hint(rlcore_plugins):
+    result = runner.invoke(app, ["list-plugins"], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "installed." not in result.output

@@ -71,6 +71,17 @@ def list_plugins(
                 console.print(escape(p.traceback), highlight=False)
     elif any(p.status == "error" for p in plugins):
         console.print("Some plugins failed to load; run `rlcore list-plugins -v` for tracebacks.")
+    missing_kinds_hint(plugins)
+
+
+def missing_kinds_hint(plugins: list) -> None:
+    """Say which package to install when no active plugin provides families or experiments."""
+    from rlcore.first_party import install_hint
+
+    for kind in ("families", "experiments"):
+        hint = install_hint(kind)
+        if hint and not any(kind in p.provides for p in plugins if p.status == "active"):
+            console.print(f"No {kind} installed. {escape(hint)}", soft_wrap=True)  # keep commands whole
 
 
 def list_items(kind: Kind = typer.Argument(..., help="What to list.")) -> None:
@@ -88,7 +99,7 @@ def list_items(kind: Kind = typer.Argument(..., help="What to list.")) -> None:
         from rlcore.first_party import install_hint
 
         hint = install_hint(kind.value) or "Install a plugin that provides some."
-        console.print(f"No {kind.value} registered. {escape(hint)}")
+        console.print(f"No {kind.value} registered. {escape(hint)}", soft_wrap=True)
 
 
 def info(
