@@ -63,6 +63,17 @@ def list_plugins(
                 console.print(escape(p.traceback), highlight=False)
     elif any(p.status == "error" for p in plugins):
         console.print("Some plugins failed to load; run `rlcore list-plugins -v` for tracebacks.")
+    missing_kinds_hint(plugins)
+
+
+def missing_kinds_hint(plugins: list) -> None:
+    """Say which package to install when no active plugin provides families or experiments."""
+    from rlcore.first_party import install_hint
+
+    for kind in ("families", "experiments"):
+        hint = install_hint(kind)
+        if hint and not any(kind in p.provides for p in plugins if p.status == "active"):
+            console.print(f"No {kind} installed. {escape(hint)}", soft_wrap=True)  # keep commands whole
 
 
 def list_items(kind: str = typer.Argument(..., help=KIND_HELP, show_default=False)) -> None:
@@ -84,7 +95,10 @@ def list_items(kind: str = typer.Argument(..., help=KIND_HELP, show_default=Fals
         table.add_row(shown, escape(origin), escape(record.doc))
     console.print(table)
     if not rows:
-        console.print(f"No {plural} registered. Install a plugin that provides some, e.g. `pip install rlcore-plugin-llama`.")
+        from rlcore.first_party import install_hint
+
+        hint = install_hint(plural) or "Install a plugin that provides some."
+        console.print(f"No {plural} registered. {escape(hint)}", soft_wrap=True)
     elif any(note == "conflict" for *_, note in rows):
         console.print("Names marked (conflict) fail when used; `rlcore list-plugins` says how to resolve them.")
 

@@ -17,10 +17,17 @@ SET_HELP = "Override one config key, e.g. `--set train.optimizer.lr=1e-5`. Repea
 def resolve_experiment(name: str, config_file: Path | None, sets: list[str]) -> tuple[Any, Any]:
     """The experiment record and its validated config: defaults < YAML < each --set."""
     from rlcore.config import experiment_config
-    from rlcore.errors import RlcoreError
+    from rlcore.errors import RlcoreError, UnknownItemError
+    from rlcore.first_party import install_hint
     from rlcore.plugins import registry
 
-    record = registry.get("experiments", name)
+    try:
+        record = registry.get("experiments", name)
+    except UnknownItemError as err:
+        hint = install_hint("experiments")
+        if not hint:
+            raise
+        raise UnknownItemError(f"{err} {hint}") from err
     if not record.config:
         raise RlcoreError(f"experiment {name!r} ({registry.provider('experiments', name)}) declares no config class")
     return record, experiment_config(name, config_file=config_file, sets=sets)[1]

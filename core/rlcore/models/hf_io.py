@@ -38,8 +38,10 @@ def resolve_family(family: ModelFamily | str | None, model_type: str | None = No
         return registry.family_for_model_type(model_type).load()
     except UnknownItemError as err:
         what = f"family {family!r}" if family is not None else f"model_type {model_type!r}{source}"
-        raise ModelLoadError(f"no installed model family handles {what}: {err} Install the family "
-                             "plugin (e.g. pip install rlcore-plugin-llama) or pass family=...") from err
+        from rlcore.first_party import install_hint
+
+        hint = install_hint("families", family or model_type) or "Install its family plugin."
+        raise ModelLoadError(f"no installed model family handles {what}: {err} {hint}") from err
 
 
 def read_hf_config(path: str | os.PathLike) -> dict[str, Any]:

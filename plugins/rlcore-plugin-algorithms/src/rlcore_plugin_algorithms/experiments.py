@@ -10,6 +10,8 @@ import torch
 
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC
+from rlcore.errors import UnknownItemError
+from rlcore.first_party import install_hint
 from rlcore.plugins import registry
 from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.interface import ModelHandle
@@ -22,7 +24,12 @@ TOKENS = ("packed_input_ids", "loss_mask")
 
 def tiny_model_config(options: ModelOptions, vocab_size: int, max_positions: int) -> Any:
     """The ``preset`` family's tiny config, resized for training from scratch."""
-    family = registry.load("families", options.preset)
+    try:
+        family = registry.load("families", options.preset)
+    except UnknownItemError as err:  # e.g. the default preset llama, with only rlcore-plugin-qwen2
+        hint = install_hint("families", options.preset)
+        raise UnknownItemError(f"actor.preset={options.preset}: {err} {hint} Or set actor.path "
+                               "to an HF model directory, or actor.preset to an installed family.") from err
     return dataclasses.replace(
         family.tiny_config(),
         vocab_size=vocab_size,

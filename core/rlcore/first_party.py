@@ -1,0 +1,56 @@
+"""Which first-party distribution provides what, so that a core without it can say what to install.
+
+Kept true to the plugins by tests/packaging/test_first_party.py; the split is explained in
+docs/plugins.md ("Which packages to install").
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, distribution
+
+ALGORITHMS = "rlcore-plugin-algorithms"
+# Each family distribution depends on ALGORITHMS, so installing one gives a working `rlcore train`.
+FAMILY_PACKAGES = {
+    "rlcore-plugin-llama": ("llama", "mistral"),
+    "rlcore-plugin-qwen2": ("qwen2", "qwen3"),
+    "rlcore-plugin-gpt2": ("gpt2",),
+}
+# Every item of these kinds that a first-party plugin registers comes from this distribution.
+KIND_PACKAGES = {
+    "experiments": ALGORITHMS,
+    "interfaces": ALGORITHMS,
+    "datasets": "rlcore-plugin-datasets",
+    "rewards": "rlcore-plugin-rewards",
+}
+
+
+def installed(dist: str) -> bool:
+    """Whether the distribution ``dist`` is installed."""
+    try:
+        distribution(dist)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def family_package(name: str) -> str | None:
+    """The first-party distribution of the family (or HF ``model_type``) ``name``, if any."""
+    return next((dist for dist, names in FAMILY_PACKAGES.items() if name in names), None)
+
+
+def install_hint(kind: str, name: str | None = None) -> str:
+    """A sentence naming the package to ``pip install`` for ``name`` of ``kind``; empty if installed.
+
+    ``name`` matters for families only (a family name or HF ``model_type``).
+    """
+    any_family = " or ".join(f"`pip install {d}`" for d in FAMILY_PACKAGES)
+    if kind == "families":
+        dist = family_package(name) if name else None
+        if dist is None:
+            return f"Model families come from plugins: {any_family}, or a third-party family plugin."
+        return "" if installed(dist) else f"{name!r} is provided by {dist}: `pip install {dist}`."
+    dist = KIND_PACKAGES.get(kind)
+    if dist is None or installed(dist):
+        return ""
+    return (f"rlcore's standard {kind} come from {dist}, which every model family installs: "
+            f"{any_family} (or `pip install {dist}` alone).")
