@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
 
 from rlcore.dfg import MFC
 from rlcore.runtime.interface import ModelHandle, ModelInterface

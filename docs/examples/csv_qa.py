@@ -23,6 +23,7 @@ from rlcore.data.sources import Row, RowRef, check_str, require
 from rlcore.errors import DataError
 from rlcore.plugins.records import DatasetRecord
 
+
 # --8<-- [start:config]
 @dataclass
 class CsvQAConfig(DatasetConfig):

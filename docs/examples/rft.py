@@ -4,8 +4,7 @@ The actor samples n responses per prompt, a reward scores them, and the actor tr
 next-token loss on each prompt's best response (when it scores at least ``rft.min_reward``).
 Three MFCs; the generate and reward nodes reuse registered interfaces, the train node is new.
 The guide docs/guides/new-dataflow.md walks through it. ``python docs/examples/rft.py`` runs
-two steps in this process; ``rlcore show rft:RFT`` draws the graph (with docs/examples on
-``PYTHONPATH``).
+two steps in this process and prints the graph.
 """
 
 from __future__ import annotations
@@ -109,6 +108,7 @@ def main() -> None:
         "warm_start.sft_steps=0", "run.max_steps=2", "run.batch_size=4", "run.eval_every=0",
         "run.progress=false", "gen.n_samples=4", "rft.min_reward=0.0", "actor.hidden_size=32",
     ])
+    print(RFT(config).graph().render("text"))
     with tempfile.TemporaryDirectory() as run_dir:
         summary = run("rft:RFT", config, run_dir, resume=False)
     print({k: v for k, v in summary["last"].items() if k.startswith("actor_train/")})

@@ -5,6 +5,8 @@ A block may be preceded by a marker comment that tells the docs test what to do 
     <!-- docs-test: not run: REASON -->     python: compiled and its rlcore imports run, no more;
                                             shell: `rlcore` commands that train may appear
                                             (their config is still checked)
+    <!-- docs-test: skip: REASON -->        shell: nothing in the block runs (it needs what the
+                                            test lacks, e.g. your plugin installed)
     <!-- docs-test: no main: REASON -->     python: run, but not as ``__main__`` (skips the
                                             ``if __name__ == "__main__":`` part)
     <!-- docs-test: fails: REASON -->       shell: each `rlcore` command must fail (an error
@@ -52,7 +54,7 @@ class Block:
     @property
     def kind(self) -> str:
         """``run`` or the marker's verb (``not run``, ``no main``, ``fails``, ...)."""
-        for verb in ("not run", "no main", "fails", "synopsis", "setup"):
+        for verb in ("not run", "skip", "no main", "fails", "synopsis", "setup"):
             if self.marker.startswith(verb):
                 return verb
         return "run"

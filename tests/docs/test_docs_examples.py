@@ -5,6 +5,7 @@
   ...); a command that trains must sit in a block marked ``<!-- docs-test: not run: why -->``,
   and even then its config (``--set`` keys, ``--config`` file) is checked with
   ``--print-config``; commands shown failing (``fails``) must fail, without a traceback;
+  a block marked ``skip`` (it needs your installed plugin) runs nothing;
 - the guides' examples under docs/examples/ run as scripts (and their tests under pytest);
 - ``mkdocs build --strict`` succeeds when mkdocs is installed (the ``dev`` extra).
 """
@@ -64,6 +65,8 @@ def test_python_examples_run(page: Path, tmp_path: Path) -> None:
 def test_rlcore_commands_run(page: Path, tmp_path: Path) -> None:
     """Cheap commands run; training commands need a `not run` marker and get their config checked."""
     for block in blocks(page):
+        if block.kind == "skip":
+            continue
         for cmd in rlcore_commands(block.code):
             argv = cmd.argv
             if block.kind == "fails":
@@ -99,7 +102,8 @@ def _missing_config_file(argv: list[str], cwd: Path) -> bool:
 
 
 def test_markers_name_a_reason_and_a_block() -> None:
-    bad = [b.where for b in ALL_BLOCKS if b.kind in ("not run", "synopsis") and not b.reason]
+    bad = [b.where for b in ALL_BLOCKS
+           if b.kind in ("not run", "skip", "no main", "fails", "synopsis") and not b.reason]
     assert not bad, f"docs-test markers without a reason: {bad}"
     marked = sum(1 for b in ALL_BLOCKS if b.marker)
     written = sum(p.read_text().count("<!-- docs-test:") for p in DOC_FILES)
@@ -154,4 +158,4 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     for page in ("index.html", "reference/config/sft/index.html", "reference/api/batch/index.html",
                  "guides/new-family/index.html"):
         assert (tmp_path / "site" / page).is_file(), page
-    assert "packed_input_ids" in (tmp_path / "site/reference/api/batch/index.html").read_text()
+    assert "split_balanced" in (tmp_path / "site/reference/api/batch/index.html").read_text()
