@@ -129,7 +129,8 @@ def test_snippets_name_existing_examples() -> None:
     assert not missing, f"snippets name missing files or sections: {missing}"
 
 
-EXAMPLE_SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("test_"))
+EXAMPLE_SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py")
+                         if not p.name.startswith("test_") and p.name != "conftest.py")
 EXAMPLE_TESTS = sorted(EXAMPLES.glob("test_*.py"))
 
 
