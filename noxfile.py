@@ -138,6 +138,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
-    """Regenerate the hook and CLI references and fail if docs/ is out of date."""
+    """Check the generated references, build the site with --strict, and run every docs example."""
     install(session, *PLUGINS)
+    session.install("mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
     session.run("python", "scripts/gen_docs.py", "--check")
+    session.run("mkdocs", "build", "--strict", "--site-dir", f"{session.create_tmp()}/site")
+    session.run("pytest", "tests/docs", "--deselect",  # the strict build just ran
+                "tests/docs/test_docs_examples.py::test_mkdocs_build_strict", *session.posargs)

@@ -26,7 +26,9 @@ class ModelHandle:
     ``model`` is the role's model as its backend wraps it (a
     :class:`~rlcore.runtime.protocols.WrappedModel`): call it like the module; for
     trainable roles ``model.backward(loss)`` then ``model.step()``. ``module`` is the
-    bare ``nn.Module`` (under ZeRO-3 its parameters are shards, so run ``model``).
+    bare ``nn.Module``: train and score through ``model`` (under ZeRO-3 ``module``'s
+    parameters are shards); generation calls ``module`` inside
+    ``model.gathered_parameters()``, which holds the full weights for the whole loop.
     ``version`` counts the optimizer steps applied to the weights. ``config`` is the
     role's spec, ``family`` its HF family name if any.
     """
