@@ -59,7 +59,7 @@ def _chunk_logits(h, weight, temperature, mask):
     return z
 
 
-def _entropy(logp_all):
+def entropy_from_logprobs(logp_all: torch.Tensor) -> torch.Tensor:
     """Entropy from log-probs ``[n, V]``; ``-inf`` entries (cut tokens) contribute 0, not NaN."""
     return -(logp_all.exp() * torch.where(torch.isneginf(logp_all), 0.0, logp_all)).sum(-1)
 
@@ -80,7 +80,7 @@ class _ChunkedHead(torch.autograd.Function):
             logp[s:e] = logp_all.gather(-1, targets[s:e, None]).squeeze(-1)
             lse[s:e] = torch.logsumexp(z, dim=-1)
             if with_entropy:
-                entropy[s:e] = _entropy(logp_all)
+                entropy[s:e] = entropy_from_logprobs(logp_all)
         ctx.save_for_backward(h, weight, targets, mask, lse, entropy)
         ctx.temperature, ctx.with_entropy, ctx.chunk = temperature, with_entropy, chunk
         return logp, entropy
