@@ -6,7 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from rlcore.runtime.backends import DeepSpeedBackend, InferenceBackend, deepspeed_config
+from rlcore.runtime.backends import (
+    DeepSpeedBackend,
+    InferenceBackend,
+    deepspeed_config,
+    torch_adamw,
+)
 from rlcore.runtime.options import (
     DeepSpeedOptions,
     InferenceOptions,
@@ -124,6 +129,42 @@ def test_optimizer_cpu_offload_trains():
     assert model.ds_engine.zero_cpu_offload()
     losses = train(model, 15, x, y)
     assert losses[-1] < 0.6 * losses[0]
+
+
+@pytest.mark.parametrize("stage", [0, 2])
+def test_the_fused_adamw_kernel_is_what_steps(stage, monkeypatch):
+    import torch.optim.adam as adam
+
+    calls = {"fused": 0, "single": 0}
+
+    def counting(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(adam, "_fused_adam", counting("fused", adam._fused_adam))
+    monkeypatch.setattr(adam, "_single_tensor_adam", counting("single", adam._single_tensor_adam))
+    x, y = data()
+    model = DeepSpeedBackend(DeepSpeedOptions(zero_stage=stage)).wrap(mlp(), total_steps=3)
+    train(model, 3, x, y)
+    assert calls == {"fused": 3, "single": 0}
+
+
+def test_fused_adamw_matches_the_single_tensor_loop():
+    x, y = data()
+    kwargs = dict(lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    models = [mlp(), mlp()]
+    fused = torch_adamw([{"params": list(models[0].parameters())}], **kwargs)
+    single = torch.optim.AdamW(models[1].parameters(), foreach=False, fused=False, **kwargs)
+    assert fused.defaults["fused"] and not single.defaults["fused"]
+    for _ in range(5):
+        for model, opt in zip(models, (fused, single), strict=True):
+            opt.zero_grad()
+            ((model(x) - y) ** 2).mean().backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_ds_config_passthrough_and_dtypes():

@@ -16,6 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from rlcore.models.attention import KVCache, PackedContext, check_cu_seqlens
 from rlcore.models.config import TransformerConfig, rope_scaling_type
+from rlcore.models.token_logprobs import TokenQuery, score_tokens
 
 # ----------------------------------------------------------------------------- building blocks
 
@@ -173,9 +174,18 @@ class Transformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, input_ids, cu_seqlens):
-        """Logits ``[T, vocab]`` (or values ``[T]`` with a value head) of a packed batch."""
-        return self.head(self.hidden_states(input_ids, cu_seqlens))
+    def forward(self, input_ids, cu_seqlens, query: TokenQuery | None = None):
+        """Logits ``[T, vocab]`` (or values ``[T]`` with a value head) of a packed batch.
+
+        With ``query``: ``(logprobs [N], entropy [N] or None)`` of the queried positions only,
+        computed in chunks without ever holding ``[T, vocab]`` logits (see ``token_logprobs``).
+        """
+        h = self.hidden_states(input_ids, cu_seqlens)
+        if query is None:
+            return self.head(h)
+        if self.config.value_head:
+            raise ValueError("a value-head model has no token log-probs; call it without a query")
+        return score_tokens(h, self.head_weight(), query)
 
     def hidden_states(self, input_ids, cu_seqlens, cache: KVCache | None = None):
         """Final-normed hidden states ``[T, C]``; with ``cache``, also stores the prompt K/V."""
@@ -200,8 +210,11 @@ class Transformer(nn.Module):
         """LM head (tied or not) or scalar value head on final hidden states."""
         if self.config.value_head:
             return self.value_head(h).squeeze(-1)
-        weight = self.embed.weight if self.config.tie_embeddings else self.lm_head.weight
-        return F.linear(h, weight)
+        return F.linear(h, self.head_weight())
+
+    def head_weight(self) -> torch.Tensor:
+        """The LM head's ``[vocab, C]`` weight (the embedding when tied)."""
+        return self.embed.weight if self.config.tie_embeddings else self.lm_head.weight
 
     def new_cache(self, prompt_lens: list[int], max_new_tokens: int) -> KVCache:
         """An empty KV cache for prompts of these lengths plus ``max_new_tokens`` steps."""

@@ -71,6 +71,15 @@ def _param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]
     return [g for g in groups if g["params"]]
 
 
+def torch_adamw(groups: list[dict[str, Any]], **kwargs: Any) -> torch.optim.AdamW:
+    """torch's AdamW with its fused kernel (CPU and CUDA since torch 2.4), else the multi-tensor
+    ``foreach`` one; never torch's CPU default, a Python loop over every parameter."""
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kwargs)
+    except RuntimeError:  # a device or dtype without the fused kernel
+        return torch.optim.AdamW(groups, foreach=True, **kwargs)
+
+
 class TrainableModel:
     """The deepspeed backend's model wrapper: a DeepSpeed engine (``ds_engine``) plus the
     bookkeeping the runtime needs.
@@ -211,7 +220,7 @@ class DeepSpeedBackend:
 
             optimizer = DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
         else:
-            optimizer = torch.optim.AdamW(groups, **kwargs)
+            optimizer = torch_adamw(groups, **kwargs)
         total = max(1, int(total_steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(opts.scheduler, step, total)

@@ -28,7 +28,8 @@ def test_next_token_logprobs_match_per_sequence_reference():
 def test_sft_loss_is_cross_entropy_on_answer_tokens_only():
     logits, ids, cu = packed([4, 6])
     mask = torch.tensor([0, 0, 1, 1, 0, 0, 0, 1, 1, 1], dtype=torch.bool)
-    loss, n = losses.sft_loss(logits, ids, cu, mask)
+    answer = losses.target_mask(mask, cu)
+    loss, n = losses.sft_loss(losses.next_token_logprobs(logits, ids, cu)[answer])
     # predictions of tokens 2,3 (seq 0) and 7,8,9 (seq 1) come from positions 1,2 and 6,7,8
     positions, targets = torch.tensor([1, 2, 6, 7, 8]), ids[[2, 3, 7, 8, 9]]
     ref = torch.nn.functional.cross_entropy(logits[positions], targets)

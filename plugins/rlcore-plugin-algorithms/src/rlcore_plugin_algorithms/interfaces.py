@@ -32,12 +32,18 @@ def sequence_scores(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
     return losses.last_token_scores(handle.model(ids, cu), cu)
 
 
-def answer_logps(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
-    """Sum of the log-probs of each sequence's ``loss_mask`` (answer) tokens."""
+def answer_query(handle: ModelHandle, data: PackedBatch):
+    """Token ids, cu_seqlens and the query scoring the ``loss_mask`` (answer) tokens."""
     ids, cu = _packed(handle, data)
     mask = losses.target_mask(data.data["loss_mask"].to(handle.device), cu)
-    logp = losses.next_token_logprobs(handle.model(ids, cu), ids, cu)
-    return losses.per_sequence_sum(logp * mask, cu)
+    return ids, cu, losses.next_token_query(ids, mask)
+
+
+def answer_logps(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
+    """Sum of the log-probs of each sequence's ``loss_mask`` (answer) tokens."""
+    ids, cu, query = answer_query(handle, data)
+    logp, _ = handle.model(ids, cu, query)
+    return losses.per_sequence_sum(losses.scatter_positions(logp, query.positions, ids.numel()), cu)
 
 
 def _update(handle: ModelHandle, loss: torch.Tensor) -> dict[str, float]:
@@ -49,16 +55,16 @@ class SFTInterface(ModelInterface):
     """Next-token cross-entropy on the tokens ``loss_mask`` marks (the answers)."""
 
     def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
-        ids, cu = _packed(handle, data)
-        logits = handle.model(ids, cu)
-        loss, n_tokens = losses.sft_loss(logits, ids, cu, data.data["loss_mask"].to(handle.device))
+        ids, cu, query = answer_query(handle, data)
+        loss, n_tokens = losses.sft_loss(handle.model(ids, cu, query)[0])
         return {"loss": loss.item(), "tokens": n_tokens, **_update(handle, loss)}
 
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """Per-token log-probs of each next token (``logprobs``, 0 at sequence ends)."""
         ids, cu = _packed(handle, data)
-        logp = losses.next_token_logprobs(handle.model(ids, cu), ids, cu).cpu()
+        query = losses.next_token_query(ids, losses.next_token_valid(cu, ids.numel()))
+        logp = losses.scatter_positions(handle.model(ids, cu, query)[0], query.positions, ids.numel()).cpu()
         out = data.select([IDS], metadata=False)
         out.data["logprobs"] = logp
         out.seqlens["logprobs"] = [list(s) for s in out.seqlens[IDS]]

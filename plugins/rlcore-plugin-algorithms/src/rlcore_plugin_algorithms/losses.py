@@ -1,12 +1,27 @@
 """Loss functions over packed sequences: next-token log-probs, SFT, Bradley-Terry and DPO.
 
 Formulas follow the papers and TRL's implementations; tests check them on the same tensors.
+Training and inference score only the positions they need, through a
+:class:`~rlcore.models.token_logprobs.TokenQuery` (chunked, no full-vocabulary logits).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from rlcore.models.token_logprobs import TokenQuery
+
+
+def next_token_query(input_ids: torch.Tensor, which: torch.Tensor, **kwargs) -> TokenQuery:
+    """A query scoring, at each position where ``which`` (bool ``[T]``) is set, the next token."""
+    positions = which.nonzero().squeeze(-1)
+    return TokenQuery(positions, torch.roll(input_ids, shifts=-1)[positions], **kwargs)
+
+
+def scatter_positions(values: torch.Tensor, positions: torch.Tensor, total: int) -> torch.Tensor:
+    """``values [N]`` placed at ``positions`` of a zero ``[total]`` tensor (differentiable)."""
+    return values.new_zeros(total).index_add(0, positions, values)
 
 
 def next_token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:
@@ -35,14 +50,10 @@ def per_sequence_sum(values: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Te
     return torch.zeros(seqlens.numel(), dtype=values.dtype, device=values.device).index_add_(0, index, values)
 
 
-def sft_loss(
-    logits: torch.Tensor, input_ids: torch.Tensor, cu_seqlens: torch.Tensor, loss_mask: torch.Tensor
-) -> tuple[torch.Tensor, int]:
-    """Mean negative log-likelihood of the masked (answer) tokens, and how many there were."""
-    mask = target_mask(loss_mask, cu_seqlens)
-    logp = next_token_logprobs(logits, input_ids, cu_seqlens)
-    n_tokens = int(mask.sum())
-    return -(logp * mask).sum() / max(n_tokens, 1), n_tokens
+def sft_loss(answer_logprobs: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Mean negative log-likelihood of the answer tokens' log-probs ``[N]``, and N."""
+    n_tokens = answer_logprobs.numel()
+    return -answer_logprobs.sum() / max(n_tokens, 1), n_tokens
 
 
 def last_token_scores(values: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:

@@ -20,14 +20,14 @@ from rlcore.runtime import distributed
 from rlcore.runtime.interface import ModelHandle, ModelInterface
 from rlcore_plugin_algorithms import rl
 from rlcore_plugin_algorithms.config import GenerationOptions, PPOOptions, RewardOptions
+from rlcore_plugin_algorithms.losses import scatter_positions
 from rlcore_plugin_algorithms.rollout import (
     IDS,
     action_counts,
     action_mask,
+    action_query,
     generation_seed,
-    processed_logits,
     sample_responses,
-    token_logprobs,
 )
 
 log = logging.getLogger(__name__)
@@ -202,15 +202,11 @@ class PPOActorInterface(_PPOTrainer):
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """Log-probs of the response tokens under the sampling distribution (``logprobs``)."""
         ids, cu = _packed(handle, data)
-        logp = self._logprobs(handle, data, handle.model(ids, cu), ids)
         act = action_mask(data.data["prompt_mask"].to(handle.device), cu)
-        return _per_token(data, "logprobs", torch.where(act, logp, torch.zeros_like(logp)))
-
-    def _logprobs(self, handle: ModelHandle, data: PackedBatch, logits: torch.Tensor,
-                  ids: torch.Tensor) -> torch.Tensor:
-        mask = data.data.get("logits_mask")
         g = generation_config(self.gen, handle.tokenizer)
-        return token_logprobs(processed_logits(logits, g, mask), ids)
+        query = action_query(ids, act, g, data.data.get("logits_mask"))
+        logp, _ = handle.model(ids, cu, query)
+        return _per_token(data, "logprobs", scatter_positions(logp, query.positions, ids.numel()))
 
     def check_version(self, handle: ModelHandle, data: PackedBatch) -> None:
         versions = sorted(set(data.data["version"].tolist()))
@@ -234,8 +230,8 @@ class PPOActorInterface(_PPOTrainer):
                 ids, cu = _packed(handle, mb)
                 act = action_mask(mb.data["prompt_mask"].to(handle.device), cu)
                 cu_act = action_counts(act, cu)
-                logits = processed_logits(handle.model(ids, cu), g, mb.data.get("logits_mask"))
-                logp = token_logprobs(logits, ids)[act]
+                query = action_query(ids, act, g, mb.data.get("logits_mask"), entropy=True)
+                logp, entropy = handle.model(ids, cu, query)
                 old = mb.data["packed_logprobs"].to(handle.device)[act]
                 if drift is None:  # the weights that sampled these tokens, not yet updated
                     drift = float((logp.detach() - old).abs().max()) if logp.numel() else 0.0
@@ -247,7 +243,6 @@ class PPOActorInterface(_PPOTrainer):
                 if REF_LOGPROBS in mb.data and kl_in_loss(p):
                     ref = mb.data[REF_LOGPROBS].to(handle.device)[act]
                     per_token = per_token + self.kl.value * rl.kl_penalty(logp, ref, p.kl_estimator)
-                entropy = rl.entropy_from_logits(logits[act])
                 if p.entropy_coef:
                     per_token = per_token - p.entropy_coef * entropy
                 loss = self.aggregate(per_token, cu_act)

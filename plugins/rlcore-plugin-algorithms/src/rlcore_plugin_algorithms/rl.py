@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from rlcore.models.token_logprobs import entropy_from_logprobs
 from rlcore_plugin_algorithms.losses import per_sequence_sum
 
 KL_KINDS = ("k1", "k2", "k3")
@@ -212,9 +213,7 @@ def aggregate(per_token: torch.Tensor, cu: torch.Tensor, mode: str,
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Entropy ``[n]`` of ``softmax(logits)`` ``[n, V]``; ``-inf`` logits are excluded (no NaN)."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    p = logp.exp()
-    return -(p * torch.where(torch.isneginf(logp), 0.0, logp)).sum(-1)
+    return entropy_from_logprobs(torch.log_softmax(logits.float(), dim=-1))
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:

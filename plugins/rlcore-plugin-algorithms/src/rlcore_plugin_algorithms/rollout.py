@@ -19,8 +19,9 @@ import torch
 
 from rlcore.data.batch import PackedBatch
 from rlcore.models.generation import GenerationConfig, generate
+from rlcore.models.token_logprobs import TokenQuery
 from rlcore.runtime.interface import ModelHandle
-from rlcore_plugin_algorithms.losses import next_token_valid
+from rlcore_plugin_algorithms.losses import next_token_query, next_token_valid
 
 IDS = "packed_input_ids"
 ROLLOUT_KEYS = ("packed_input_ids", "prompt_mask", "packed_logprobs", "seq_no_eos_mask", "version")
@@ -89,12 +90,28 @@ def action_counts(act: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:
     return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
 
 
+def sampling_temperature(gconfig: GenerationConfig) -> float:
+    """The temperature sampling divided the logits by (1.0 when greedy)."""
+    return 1.0 if gconfig.greedy else float(gconfig.temperature)
+
+
+def action_query(input_ids: torch.Tensor, act: torch.Tensor, gconfig: GenerationConfig,
+                 logits_mask: torch.Tensor | None, entropy: bool = False) -> TokenQuery:
+    """A query for the log-probs of the actions (``act``) as sampling saw them: same
+    temperature, same cut tokens (the rows of ``logits_mask`` [T, V] at the actions)."""
+    query = next_token_query(input_ids, act, temperature=sampling_temperature(gconfig),
+                             entropy=entropy)
+    if logits_mask is not None:
+        query.logits_mask = logits_mask.to(input_ids.device)[query.positions]
+    return query
+
+
 def processed_logits(logits: torch.Tensor, gconfig: GenerationConfig,
                      logits_mask: torch.Tensor | None) -> torch.Tensor:
     """fp32 logits as sampling saw them: divided by the temperature, cut tokens at -inf."""
     logits = logits.float()
-    if not gconfig.greedy and gconfig.temperature != 1.0:
-        logits = logits / gconfig.temperature
+    if sampling_temperature(gconfig) != 1.0:
+        logits = logits / sampling_temperature(gconfig)
     if logits_mask is not None:
         logits = logits.masked_fill(~logits_mask.to(logits.device), float("-inf"))
     return logits

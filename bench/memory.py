@@ -1,0 +1,298 @@
+"""Peak memory and tokens/s of one step: rlcore's packed, chunked-head model vs HF's model padded.
+
+Run: python bench/memory.py [--tokens 2048,8192] [--modes sft,dpo,logprob] [--layers 2] [--quick]
+
+The model is Qwen2-0.5B-shaped (hidden 896, vocab 151,936, GQA 14/2, SwiGLU 4864, tied
+embeddings, qkv bias) with ``--layers`` blocks (24 in the real model; fewer on CPU). Per step:
+
+- ``sft``: forward, mean cross-entropy on the answer tokens (the second half of each
+  sequence), backward;
+- ``dpo``: forward of chosen/rejected pairs, answer log-prob sums, sigmoid DPO loss against
+  fixed reference sums, backward;
+- ``logprob``: the RL log-prob pass (reference or old policy): no-grad log-probs of the
+  completion tokens (the second half of each sequence).
+
+rlcore runs the algorithms plugin's own code path (``TokenQuery``: chunked head, answer positions
+only). HF gets the same sequences right-padded with an attention mask and computes
+``log_softmax`` over full logits, as TRL does. No optimizer step (the same for both). Each
+(side, mode, tokens) measurement runs in its own subprocess, so peak RSS (CPU) or
+``max_memory_allocated`` (CUDA) belongs to that measurement alone; sides alternate over
+``--repeats``. Reported: the step's peak above the memory held once the model is built
+("step peak"), the whole process peak, and tokens/s (real tokens, median and range).
+An HF measurement whose full logits alone would not fit in half the available memory is
+skipped and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median, print_json, print_table  # noqa: E402
+
+QWEN2_05B = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, n_q_heads=14,
+                 n_kv_heads=2, head_dim=64, max_positions=32768)
+QUICK = dict(vocab_size=4096, hidden_size=64, intermediate_size=128, n_q_heads=4,
+             n_kv_heads=2, head_dim=16, max_positions=1024)
+
+
+def core_config(quick: bool, layers: int):
+    """The qwen2 family's config at the benchmark's shape."""
+    import dataclasses
+
+    from rlcore.plugins import registry
+
+    family = registry.load("families", "qwen2")
+    shape = QUICK if quick else QWEN2_05B
+    return family, dataclasses.replace(family.tiny_config(), **shape, n_layers=layers,
+                                       tie_embeddings=True)
+
+
+def sequences(tokens: int, lo: int, hi: int, vocab: int, pairs: bool, seed: int = 0):
+    """Token-id sequences, lengths uniform in [lo, hi], until about ``tokens`` real tokens."""
+    gen = torch.Generator().manual_seed(seed)
+    seqs, total = [], 0
+    while total < tokens:
+        n = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+        group = [torch.randint(0, vocab, (n,), generator=gen) for _ in range(2 if pairs else 1)]
+        seqs += group
+        total += n * len(group)
+    return seqs
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def mem_available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+# ----------------------------------------------------------------------------- one measurement
+
+
+def core_step(model, seqs, mode: str, device: str):
+    """One step of rlcore's path: packed ids, TokenQuery on the answer (second-half) tokens."""
+    from rlcore_plugin_algorithms import losses
+
+    ids = torch.cat(seqs).to(device)
+    lens = torch.tensor([len(s) for s in seqs])
+    cu = torch.cat([torch.zeros(1, dtype=torch.int32), lens.cumsum(0).int()]).to(device)
+    answer = torch.cat([torch.arange(n) >= n // 2 for n in lens.tolist()]).to(device)
+    query = losses.next_token_query(ids, losses.target_mask(answer, cu))
+    if mode == "logprob":
+        with torch.no_grad():
+            model(ids, cu, query)
+        return
+    logp, _ = model(ids, cu, query)
+    if mode == "sft":
+        loss, _ = losses.sft_loss(logp)
+    else:
+        sums = losses.per_sequence_sum(losses.scatter_positions(logp, query.positions, ids.numel()), cu)
+        ref = sums.detach() - 1.0
+        loss = losses.dpo_loss(sums[0::2], sums[1::2], ref[0::2], ref[1::2], 0.1)[0].mean()
+    loss.backward()
+
+
+def hf_step(model, seqs, mode: str, device: str):
+    """One step of the HF model on the right-padded batch, log-softmax over full logits."""
+    longest = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), longest, dtype=torch.long)
+    attn = torch.zeros(len(seqs), longest, dtype=torch.long)
+    labels = torch.full((len(seqs), longest), -100)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)], attn[i, : len(s)] = s, 1
+        labels[i, len(s) // 2 : len(s)] = s[len(s) // 2 :]
+    ids, attn, labels = ids.to(device), attn.to(device), labels.to(device)
+    grad = torch.enable_grad() if mode != "logprob" else torch.no_grad()
+    with grad:
+        if mode == "sft":  # HF's own causal-LM loss (upcast logits, cross-entropy)
+            model(input_ids=ids, attention_mask=attn, labels=labels).loss.backward()
+            return
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+        target = labels[:, 1:]
+        keep = target != -100
+        logp = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0)[..., None]).squeeze(-1)
+        sums = (logp * keep).sum(-1)
+        if mode == "dpo":
+            from rlcore_plugin_algorithms import losses
+
+            ref = sums.detach() - 1.0
+            losses.dpo_loss(sums[0::2], sums[1::2], ref[0::2], ref[1::2], 0.1)[0].mean().backward()
+
+
+def measure(args) -> dict:
+    """Build one side's model, run warm-up + timed steps, report memory and tokens/s."""
+    torch.set_num_threads(args.threads)
+    device = args.device
+    family, cfg = core_config(args.quick, args.layers)
+    seqs = sequences(args.tokens, args.min_len, args.max_len, cfg.vocab_size, args.mode == "dpo")
+    real = sum(len(s) for s in seqs)
+    padded = len(seqs) * max(len(s) for s in seqs)
+    torch.manual_seed(0)
+    if args.side == "rlcore":
+        from rlcore.models.transformer import Transformer
+
+        model = Transformer(cfg).to(device)
+        step = core_step
+    else:
+        import transformers
+
+        hf_cfg = transformers.AutoConfig.for_model(**family.config_to_hf(cfg))
+        model = transformers.AutoModelForCausalLM.from_config(hf_cfg, attn_implementation="sdpa")
+        model.to(device)
+        step = hf_step
+    model.train()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = rss_bytes()
+    times = []
+    for i in range(args.warmup + args.steps):
+        model.zero_grad(set_to_none=True)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step(model, seqs, args.mode, device)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    if device.startswith("cuda"):
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"side": args.side, "mode": args.mode, "tokens": real, "padded_tokens": padded,
+            "sequences": len(seqs), "base_bytes": base, "peak_bytes": peak,
+            "step_peak_bytes": peak - base, "tok_s": real / median(times)}
+
+
+def hf_fits(args, tokens: int, vocab: int) -> tuple[bool, str]:
+    """Whether HF's full fp32 logits (x3: logits, log-softmax, grad) fit in half of MemAvailable."""
+    if args.device.startswith("cuda") or args.quick:
+        return True, ""
+    seqs = sequences(tokens, args.min_len, args.max_len, vocab, False)
+    need = 3 * 4 * len(seqs) * max(len(s) for s in seqs) * vocab
+    avail = mem_available()
+    if need > avail / 2:
+        return False, f"needs ~{need / 2**30:.0f} GiB of logits, {avail / 2**30:.0f} GiB available"
+    return True, ""
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def run_worker(args, side: str, mode: str, tokens: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", side, "--mode", mode, "--tokens", str(tokens),
+           "--layers", str(args.layers), "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--threads", str(args.threads), "--device", args.device,
+           "--min-len", str(args.min_len), "--max-len", str(args.max_len)]
+    if args.quick:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"worker {side} {mode} {tokens} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def gib(b: float) -> str:
+    return f"{b / 2**30:.2f}"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny config, 1 step: a smoke run in seconds")
+    p.add_argument("--tokens", default=None, help="tokens per step, comma-separated (2048,8192)")
+    p.add_argument("--modes", default="sft,dpo,logprob")
+    p.add_argument("--layers", type=int, default=None, help="blocks (default 2 on CPU, 24 on CUDA)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--min-len", type=int, default=None)
+    p.add_argument("--max-len", type=int, default=None)
+    p.add_argument("--worker", choices=["rlcore", "hf"], help=argparse.SUPPRESS)
+    p.add_argument("--mode", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    args.layers = args.layers or (1 if args.quick else 24 if cuda else 2)
+    args.steps = args.steps or (1 if args.quick else 3)
+    args.min_len = args.min_len or (16 if args.quick else 128)
+    args.max_len = args.max_len or (96 if args.quick else 1024)
+    if args.worker:
+        args.side, args.tokens = args.worker, int(args.tokens)
+        print(json.dumps(measure(args)))
+        return
+    tokens = [int(t) for t in (args.tokens or ("256" if args.quick else "2048,8192")).split(",")]
+    repeats = args.repeats or (1 if args.quick else 2)
+    vocab = (QUICK if args.quick else QWEN2_05B)["vocab_size"]
+    from importlib.metadata import version  # not transformers itself: the driver stays light
+
+    env = {"torch": torch.__version__, "transformers": version("transformers"),
+           "threads": args.threads, "device": args.device, "cpus": os.cpu_count()}
+    print(json.dumps({"env": env, "layers": args.layers, "quick": args.quick,
+                      "loadavg": os.getloadavg()}))
+    rows = []
+    for mode in args.modes.split(","):
+        for n in tokens:
+            fits, why = hf_fits(args, n, vocab)
+            runs = {"rlcore": [], "hf": []}
+            for _ in range(repeats):
+                for side in ("rlcore", "hf"):
+                    if side == "rlcore" or fits:
+                        runs[side].append(run_worker(args, side, mode, n))
+            core = runs["rlcore"]
+            row = {"mode": mode, "tokens": core[0]["tokens"],
+                   "padding": 1 - core[0]["tokens"] / core[0]["padded_tokens"],
+                   "core_step_peak": max(r["step_peak_bytes"] for r in core),
+                   "core_peak": max(r["peak_bytes"] for r in core),
+                   "core_tok_s": [r["tok_s"] for r in core]}
+            if runs["hf"]:
+                hf = runs["hf"]
+                row.update(hf_step_peak=max(r["step_peak_bytes"] for r in hf),
+                           hf_peak=max(r["peak_bytes"] for r in hf), hf_tok_s=[r["tok_s"] for r in hf])
+            else:
+                row["hf_skipped"] = why
+            rows.append(row)
+            print_json("memory", row)
+    table = []
+    for r in rows:
+        ct = r["core_tok_s"]
+        core_cells = [gib(r["core_step_peak"]), gib(r["core_peak"]),
+                      f"{median(ct):.0f} ({min(ct):.0f}-{max(ct):.0f})"]
+        if "hf_skipped" in r:
+            table.append([r["mode"], r["tokens"], f"{r['padding']:.0%}", *core_cells,
+                          f"skipped: {r['hf_skipped']}", "", "", "", ""])
+            continue
+        ht = r["hf_tok_s"]
+        table.append([r["mode"], r["tokens"], f"{r['padding']:.0%}", *core_cells,
+                      gib(r["hf_step_peak"]), gib(r["hf_peak"]),
+                      f"{median(ht):.0f} ({min(ht):.0f}-{max(ht):.0f})",
+                      f"**{r['core_step_peak'] / r['hf_step_peak']:.2f}×** / {r['core_peak'] / r['hf_peak']:.2f}×",
+                      f"**{median(ct) / median(ht):.2f}×**"])
+    unit = "GiB (CUDA allocated)" if cuda else "GiB (RSS)"
+    print_table(["mode", "real tokens", "HF padding", f"rlcore step peak {unit}", "rlcore process peak",
+                 "rlcore tok/s", "HF step peak", "HF process peak", "HF tok/s",
+                 "peak rlcore/HF (step / process)", "tok/s rlcore/HF"], table)
+    print(json.dumps({"loadavg_end": os.getloadavg()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Per-token log-probs and entropy of chosen positions, without full-vocabulary logits.
+
+The LM head runs over a chunk of positions at a time and keeps only ``[N]``-sized results;
+the backward recomputes each chunk's logits instead of storing them. Peak memory thus holds
+one ``[chunk, vocab]`` block rather than ``[T, vocab]`` logits, their log-softmax and grad.
+Values and gradients equal the full computation (log_softmax of ``F.linear``) up to rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# Logit elements per chunk (fp32: 128 MiB); 220 positions of a 152k vocabulary.
+CHUNK_ELEMENTS = 2**25
+
+
+@dataclass
+class TokenQuery:
+    """What to score: hidden ``positions`` ``[N]`` of a packed batch, each predicting ``targets`` ``[N]``.
+
+    ``temperature`` divides the logits and ``logits_mask`` (bool ``[N, vocab]``, True = allowed)
+    cuts tokens, as sampling did; ``entropy`` asks for the entropy of each position's distribution.
+    ``chunk_tokens`` overrides how many positions share one head matmul.
+    """
+
+    positions: torch.Tensor
+    targets: torch.Tensor
+    temperature: float = 1.0
+    logits_mask: torch.Tensor | None = None
+    entropy: bool = False
+    chunk_tokens: int | None = None
+
+
+def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery):
+    """``(logprobs [N], entropy [N] or None)`` in fp32 of ``query``'s positions of ``hidden [T, C]``."""
+    n = query.positions.numel()
+    chunk = query.chunk_tokens or max(1, CHUNK_ELEMENTS // weight.shape[0])
+    h = hidden.index_select(0, query.positions.to(hidden.device).long())
+    targets = query.targets.to(hidden.device).long()
+    mask = None if query.logits_mask is None else query.logits_mask.to(hidden.device)
+    if mask is not None and mask.shape != (n, weight.shape[0]):
+        raise ValueError(f"logits_mask has shape {tuple(mask.shape)}; expected [{n}, {weight.shape[0]}] "
+                         "(one row of the vocabulary per scored position)")
+    logp, entropy = _ChunkedHead.apply(h, weight, targets, mask, float(query.temperature),
+                                       bool(query.entropy), int(chunk))
+    return logp, (entropy if query.entropy else None)
+
+
+def _chunk_logits(h, weight, temperature, mask):
+    """fp32 logits of one chunk as sampling saw them: head matmul, temperature, mask."""
+    z = F.linear(h, weight).float()
+    if temperature != 1.0:
+        z = z / temperature
+    if mask is not None:
+        z = z.masked_fill(~mask, float("-inf"))
+    return z
+
+
+def entropy_from_logprobs(logp_all: torch.Tensor) -> torch.Tensor:
+    """Entropy from log-probs ``[n, V]``; ``-inf`` entries (cut tokens) contribute 0, not NaN."""
+    return -(logp_all.exp() * torch.where(torch.isneginf(logp_all), 0.0, logp_all)).sum(-1)
+
+
+class _ChunkedHead(torch.autograd.Function):
+    """Head + log-softmax + gather (+ entropy) per chunk; the backward recomputes each chunk."""
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, mask, temperature, with_entropy, chunk):
+        n = h.shape[0]
+        logp = torch.empty(n, dtype=torch.float32, device=h.device)
+        entropy = torch.zeros(n if with_entropy else 0, dtype=torch.float32, device=h.device)
+        lse = torch.empty(n, dtype=torch.float32, device=h.device)
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            z = _chunk_logits(h[s:e], weight, temperature, None if mask is None else mask[s:e])
+            logp_all = torch.log_softmax(z, dim=-1)
+            logp[s:e] = logp_all.gather(-1, targets[s:e, None]).squeeze(-1)
+            lse[s:e] = torch.logsumexp(z, dim=-1)
+            if with_entropy:
+                entropy[s:e] = entropy_from_logprobs(logp_all)
+        ctx.save_for_backward(h, weight, targets, mask, lse, entropy)
+        ctx.temperature, ctx.with_entropy, ctx.chunk = temperature, with_entropy, chunk
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, g_logp, g_entropy):
+        h, weight, targets, mask, lse, entropy = ctx.saved_tensors
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_h = torch.empty_like(h) if need_h else None
+        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
+        use_entropy = ctx.with_entropy and g_entropy is not None
+        n = h.shape[0]
+        for s in range(0, n, ctx.chunk):
+            e = min(n, s + ctx.chunk)
+            z = _chunk_logits(h[s:e], weight, ctx.temperature, None if mask is None else mask[s:e])
+            logp_all = z - lse[s:e, None]
+            p = logp_all.exp()
+            g = g_logp[s:e, None].float()
+            # d logp[target] / dz = onehot(target) - p
+            gz = (-p * g).scatter_add_(1, targets[s:e, None], g)
+            if use_entropy:
+                # d H / dz = -p * (log p + H); cut tokens (p = 0, log p = -inf) get 0
+                safe = torch.where(torch.isneginf(logp_all), 0.0, logp_all)
+                gz -= g_entropy[s:e, None].float() * p * (safe + entropy[s:e, None])
+            if ctx.temperature != 1.0:
+                gz /= ctx.temperature
+            if need_h:
+                grad_h[s:e] = (gz.to(weight.dtype) @ weight).to(h.dtype)
+            if need_w:
+                grad_w.addmm_(gz.t(), h[s:e].float())
+        if need_w:
+            grad_w = grad_w.to(weight.dtype)
+        return grad_h, grad_w, None, None, None, None, None
