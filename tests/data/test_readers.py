@@ -90,9 +90,9 @@ def test_a_plugin_reader_by_format_and_suffix(tmp_path, tok):
 def test_hf_datasets_folder(tmp_path, tok):
     datasets = pytest.importorskip("datasets")
     folder = tmp_path / "hf"
-    datasets.Dataset.from_list([{"prompt": "1+2=", "answer": "3"},
+    datasets.Dataset.from_list([{"prompt": "1+2=", "answer": 3},
                                 {"prompt": "2+2=", "answer": 4}]).save_to_disk(str(folder))
-    with pytest.raises(DataError, match=rf"{folder} row 2, field 'answer': expected a string"):
+    with pytest.raises(DataError, match=rf"{folder} row 1, field 'answer': expected a string"):
         PromptAnswerDataset(PromptAnswerConfig(path=str(folder)), tok)
     good = tmp_path / "good"
     datasets.Dataset.from_list([{"prompt": "1+2=", "answer": "3"}]).save_to_disk(str(good))
