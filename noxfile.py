@@ -1,4 +1,5 @@
-"""Nox sessions: core tests, each plugin alone, all plugins together, lint and docs.
+"""Nox sessions: core tests, each plugin alone, all plugins together, each contrib package,
+lint and docs.
 
 Every session installs CPU torch first (an unpinned torch would pull a CUDA build).
 Run `nox -l` to list them, e.g. `nox -s "plugin(name='rlcore-plugin-llama')"`.
@@ -12,9 +13,10 @@ import nox
 
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
+CONTRIB = sorted(p.name for p in (ROOT / "contrib").iterdir() if (p / "pyproject.toml").is_file())
 TORCH = "torch==2.13.0"
 
-nox.options.sessions = ["tests", "plugin", "all_plugins", "lint", "docs"]
+nox.options.sessions = ["tests", "plugin", "all_plugins", "contrib", "lint", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -56,6 +58,15 @@ def all_plugins(session: nox.Session) -> None:
     install(session, *PLUGINS)
     session.run("rlcore", "list-plugins")
     session.run("pytest", "tests", "plugins", *session.posargs)
+
+
+@nox.session(python="3.11")
+@nox.parametrize("name", CONTRIB)
+def contrib(session: nox.Session, name: str) -> None:
+    """One contrib package's tests, installed like a third-party package next to every plugin."""
+    install(session, *PLUGINS)
+    session.install("--no-deps", "-e", f"contrib/{name}")
+    session.run("pytest", f"contrib/{name}/tests", *session.posargs)
 
 
 @nox.session(python="3.11")
