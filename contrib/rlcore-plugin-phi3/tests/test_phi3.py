@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from rlcore_plugin_phi3.family import PHI3
 
 from rlcore.errors import ModelLoadError
 from rlcore.testing.families import FamilyConformance
-from rlcore_plugin_phi3.family import PHI3
 
 
 class TestPhi3(FamilyConformance):

@@ -125,7 +125,8 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, atol: 
 
 def generation_diff(ours: list[int], theirs: list[int]) -> str:
     """Where two token lists first differ, and both tokens there."""
-    at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+    at = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b),
+              min(len(ours), len(theirs)))
     return (f"generated tokens differ first at position {at} (rlcore {ours[at:at + 3]}..., "
             f"transformers {theirs[at:at + 3]}...); rlcore {ours}, transformers {theirs}")
 
