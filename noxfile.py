@@ -1,4 +1,5 @@
-"""Nox sessions: core tests, each plugin alone, all plugins together, wheels, lint and docs.
+"""Nox sessions: core tests, each plugin alone, all plugins together, each contrib package,
+wheels, lint and docs.
 
 Every session installs CPU torch first (an unpinned torch would pull a CUDA build).
 Run `nox -l` to list them, e.g. `nox -s "plugin(name='rlcore-plugin-llama')"`.
@@ -20,9 +21,10 @@ PACKAGE_DIRS = [ROOT] + sorted(p.parent for area in ("plugins", "contrib")
                                for p in (ROOT / area).glob("*/pyproject.toml"))
 PLUGIN_DIRS = {p.name: p for p in PACKAGE_DIRS[1:]}
 PLUGINS = sorted(p.name for p in PACKAGE_DIRS[1:] if p.parent.name == "plugins")
+CONTRIB = sorted(p.name for p in PACKAGE_DIRS[1:] if p.parent.name == "contrib")
 TORCH = "torch==2.13.0"
 
-nox.options.sessions = ["tests", "plugin", "all_plugins", "lint", "docs"]
+nox.options.sessions = ["tests", "plugin", "all_plugins", "contrib", "lint", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -127,6 +129,15 @@ def user_install(session: nox.Session) -> None:
         session.run("rlcore", "train", experiment, "--set", f"actor.path={tmp / 'llama'}",
                     "--set", "run.max_steps=2", "--run-dir", str(tmp / "runs" / experiment),
                     env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session(python="3.11")
+@nox.parametrize("name", CONTRIB)
+def contrib(session: nox.Session, name: str) -> None:
+    """One contrib package's tests, installed like a third-party package next to every plugin."""
+    install(session, *PLUGINS)
+    session.install("--no-deps", "-e", f"contrib/{name}")
+    session.run("pytest", f"contrib/{name}/tests", *session.posargs)
 
 
 @nox.session(python="3.11")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with CPU torch first, then rlcore and every first-party plugin (editable).
+# Create .venv with CPU torch first, then rlcore, every first-party plugin and every contrib
+# package (editable).
 # Usage: bash scripts/setup.sh        (re-running is cheap: pip skips what is installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,6 @@ pip() {
 plugin_args=()
 for plugin in plugins/*/; do plugin_args+=(-e "$plugin"); done
 pip install -e ".[dev]" "${plugin_args[@]}"
+contrib_args=(); for package in contrib/*/; do contrib_args+=(-e "$package"); done
+pip install "${contrib_args[@]}"
 .venv/bin/python -c "import torch, rlcore; print(f'rlcore {rlcore.__version__} ready (torch {torch.__version__})')"

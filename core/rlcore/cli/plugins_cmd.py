@@ -110,7 +110,8 @@ def info(
     """Show an item's documentation, where it comes from, and its config schema.
 
     For a reward function: its docstring and a table of its parameters (name, type,
-    default), which `--set reward.params='{NAME: {PARAM: VALUE}}'` sets.
+    default), which `--set reward.args.PARAM=VALUE` (the only function) or
+    `--set reward.params.NAME.PARAM=VALUE` sets.
     """
     import inspect
 
@@ -212,7 +213,8 @@ def _print_reward_parameters(name: str, fn: object) -> None:
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     example = next((r for r in rows if not r[0].startswith("*")), rows[0])
-    console.print(escape(f"set with: --set reward.params='{{{name}: {{{example[0]}: ...}}}}'"),
+    console.print(escape(f"set with: --set reward.args.{example[0]}=... (when {name} is the "
+                         f"only reward function), or --set reward.params.{name}.{example[0]}=..."),
                   highlight=False)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 TRUNCATION_POLICIES = ("truncate_prompt_left", "drop")
 
@@ -14,10 +14,20 @@ class DatasetConfig:
 
     ``path=None`` uses the embedded addition task (``rlcore.data.embedded``), generated
     from ``seed``. The batch order is the run's to decide (``run.seed``), not the dataset's.
+    ``name`` picks a registered dataset instead of the experiment's own, ``options`` sets the
+    fields its config adds, and ``format`` names the file reader (``rlcore.data.readers``).
     """
 
+    name: str | None = field(default=None, metadata={
+        "help": "registered dataset (`rlcore list datasets`); null: the experiment's own"})
+    options: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "settings the named dataset's config adds, e.g. {question_field: q}"})
     path: str | None = field(default=None, metadata={
-        "help": "local .jsonl, .json or .parquet file; null: the embedded task"})
+        "help": "local .jsonl, .json, .parquet or .csv file, or a datasets save_to_disk "
+                "folder; null: the embedded task"})
+    format: str | None = field(default=None, metadata={
+        "help": "file reader (jsonl, json, parquet, csv, hf_disk or a plugin's); "
+                "null: from the suffix or folder"})
     json_field: str | None = field(default=None, metadata={
         "help": "for a .json file holding an object: the key of the list of rows"})
     max_prompt_length: int | None = field(default=None, metadata={

@@ -19,7 +19,8 @@ import torch
 
 from rlcore.data.batch import PackedBatch
 from rlcore.data.config import DatasetConfig
-from rlcore.data.sources import Row, RowRef, read_rows, rows_from_dicts
+from rlcore.data.readers import read_source
+from rlcore.data.sources import Row, RowRef, rows_from_dicts
 from rlcore.errors import DataError
 
 log = logging.getLogger("rlcore.data")
@@ -152,7 +153,8 @@ class PackedDataset:
         if self.config.path is None:
             rows = rows_from_dicts(self.embedded_rows(), self.source_name)
         else:
-            rows = read_rows(self.config.path, self.config.json_field)
+            rows = read_source(self.config.path, getattr(self.config, "format", None),
+                               self.config)
         if self.config.max_rows is not None:
             rows = rows[: self.config.max_rows]
         return rows

@@ -111,8 +111,24 @@ def core_logits(model: Transformer, seqs: list[torch.Tensor]) -> torch.Tensor:
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, atol: float = ATOL) -> None:
     """Max-abs-diff check with a message that says how far off and where."""
     assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    diff = (actual - expected).abs().max().item()
-    assert diff <= atol, f"{what}: max abs diff {diff:.3g} > {atol}"
+    diff = (actual - expected).abs()
+    worst = diff.max().item()
+    if not worst <= atol:  # also catches NaN
+        where = tuple(int(i) for i in torch.unravel_index(diff.nan_to_num(float("inf")).argmax(),
+                                                          diff.shape))
+        raise AssertionError(
+            f"{what}: max abs diff {worst:.3g} > atol {atol} at index {where} (rlcore "
+            f"{actual[where].item():.6g}, reference {expected[where].item():.6g}); "
+            f"{int((diff > atol).sum())} of {diff.numel()} values differ, mean abs diff "
+            f"{diff.mean().item():.3g}")
+
+
+def generation_diff(ours: list[int], theirs: list[int]) -> str:
+    """Where two token lists first differ, and both tokens there."""
+    at = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b),
+              min(len(ours), len(theirs)))
+    return (f"generated tokens differ first at position {at} (rlcore {ours[at:at + 3]}..., "
+            f"transformers {theirs[at:at + 3]}...); rlcore {ours}, transformers {theirs}")
 
 
 class FamilyConformance:
@@ -144,7 +160,8 @@ class FamilyConformance:
         """core config -> HF config -> core config is the identity."""
         cfg = fam.config_from_hf(hf_config(fam, variant).to_dict())
         again = fam.config_from_hf(hf_config(fam, None, **fam.config_to_hf(cfg)).to_dict())
-        assert again == cfg
+        changed = {k: (v, getattr(again, k)) for k, v in vars(cfg).items() if getattr(again, k) != v}
+        assert not changed, f"fields changed in the round trip (before, after): {changed}"
 
     def test_state_dict_round_trip(self, fam, variant):
         """HF -> core -> HF returns the same names and the same tensors."""
@@ -189,7 +206,8 @@ class FamilyConformance:
                               min_new_tokens=n_new, do_sample=False, pad_token_id=0,
                               eos_token_id=None)
         for i in range(len(prompts)):
-            assert out.tokens[i].tolist() == ref[i, ids.shape[1]:].tolist(), f"prompt {i} differs"
+            ours, theirs = out.tokens[i].tolist(), ref[i, ids.shape[1]:].tolist()
+            assert ours == theirs, f"prompt {i}: {generation_diff(ours, theirs)}"
 
     def test_save_then_hf_loads_same_logits(self, fam, variant, tmp_path):
         """save_pretrained writes a directory that transformers loads to the same logits."""

@@ -43,6 +43,10 @@ class EvalOptions:
     """Greedy-generation accuracy on held-out prompts every ``run.eval_every`` steps."""
 
     path: str | None = field(default=None, metadata={"help": EVAL_PATH_HELP.format("prompt file with answers")})
+    name: str | None = field(default=None, metadata={
+        "help": "registered dataset that reads eval.path; null: prompt"})
+    format: str | None = field(default=None, metadata={
+        "help": "file reader of eval.path (csv, hf_disk, ...); null: from the suffix or folder"})
     size: int = field(default=64, metadata={"help": "prompts evaluated each time", "range": "[1, inf)"})
     max_new_tokens: int = field(default=8, metadata={"help": "generation budget per prompt", "range": "[1, inf)"})
 
@@ -52,6 +56,10 @@ class PairEvalOptions:
     """Pairwise accuracy on held-out preference pairs every ``run.eval_every`` steps."""
 
     path: str | None = field(default=None, metadata={"help": EVAL_PATH_HELP.format("pair file")})
+    name: str | None = field(default=None, metadata={
+        "help": "registered dataset that reads eval.path; null: dataset.name, else paired"})
+    format: str | None = field(default=None, metadata={
+        "help": "file reader of eval.path (csv, hf_disk, ...); null: from the suffix or folder"})
     size: int = field(default=256, metadata={"help": "pairs evaluated each time", "range": "[1, inf)"})
 
 
@@ -134,6 +142,14 @@ class RewardOptions:
         "help": "remote reward service (HTTP POST, docs/rewards.md); instead of functions/path"})
     params: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={
         "help": "keyword parameters per reward function, e.g. {math_answer: {tolerance: 0.01}}"})
+    args: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "keyword parameters of the one function in reward.functions, e.g. "
+                "--set reward.args.max_length=20 (shorthand for reward.params.NAME)"})
+    interface: str | None = field(default=None, metadata={
+        "help": "a registered interface that scores responses (e.g. classifier_reward); "
+                "instead of functions/path/url"})
+    interface_args: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "keyword arguments of reward.interface, e.g. {model: ./sentiment-classifier}"})
     timeout_s: float = field(default=30.0, metadata={"help": "remote reward: seconds per request", "range": "(0, inf)"})
     max_retries: int = field(default=3, metadata={
         "help": "remote reward: retries of a failed request (exponential backoff)", "range": "[0, inf)"})
@@ -149,12 +165,32 @@ class RewardOptions:
         if self.path is None and self.url is None and not self.functions:
             raise ValueError("reward.functions is empty and reward.path and reward.url are "
                              "null: name at least one reward function, a model or a service")
-        if self.path is not None and self.url is not None:
-            raise ValueError("reward.path and reward.url are both set: choose a reward model "
-                             "or a remote service")
+        chosen = [k for k in ("path", "url", "interface") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"reward.{chosen[0]} and reward.{chosen[1]} are both set: choose "
+                             "a reward model, a remote service or a reward interface")
+        if self.interface_args and self.interface is None:
+            raise ValueError("reward.interface_args is set but reward.interface is null; name "
+                             "the interface they are for")
         if self.weights is not None and len(self.weights) != len(self.functions):
             raise ValueError(f"reward.weights has {len(self.weights)} entries for "
                              f"{len(self.functions)} reward.functions")
+        if self.args and len(self.functions) != 1:
+            raise ValueError(f"reward.args sets the parameters of the one reward function, but "
+                             f"reward.functions lists {len(self.functions)} "
+                             f"({', '.join(self.functions) or 'none'}); set each function's "
+                             "parameters with reward.params.NAME.PARAM instead")
+        if self.args and self.functions[0] in self.params:
+            name = self.functions[0]
+            raise ValueError(f"reward.args and reward.params.{name} both set {name!r}'s "
+                             "parameters; use one of them")
+
+    @property
+    def function_params(self) -> dict[str, dict[str, Any]]:
+        """``params`` with ``args`` filed under the single function they belong to."""
+        if not self.args:
+            return dict(self.params)
+        return {**self.params, self.functions[0]: dict(self.args)}
 
 
 @dataclass

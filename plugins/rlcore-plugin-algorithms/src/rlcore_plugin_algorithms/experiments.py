@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from rlcore.data.batch import PackedBatch
+from rlcore.data.select import build_named, dataset_name
 from rlcore.dfg import MFC
 from rlcore.errors import UnknownItemError
 from rlcore.first_party import install_hint
@@ -80,8 +81,10 @@ class PostTraining(Experiment):
         return module, family
 
     def build_dataset(self, tokenizer: Any, **overrides: Any) -> Any:
-        config = dataclasses.replace(self.config.dataset, **overrides)
-        return registry.load("datasets", self.dataset_name)(config, tokenizer)
+        """``dataset.name`` (default: the experiment's own dataset) over ``dataset``."""
+        config = self.config.dataset
+        return build_named(dataset_name(config, self.dataset_name), config, tokenizer,
+                           **overrides)
 
     def has_eval(self) -> bool:
         """Evaluate on ``eval.path``, or on the embedded eval split when training on the embedded task."""
@@ -98,10 +101,10 @@ class PostTraining(Experiment):
         from rlcore_plugin_datasets.config import PromptConfig
 
         ev, ds = self.config.eval, self.config.dataset
-        config = PromptConfig(path=ev.path, embedded_split="eval", embedded_size=ev.size,
-                              embedded_max_operand=ds.embedded_max_operand, max_rows=ev.size,
-                              shuffle=False, max_length=ds.max_length)
-        dataset = registry.load("datasets", "prompt")(config, self.build_tokenizer())
+        config = PromptConfig(path=ev.path, format=ev.format, embedded_split="eval",
+                              embedded_size=ev.size, embedded_max_operand=ds.embedded_max_operand,
+                              max_rows=ev.size, shuffle=False, max_length=ds.max_length)
+        dataset = build_named(ev.name or "prompt", config, self.build_tokenizer(), where="eval")
         return dataset.collate([dataset[i] for i in range(len(dataset))])
 
     def generation_accuracy(self, actor: ModelHandle) -> float:
@@ -127,8 +130,11 @@ class PostTraining(Experiment):
     def eval_pairs(self) -> PackedBatch:
         """Held-out preference pairs: ``eval.path``, else the embedded eval split."""
         ev = self.config.eval
-        dataset = self.build_dataset(self.build_tokenizer(), path=ev.path, embedded_split="eval",
-                                     embedded_size=ev.size, max_rows=ev.size, shuffle=False)
+        config = dataclasses.replace(self.config.dataset, path=ev.path, format=ev.format,
+                                     embedded_split="eval", embedded_size=ev.size,
+                                     max_rows=ev.size, shuffle=False)
+        name = ev.name or dataset_name(config, self.dataset_name)
+        dataset = build_named(name, config, self.build_tokenizer(), where="eval")
         return dataset.collate([dataset[i] for i in range(len(dataset))])
 
 

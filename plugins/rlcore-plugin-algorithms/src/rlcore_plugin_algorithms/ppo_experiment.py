@@ -96,11 +96,14 @@ class PPO(PostTraining):
                   "output_remap": {"rewards": output} if output != "rewards" else {}}
         if r.path:
             return MFC(name, "reward", "inference", "reward", **wiring)
+        if r.interface:
+            return MFC(name, "reward", "inference", r.interface,
+                       interface_args=dict(r.interface_args), **wiring)
         if r.url:
             args = {"url": r.url, "timeout_s": r.timeout_s, "max_retries": r.max_retries,
                     "request_size": r.request_size, "max_concurrency": r.max_concurrency}
             return MFC(name, "reward", "inference", "remote_reward", interface_args=args, **wiring)
-        args = {"functions": list(r.functions), "weights": r.weights, "params": r.params}
+        args = {"functions": list(r.functions), "weights": r.weights, "params": r.function_params}
         return MFC(name, "reward", "inference", "reward_functions", interface_args=args, **wiring)
 
     def mfcs(self) -> list[MFC]:
@@ -148,9 +151,9 @@ class PPO(PostTraining):
     def _check(self) -> None:
         """Fail before any process starts on what would only fail at the first step."""
         c, p, section = self.config, self.rl, self.name
-        if not (c.reward.path or c.reward.url):
+        if not (c.reward.path or c.reward.url or c.reward.interface):
             # Unknown names (with close matches) and parameters that do not fit, before any rank.
-            check_reward_params(list(c.reward.functions), c.reward.params)
+            check_reward_params(list(c.reward.functions), c.reward.function_params)
         if c.run.batch_size is not None and c.run.batch_size < p.ppo_n_minibatches:
             raise ConfigError(f"run.batch_size={c.run.batch_size} prompts cannot make "
                               f"{section}.ppo_n_minibatches={p.ppo_n_minibatches} minibatches; "
@@ -178,7 +181,8 @@ class PPO(PostTraining):
         from rlcore_plugin_datasets.config import PromptAnswerConfig
 
         d = c.dataset
-        dataset = PromptAnswerConfig(path=d.path, json_field=d.json_field, max_length=d.max_length,
+        dataset = PromptAnswerConfig(path=d.path, format=d.format, json_field=d.json_field,
+                                     max_length=d.max_length,
                                      seed=d.seed, embedded_max_operand=d.embedded_max_operand)
         train = DeepSpeedOptions(dtype=c.train.dtype, optimizer=OptimizerOptions(lr=ws.lr))
         run = RunOptions(seed=c.run.seed, epochs=1000, max_steps=ws.sft_steps,

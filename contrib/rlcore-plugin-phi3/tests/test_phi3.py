@@ -1,0 +1,47 @@
+"""Phi-3 against transformers: the family conformance suite, plus what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+from rlcore_plugin_phi3.family import PHI3
+
+from rlcore.errors import ModelLoadError
+from rlcore.testing.families import FamilyConformance
+
+
+class TestPhi3(FamilyConformance):
+    family = PHI3
+    variants = {
+        "gqa": {},
+        "sliding": {"sliding_window": 8},
+        "tied_mha": {"tie_word_embeddings": True, "num_key_value_heads": 4},
+    }
+
+
+def test_fused_projections_split_in_order():
+    """q, k, v rows of qkv_proj and the gate, up halves of gate_up_proj land where they belong."""
+    import torch
+
+    from rlcore.testing.families import hf_causal_lm
+
+    hf = hf_causal_lm(PHI3)
+    cfg = PHI3.config_from_hf(hf.config.to_dict())
+    core = PHI3.state_dict_from_hf(dict(hf.state_dict()), cfg)
+    qkv = hf.model.layers[0].self_attn.qkv_proj.weight
+    q = cfg.n_q_heads * cfg.head_dim
+    assert torch.equal(core["blocks.0.attn.q_proj.weight"], qkv[:q])
+    assert torch.equal(core["blocks.0.attn.v_proj.weight"], qkv[-cfg.n_kv_heads * cfg.head_dim:])
+    gate_up = hf.model.layers[1].mlp.gate_up_proj.weight
+    assert torch.equal(core["blocks.1.mlp.up_proj.weight"], gate_up[cfg.intermediate_size:])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.75}},
+     "partial_rotary_factor=0.75"),
+    ({"rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4, "short_factor": [1.0],
+                          "long_factor": [1.0]}}, "RoPE scaling type 'longrope' is not supported"),
+])
+def test_unsupported_configs_are_refused(overrides, message):
+    hf = {**PHI3.config_to_hf(PHI3.tiny_config()), **overrides}
+    with pytest.raises(ModelLoadError, match=message):
+        PHI3.config_from_hf(hf)
