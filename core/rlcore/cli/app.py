@@ -56,8 +56,13 @@ _register_commands()
 
 def main() -> None:
     """Console-script entry point: user errors print one clear message, never a traceback."""
+    from rlcore.runtime.stopping import RunInterrupted
+
     try:
         app()
+    except RunInterrupted as exc:
+        err_console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except RlcoreError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
