@@ -67,7 +67,7 @@ def descendants(pid: int) -> list:
 
 
 def losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["train/loss"] for r in read_metrics(run_dir) if "train/loss" in r}
+    return {r["step"]: r["actor_train/loss"] for r in read_metrics(run_dir) if "actor_train/loss" in r}
 
 
 @pytest.mark.parametrize("sig, code, nproc", [(signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 2)])

@@ -33,7 +33,7 @@ def train(
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate the config and the dataflow graph, then exit."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (ranks) on this machine (per node)."),
-    nnodes: int | None = typer.Option(None, "--nnodes", min=1, help="Machines in a multi-node run; start `rlcore train` on each (torchrun's static rendezvous)."),
+    nnodes: int | None = typer.Option(None, "--nnodes", min=1, help="Machines in a multi-node run; start `rlcore train` on each with --node-rank and --master-addr (or --rdzv-endpoint)."),
     node_rank: int | None = typer.Option(None, "--node-rank", min=0, help="This machine's rank, 0..nnodes-1; node 0 hosts the rendezvous."),
     master_addr: str | None = typer.Option(None, "--master-addr", help="Address of node 0, where the rendezvous listens (only there)."),
     master_port: int | None = typer.Option(None, "--master-port", min=1, max=65535, help="Port of the rendezvous on node 0 (default 29500)."),
