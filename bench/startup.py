@@ -60,7 +60,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {name: [] for name in cmds}
     work = Path(tempfile.mkdtemp(prefix="rlcore-startup-"))
     try:
-        for name, cmd in cmds.items():  # warm the file cache (and any one-time build) first
+        for cmd in cmds.values():  # warm the file cache (and any one-time build) first
             timed(cmd, work, env)
         for _ in range(args.repeats):
             for name, cmd in cmds.items():

@@ -7,6 +7,10 @@ import os
 from typing import Any
 
 
+# What torchrun and DeepSpeed's launcher set for each rank (env:// initialisation).
+LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
 def device() -> Any:
     """This rank's device: ``cuda:LOCAL_RANK`` on GPUs, else the CPU."""
     import torch
@@ -41,7 +45,7 @@ def init(timeout_s: float = 300.0) -> tuple[int, int]:
             store, rank_, world = rendezvous.worker_store(timeout_s)
             dist.init_process_group(backend, store=store, rank=rank_, world_size=world,
                                     timeout=timeout)
-        elif "MASTER_ADDR" not in os.environ:  # not under a launcher: a group of one
+        elif not all(k in os.environ for k in LAUNCHER_ENV):  # no launcher: a group of one
             rendezvous.use_loopback_transport(os.environ)
             os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1,

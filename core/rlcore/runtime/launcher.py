@@ -183,9 +183,15 @@ def launch(
     if dry_run:
         print(graph.render("text"))
         return None
+    if hostfile is not None and not rdzv.single_machine:
+        from rlcore.runtime.rendezvous import LaunchError
+
+        raise LaunchError("--hostfile starts every node from this one (DeepSpeed's launcher); "
+                          "drop --nnodes/--node-rank/--rdzv-endpoint, or drop --hostfile")
     if nproc == 1 and hostfile is None and rdzv.single_machine:
         with RunDirLock(run_dir):
-            write_config(config, run_dir)
+            if config is not None:
+                write_config(config, run_dir)
             from rlcore.runtime.loop import run
 
             return run(exp, config, run_dir, resume=resume)
