@@ -27,7 +27,7 @@ def test_one_process_never_builds_the_shm_comm_op_even_with_a_stale_lock(tmp_pat
     env["TORCH_EXTENSIONS_DIR"] = str(tmp_path)
     try:
         out = subprocess.run([sys.executable, "-c", ONE_PROCESS], env=env, capture_output=True,
-                             text=True, timeout=90)
+                             text=True, timeout=300)
     except subprocess.TimeoutExpired:
         pytest.fail("process-group setup waited on the shm comm op's build lock")
     assert out.returncode == 0, out.stderr
@@ -70,3 +70,17 @@ def test_ops_build_once_per_environment(monkeypatch):
     first = jit_ops.extensions_dir()
     assert first.name.startswith("rlcore-env-") and first == jit_ops.extensions_dir()
     assert os.environ["TORCH_EXTENSIONS_DIR"] == str(first)
+
+
+def test_other_ops_are_probed_only_when_asked_about(monkeypatch):
+    import deepspeed.ops
+
+    calls = []
+    monkeypatch.delitem(vars(deepspeed.ops), "__compatible_ops__", raising=False)
+    monkeypatch.setattr(deepspeed.ops, "_probe_compatible_ops",
+                        lambda: calls.append(1) or {"cpu_adam": True, jit_ops.SHM_COMM: True})
+    jit_ops.skip_shm_comm()
+    ops = deepspeed.ops.__compatible_ops__
+    assert ops.get(jit_ops.SHM_COMM, True) is False and calls == []  # what DeepSpeed asks
+    assert ops["cpu_adam"] is True and calls == [1]
+    assert dict(ops.items()) == {"cpu_adam": True, jit_ops.SHM_COMM: False} and calls == [1]

@@ -31,7 +31,8 @@ def skip_shm_comm() -> None:
     """Tell DeepSpeed that its shared-memory comm op is unavailable, so it is never built.
 
     DeepSpeed builds it in its ``TorchBackend`` only if ``deepspeed.ops.__compatible_ops__``
-    says the op is compatible; setting that one entry first also skips probing every op.
+    says the op is compatible; setting that one entry first also skips probing every op,
+    which runs the compiler for each and took seconds on every start.
     """
     import deepspeed.ops
 
@@ -42,7 +43,8 @@ def skip_shm_comm() -> None:
 
 
 class _LazyCompatibleOps(dict):
-    """``deepspeed.ops.__compatible_ops__`` that probes the other ops only when one is asked for."""
+    """``deepspeed.ops.__compatible_ops__`` that probes the other ops (compiler runs, ~5-10 s)
+    only when someone asks about one of them."""
 
     def _probe(self) -> None:
         if not getattr(self, "_probed", False):
@@ -54,18 +56,34 @@ class _LazyCompatibleOps(dict):
             self.update(known)
 
     def __getitem__(self, key):
-        if key not in self:
+        if not dict.__contains__(self, key):
             self._probe()
         return super().__getitem__(key)
 
     def get(self, key, default=None):
-        if key not in self:
+        if not dict.__contains__(self, key):
             self._probe()
         return super().get(key, default)
 
     def __iter__(self):
         self._probe()
         return super().__iter__()
+
+    def __len__(self):
+        self._probe()
+        return super().__len__()
+
+    def items(self):
+        self._probe()
+        return super().items()
+
+    def keys(self):
+        self._probe()
+        return super().keys()
+
+    def values(self):
+        self._probe()
+        return super().values()
 
 
 def extensions_dir() -> Path:
