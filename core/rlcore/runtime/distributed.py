@@ -6,7 +6,6 @@ import datetime
 import os
 from typing import Any
 
-
 # What torchrun and DeepSpeed's launcher set for each rank (env:// initialisation).
 LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
