@@ -104,7 +104,7 @@ def test_two_nodes_and_slurm_give_the_losses_of_one_node(tmp_path, env):
     expected = losses(tmp_path / "one")
     assert len(expected) == 3
 
-    # Two "nodes" of one rank each, torchrun's static rendezvous on the loopback address.
+    # Two "nodes" of one rank each, fixed node ranks, the rendezvous on the loopback address.
     port = str(free_port())
     nodes = [start(*SHORT, "--nnodes", "2", "--node-rank", str(r), "--master-addr", "127.0.0.1",
                    "--master-port", port, "--nproc", "1", "--run-dir", str(tmp_path / "two"),
