@@ -82,13 +82,16 @@ class LabelInterface(ModelInterface):
 class RegressionInterface(ModelInterface):
     """train_step: MSE of the student on ``x`` against ``target``.
 
-    ``RLCORE_TOY_FAIL=RANK:CALL`` injects a failure. It is an environment variable, not
-    config, so that the resumed run has the same config as the one that failed.
+    ``RLCORE_TOY_FAIL=RANK:CALL`` injects a failure, ``RLCORE_TOY_KILL=RANK:CALL`` a
+    SIGKILL of that rank. They are environment variables, not config, so that the
+    resumed run has the same config as the one that failed.
     """
 
     def __init__(self):
         rank, _, call = os.environ.get("RLCORE_TOY_FAIL", "-1:0").partition(":")
         self.fail_on_rank, self.fail_at_step = int(rank), int(call)
+        rank, _, call = os.environ.get("RLCORE_TOY_KILL", "-1:0").partition(":")
+        self.kill_rank, self.kill_at_step = int(rank), int(call)
         self.calls = 0
 
     def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
@@ -98,6 +101,10 @@ class RegressionInterface(ModelInterface):
         rank = dist.get_rank() if dist.is_initialized() else 0
         if rank == self.fail_on_rank and self.calls >= self.fail_at_step:
             raise ValueError(f"injected failure at call {self.calls}")
+        if rank == self.kill_rank and self.calls >= self.kill_at_step:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
         x = data.data["x"].to(handle.device, handle.model.dtype)
         y = data.data["target"].to(handle.device).float()
         loss = ((handle.model(x).float() - y) ** 2).mean()

@@ -20,7 +20,7 @@ def test_torchrun_and_deepspeed_commands(tmp_path):
     assert worker_args("sft", None, tmp_path, False)[-1] == "none"
     assert worker_args("sft", None, tmp_path, "/ck/step-1")[-1] == "/ck/step-1"
     cmd = torchrun_command(2, tmp_path / "logs", args)
-    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert cmd[:3] == [sys.executable, "-m", "rlcore.runtime.torchrun"]  # torchrun, wrapped
     assert cmd[cmd.index("--nproc-per-node") + 1] == "2"
     assert cmd[cmd.index("--max-restarts") + 1] == "0"
     assert cmd[cmd.index("-m", 3):][:2] == ["-m", "rlcore.runtime.worker"]

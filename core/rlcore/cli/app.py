@@ -94,8 +94,13 @@ app = build_app(with_plugins=False)
 
 def main() -> None:
     """Console-script entry point: user errors print one clear message, never a traceback."""
+    from rlcore.runtime.stopping import RunInterrupted
+
     try:
         build_app()()
+    except RunInterrupted as exc:
+        err_console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except RlcoreError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)

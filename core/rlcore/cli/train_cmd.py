@@ -42,8 +42,13 @@ def train(
         "Check what a run would reject (config ranges, every data and eval file, model "
         "directories, dataflow graph), print the graph and exit (status 2 on an error); "
         "starts and writes nothing.")),
-    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (ranks) on this machine."),
-    hostfile: Path | None = typer.Option(None, "--hostfile", help="DeepSpeed hostfile for a multi-node run."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (ranks) on this machine (per node)."),
+    nnodes: int | None = typer.Option(None, "--nnodes", min=1, help="Machines in a multi-node run; start `rlcore train` on each with --node-rank and --master-addr (or --rdzv-endpoint)."),
+    node_rank: int | None = typer.Option(None, "--node-rank", min=0, help="This machine's rank, 0..nnodes-1; node 0 hosts the rendezvous."),
+    master_addr: str | None = typer.Option(None, "--master-addr", help="Address of node 0, where the rendezvous listens (only there)."),
+    master_port: int | None = typer.Option(None, "--master-port", min=1, max=65535, help="Port of the rendezvous on node 0 (default 29500)."),
+    rdzv_endpoint: str | None = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of a c10d rendezvous instead of --node-rank/--master-addr; the node that owns HOST hosts it."),
+    hostfile: Path | None = typer.Option(None, "--hostfile", help="DeepSpeed hostfile for a multi-node run (DeepSpeed's launcher, ssh/pdsh)."),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Where checkpoints and logs go (default: runs/EXPERIMENT)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the latest checkpoint in the run dir, if any."),
 ) -> None:
@@ -57,6 +62,11 @@ def train(
     * `rlcore train sft --config my.yaml --print-config`
     * `rlcore train sft --set dataset.path=data.jsonl --dry-run`
     * `rlcore train sft --nproc 2`
+    * `rlcore train sft --nnodes 2 --node-rank 0 --master-addr node0 --nproc 8` (on each node)
+    * `srun rlcore train sft --nproc 8` (Slurm: one task per node)
+
+    SIGTERM or Ctrl-C saves a checkpoint at the next step boundary and exits with
+    143 / 130; the same command resumes.
     """
     from rlcore.config import to_yaml
 
@@ -68,7 +78,12 @@ def train(
         check_run(record.name, cfg)
         return
     from rlcore.runtime.launcher import launch
+    from rlcore.runtime.rendezvous import from_options
 
+    rdzv = from_options(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
+    if rdzv.source.startswith("Slurm"):
+        typer.echo(f"{rdzv.source}: node {rdzv.node_rank} of {rdzv.nnodes}, rendezvous "
+                   f"{rdzv.endpoint}", err=True)
     run_dir = run_dir or Path("runs") / record.name
     summary = launch(
         experiment=record.name,
@@ -77,6 +92,7 @@ def train(
         hostfile=hostfile,
         run_dir=run_dir,
         resume=resume,
+        rdzv=rdzv,
     )
     if summary is not None:
         report_outputs(run_dir)

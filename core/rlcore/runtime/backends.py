@@ -218,6 +218,9 @@ class DeepSpeedBackend:
         if opts.offload_optimizer and opts.cpu_optimizer == "deepspeed":
             from deepspeed.ops.adam import DeepSpeedCPUAdam
 
+            from rlcore.runtime.jit_ops import prepare_build
+
+            prepare_build("cpu_adam")
             optimizer = DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
         else:
             optimizer = torch_adamw(groups, **kwargs)

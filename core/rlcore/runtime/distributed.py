@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import datetime
 import os
-import socket
 from typing import Any
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# What torchrun and DeepSpeed's launcher set for each rank (env:// initialisation).
+LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def device() -> Any:
@@ -26,26 +22,35 @@ def device() -> Any:
 def init(timeout_s: float = 300.0) -> tuple[int, int]:
     """Join (or create) the process group; return ``(rank, world_size)``.
 
-    Under torchrun / the DeepSpeed launcher the environment names the group. A
-    plain ``python`` process becomes a group of one. Collectives time out after
-    ``timeout_s`` so a lost peer ends the run instead of hanging it.
+    A plain ``python`` process becomes a group of one on an in-memory store: no
+    socket for a rendezvous. Ranks that rlcore's launcher starts join through its
+    store (``RLCORE_STORE``), which listens only where the launcher bound it; under a
+    plain torchrun or DeepSpeed launcher the environment names the group. Collectives
+    time out after ``timeout_s`` so a lost peer ends the run instead of hanging it.
     """
     import deepspeed
     import torch
     import torch.distributed as dist
 
+    from rlcore.runtime import jit_ops, rendezvous
+
     if not dist.is_initialized():
-        if "RANK" not in os.environ:
-            os.environ.update(
-                RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1",
-                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
-            )
+        jit_ops.skip_shm_comm()
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
             torch.cuda.set_device(device())
-        deepspeed.init_distributed(
-            dist_backend=backend, timeout=datetime.timedelta(seconds=timeout_s), verbose=False
-        )
+        timeout = datetime.timedelta(seconds=timeout_s)
+        if rendezvous.STORE_ENV in os.environ:
+            store, rank_, world = rendezvous.worker_store(timeout_s)
+            dist.init_process_group(backend, store=store, rank=rank_, world_size=world,
+                                    timeout=timeout)
+        elif not all(k in os.environ for k in LAUNCHER_ENV):  # no launcher: a group of one
+            rendezvous.use_loopback_transport(os.environ)
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1,
+                                    timeout=timeout)
+        # DeepSpeed adopts an existing group, or creates it from the launcher's environment.
+        deepspeed.init_distributed(dist_backend=backend, timeout=timeout, verbose=False)
     return dist.get_rank(), dist.get_world_size()
 
 

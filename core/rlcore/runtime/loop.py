@@ -18,6 +18,7 @@ from rlcore.runtime.experiment import Experiment, build_experiment, total_steps_
 from rlcore.runtime.health import check_finite
 from rlcore.runtime.roles import build_roles, sync_weights
 from rlcore.runtime.seeding import seed_everything
+from rlcore.runtime.stopping import RunInterrupted, StopOnSignal, signal_name
 
 
 def run(
@@ -111,33 +112,52 @@ class Run:
         logger.start(self.config)
         saved_at = step if source is not None else -1
         opts = self.opts
-        try:
-            if opts.eval_every and opts.eval_at_start and step == 0:
-                before = self.evaluate(0)  # the starting point of every eval curve
-                if before:
-                    logger.log(0, before)
-            it = iter(self.batches)
-            while step < self.total:
-                try:
-                    batch = next(it)
-                except StopIteration:
-                    break
-                step += 1
-                metrics = distributed.mean_metrics(self.executor.step(batch, more=it.__next__))
-                sync_weights(self.handles, self.syncs)
-                if opts.eval_every and step % opts.eval_every == 0:
-                    metrics.update(self.evaluate(step))
-                check_finite(step, metrics, self.ckpt.latest)
-                logger.log(step, metrics)
-                if opts.save_every and step % opts.save_every == 0:
+        with StopOnSignal(self.rank) as stop:
+            try:
+                if opts.eval_every and opts.eval_at_start and step == 0:
+                    before = self.evaluate(0)  # the starting point of every eval curve
+                    if before:
+                        logger.log(0, before)
+                it = iter(self.batches)
+                while step < self.total:
+                    try:
+                        batch = next(it)
+                    except StopIteration:
+                        break
+                    step += 1
+                    metrics = distributed.mean_metrics(self.executor.step(batch, more=it.__next__))
+                    sync_weights(self.handles, self.syncs)
+                    if opts.eval_every and step % opts.eval_every == 0:
+                        metrics.update(self.evaluate(step))
+                    check_finite(step, metrics, self.ckpt.latest)
+                    logger.log(step, metrics)
+                    if opts.save_every and step % opts.save_every == 0:
+                        self.save(step)
+                        saved_at = step
+                    signum = stop.requested()  # the step boundary: every rank stops together
+                    if signum is not None:
+                        self._stop_at_boundary(signum, step, saved_at)
+                if saved_at != step:
                     self.save(step)
-                    saved_at = step
-            if saved_at != step:
-                self.save(step)
-        except BaseException as exc:
-            logger.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
-            raise
+            except RunInterrupted as exc:
+                logger.finish("interrupted", error=str(exc))
+                if exc.checkpoint is not None:
+                    distributed.barrier()  # the summary is written before any rank exits
+                stop.finished = True
+                raise
+            except BaseException as exc:
+                logger.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
+                raise
         summary = logger.finish("completed")
         latest = self.ckpt.latest()
         summary["checkpoint"] = str(latest) if latest else None
         return summary
+
+    def _stop_at_boundary(self, signum: int, step: int, saved_at: int) -> None:
+        """Save step ``step`` (every rank together) and raise :class:`RunInterrupted`."""
+        if saved_at != step:
+            self.save(step)
+        latest = self.ckpt.latest()
+        raise RunInterrupted(
+            signum, f"interrupted by {signal_name(signum)} after step {step} of {self.total}; "
+            f"checkpoint {latest}; run the same command again to resume", checkpoint=str(latest))

@@ -1,8 +1,10 @@
 """Per-rank entry point that the launchers start: ``python -m rlcore.runtime.worker``.
 
 Each rank reads the experiment name and the resolved config file, then calls
-:func:`rlcore.runtime.experiment.run`. ``record`` writes an uncaught exception to
+:func:`rlcore.runtime.loop.run`. ``record`` writes an uncaught exception to
 torchrun's per-rank error file, which the launcher reports with the rank number.
+A rank stopped by a signal exits with 128 + its number once it has saved; it gets
+SIGTERM if its launcher dies.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 @record
 def main(argv: list[str] | None = None) -> int:
+    from rlcore.runtime.stopping import RunInterrupted
+    from rlcore.runtime.torchrun import set_parent_death_signal
+
     args = parse_args(argv)
+    set_parent_death_signal()
     # DeepSpeed calls torch's deprecated collective names on every step; keep the logs readable.
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
     from rlcore.runtime.loop import run
@@ -43,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     resume = {"auto": True, "none": False}.get(args.resume, args.resume)
     try:
         run(args.experiment, config, args.run_dir, resume=resume)
+    except RunInterrupted as exc:
+        return exc.exit_code
     finally:
         import torch.distributed as dist
 
