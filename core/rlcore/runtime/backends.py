@@ -176,9 +176,10 @@ class TrainableModel:
 
         eng, path = self.ds_engine, Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        module = eng.module.state_dict()  # on every rank, as DeepSpeed does (ZeRO-3: placeholders)
         if distributed.rank() == 0:
             state = {
-                "module": eng.module.state_dict(),  # ZeRO-3: empty placeholders, like DeepSpeed's
+                "module": module,
                 "lr_scheduler": eng.lr_scheduler.state_dict() if eng.lr_scheduler else None,
                 "global_steps": eng.global_steps,
                 "global_samples": eng.global_samples,
