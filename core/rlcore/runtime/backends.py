@@ -176,7 +176,7 @@ class TrainableModel:
 
         eng, path = self.ds_engine, Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        module = eng.module.state_dict()  # on every rank, as DeepSpeed does (ZeRO-3: placeholders)
+        module = eng.module.state_dict()  # on every rank, as DeepSpeed does
         if distributed.rank() == 0:
             state = {
                 "module": module,
@@ -196,7 +196,12 @@ class TrainableModel:
 
         eng, path = self.ds_engine, Path(path)
         state = load_tree(path / "engine")
-        eng.module.load_state_dict(state["module"])
+        if eng.zero_optimization_partition_weights():  # ZeRO-3: parameters come back from the
+            sharded = {n for n, p in eng.module.named_parameters() if hasattr(p, "ds_id")}
+            eng.module.load_state_dict(  # optimizer's fp32 partitions; buffers from here
+                {k: v for k, v in state["module"].items() if k not in sharded}, strict=False)
+        else:
+            eng.module.load_state_dict(state["module"])
         if eng.zero_optimization():
             mine = load_tree(path / f"optimizer-rank-{distributed.rank():05d}")
             partitions: list[Any] = [None] * distributed.world_size()
