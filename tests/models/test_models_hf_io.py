@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from rlcore.errors import ModelLoadError
 from rlcore.models.hf_io import INDEX, load_pretrained, save_pretrained
 from rlcore.models.transformer import Transformer
-from rlcore.testing.families import pack, random_sequences, randomize_
+from rlcore.testing.families import hf_causal_lm, pack, random_sequences, randomize_
 
 SEQS = random_sequences(97, (5, 9, 2))
 
@@ -158,4 +158,79 @@ def test_loads_a_checkpoint_sharded_by_transformers(tiny_family, tmp_path):
     ids = torch.cat(SEQS[1:2])
     with torch.no_grad():
         torch.testing.assert_close(logits(model, SEQS[1:2]), hf(input_ids=ids[None]).logits[0],
+                                   atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("family_name", ["llama", "qwen2", "gpt2"])
+def test_exports_carry_special_tokens_and_stop_at_eos(family_name, tmp_path):
+    """Ids of the source (config.json and generation_config.json) reach the export, so HF
+    ``generate`` stops at EOS; a model without a source takes the tokenizer's ids."""
+    import transformers
+
+    from rlcore.models.hf_io import resolve_family
+
+    fam = resolve_family(family_name)
+    source = hf_causal_lm(fam, {"bos_token_id": 1, "eos_token_id": 0, "pad_token_id": 2})
+    with torch.no_grad():  # every logit equal: greedy decoding picks id 0, the EOS
+        source.lm_head.weight.zero_()
+    source.save_pretrained(tmp_path / "src")
+    gen = json.loads((tmp_path / "src" / "generation_config.json").read_text())
+    (tmp_path / "src" / "generation_config.json").write_text(json.dumps({**gen, "top_k": 7}))
+    model, _ = load_pretrained(tmp_path / "src")
+    save_pretrained(model, family_name, tmp_path / "out")
+    hf = json.loads((tmp_path / "out" / "config.json").read_text())
+    gen = json.loads((tmp_path / "out" / "generation_config.json").read_text())
+    for file in (hf, gen):
+        assert (file["bos_token_id"], file["eos_token_id"], file["pad_token_id"]) == (1, 0, 2)
+    assert gen["top_k"] == 7  # the rest of the source's generation config travels too
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    prompt = torch.tensor([[5, 6, 7]])
+    out = loaded.generate(prompt, max_new_tokens=8, do_sample=False)
+    assert out[0].tolist() == [5, 6, 7, 0]  # stopped at EOS
+    # Round trip: rlcore reads back what it wrote.
+    again, _ = load_pretrained(tmp_path / "out")
+    assert {k: again.hf_generation[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")} \
+        == {"bos_token_id": 1, "eos_token_id": 0, "pad_token_id": 2}
+    # No source ids: the tokenizer's are written.
+    fresh = Transformer(model.config)
+
+    class Tok:
+        bos_token_id, eos_token_id, pad_token_id = 3, 4, None
+
+    save_pretrained(fresh, family_name, tmp_path / "fresh", tokenizer=Tok())
+    hf = json.loads((tmp_path / "fresh" / "config.json").read_text())
+    assert (hf["bos_token_id"], hf["eos_token_id"], hf.get("pad_token_id")) == (3, 4, None)
+    assert json.loads((tmp_path / "fresh" / "generation_config.json").read_text())[
+        "eos_token_id"] == 4
+
+
+@pytest.mark.parametrize("scaling", [
+    None,
+    {"rope_type": "linear", "factor": 2.0},
+    {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+     "original_max_position_embeddings": 16},
+])
+def test_rope_is_written_in_both_forms(tmp_path, scaling):
+    """transformers 5 reads ``rope_parameters``; 4.x (>= 4.46, the oldest allowed) reads
+    ``rope_theta`` and ``rope_scaling`` with ``type``/``rope_type``. Both say the same."""
+    import transformers
+
+    from rlcore.models.hf_io import resolve_family
+
+    llama = resolve_family("llama")
+    cfg = dataclasses.replace(llama.tiny_config(), rope_theta=123456.0, rope_scaling=scaling)
+    model = randomize_(Transformer(cfg))
+    save_pretrained(model, "llama", tmp_path)
+    hf = json.loads((tmp_path / "config.json").read_text())
+    assert hf["rope_theta"] == 123456.0 == hf["rope_parameters"]["rope_theta"]
+    if scaling is None:
+        assert hf["rope_scaling"] is None and hf["rope_parameters"]["rope_type"] == "default"
+    else:
+        assert hf["rope_scaling"] == {**scaling, "type": scaling["rope_type"]}
+    loaded, _ = load_pretrained(tmp_path)
+    assert loaded.config == model.config
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ids = torch.cat(SEQS[:1])[None]
+    with torch.no_grad():
+        torch.testing.assert_close(hf_model(input_ids=ids).logits[0], logits(model, SEQS[:1]),
                                    atol=1e-4, rtol=0)

@@ -1,7 +1,10 @@
 """Read and write HF model directories (config.json + safetensors) through a family plugin.
 
-Never unpickles and never runs remote code: only ``config.json`` and ``*.safetensors`` are read.
-A value-head model is saved as HF ``*ForSequenceClassification`` (``score.weight``, num_labels=1).
+Never unpickles and never runs remote code: only ``config.json``, ``generation_config.json`` and
+``*.safetensors`` are read. A value-head model is saved as HF ``*ForSequenceClassification``
+(``score.weight``, num_labels=1). The source's special-token ids and generation config travel
+with the model (``model.hf_generation``) into every export, and RoPE settings are written in
+both the transformers-5 form (``rope_parameters``) and the 4.x form (``rope_theta``/``rope_scaling``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from rlcore.models.transformer import Transformer
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
+GENERATION = "generation_config.json"
+SPECIAL_TOKENS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 
 def resolve_family(family: ModelFamily | str | None, model_type: str | None = None,
@@ -144,16 +149,61 @@ def load_pretrained(path: str | os.PathLike, dtype: torch.dtype | None = None,
     if fresh:
         model.value_head.weight = torch.nn.Parameter(torch.empty(1, cfg.hidden_size, dtype=dtype))
         torch.nn.init.normal_(model.value_head.weight, std=0.02)
+    model.hf_generation = read_generation_config(path, hf)
     return model, fam.name
 
 
+def read_generation_config(path: Path, hf: dict[str, Any]) -> dict[str, Any]:
+    """``generation_config.json`` (if any), with the special-token ids of ``config.json`` filling gaps."""
+    gen: dict[str, Any] = {}
+    file = path / GENERATION
+    if file.is_file():
+        try:
+            gen = json.loads(file.read_text())
+        except json.JSONDecodeError as err:
+            raise ModelLoadError(f"{file} is not valid JSON: {err}") from err
+        if not isinstance(gen, dict):
+            raise ModelLoadError(f"{file} must hold a JSON object, not {type(gen).__name__}")
+    for key in SPECIAL_TOKENS:
+        if gen.get(key) is None and hf.get(key) is not None:
+            gen[key] = hf[key]
+    return gen
+
+
+def special_token_ids(model: Transformer, tokenizer: Any = None) -> dict[str, Any]:
+    """bos/eos/pad ids to export: the source model's, else the tokenizer's (None when unknown)."""
+    gen = getattr(model, "hf_generation", None) or {}
+    ids = {key: gen.get(key) for key in SPECIAL_TOKENS}
+    for key in SPECIAL_TOKENS:
+        if ids[key] is None and tokenizer is not None:
+            ids[key] = getattr(tokenizer, key, None)
+    return ids
+
+
+def legacy_rope(hf: dict[str, Any]) -> dict[str, Any]:
+    """``rope_theta`` / ``rope_scaling`` (what transformers 4.x reads) from ``rope_parameters``."""
+    params = dict(hf["rope_parameters"])
+    theta = params.pop("rope_theta")
+    kind = params.get("rope_type", "default")
+    scaling = None if kind == "default" else {**params, "type": kind}  # 4.x also reads "type"
+    return {"rope_theta": theta, "rope_scaling": scaling}
+
+
 def save_pretrained(model: Transformer, family_name: str, path: str | os.PathLike,
-                    family: ModelFamily | None = None, max_shard_bytes: int = 5 * 2**30) -> Path:
-    """Write ``model`` as an HF directory (config.json + safetensors, sharded when large)."""
+                    family: ModelFamily | None = None, max_shard_bytes: int = 5 * 2**30,
+                    tokenizer: Any = None) -> Path:
+    """Write ``model`` as an HF directory (config.json, generation_config.json, safetensors,
+    sharded when large); special-token ids come from the source model, else ``tokenizer``."""
     fam = resolve_family(family if family is not None else family_name)
     cfg = model.config
     hf = fam.config_to_hf(cfg)
     hf["dtype"] = str(model.embed.weight.dtype).removeprefix("torch.")
+    if "rope_parameters" in hf:
+        hf.update(legacy_rope(hf))
+    ids = special_token_ids(model, tokenizer)
+    hf.update({k: v for k, v in ids.items() if v is not None})
+    generation = {**(getattr(model, "hf_generation", None) or {}),
+                  **{k: v for k, v in ids.items() if v is not None}}
     if cfg.value_head:
         hf.update(architectures=[fam.value_head_architecture(cfg)], num_labels=1,
                   id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
@@ -178,6 +228,8 @@ def save_pretrained(model: Transformer, family_name: str, path: str | os.PathLik
         _atomic(path / INDEX, lambda tmp: Path(tmp).write_text(json.dumps(index, indent=2)))
     elif (path / INDEX).exists():
         (path / INDEX).unlink()  # a stale index would point HF at old shards
+    if generation and not cfg.value_head:
+        _atomic(path / GENERATION, lambda tmp: Path(tmp).write_text(json.dumps(generation, indent=2)))
     _atomic(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(hf, indent=2)))
     return path
 

@@ -117,11 +117,13 @@ def rlcore_backends() -> list[BackendRecord]:
 
 
 @hookspec
-def rlcore_run_start(run_dir: str, config: dict[str, Any], rank: int) -> None:
+def rlcore_run_start(run_dir: str, config: dict[str, Any], rank: int, start_step: int) -> None:
     """Called once per rank when a run starts.
 
     Args: ``run_dir`` (where checkpoints and logs go), ``config`` (the resolved
-    config as a plain dict) and ``rank``. Returns nothing.
+    config as a plain dict), ``rank`` and ``start_step`` (0, or the step a resumed
+    run continues from: a logger drops what it holds beyond it, so each step shows
+    once). Returns nothing.
 
     Example::
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -175,16 +176,58 @@ class TrainableModel:
             return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
 
     def save_state(self, path: str | os.PathLike) -> None:
-        """Optimizer, scheduler and ZeRO partitions via DeepSpeed (collective: every rank)."""
-        self.ds_engine.save_checkpoint(str(path), tag="state", save_latest=False)
+        """Module, optimizer, scheduler and counters as safetensors + JSON (collective).
+
+        Rank 0 writes ``engine.*``; under ZeRO 1-3 every rank also writes its optimizer
+        partition as ``optimizer-rank-NNNNN.*``. Nothing is pickled (see ``safe_state``).
+        """
+        from rlcore.runtime.safe_state import save_tree
+
+        eng, path = self.ds_engine, Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        module = eng.module.state_dict()  # on every rank, as DeepSpeed does
+        if distributed.rank() == 0:
+            state = {
+                "module": module,
+                "lr_scheduler": eng.lr_scheduler.state_dict() if eng.lr_scheduler else None,
+                "global_steps": eng.global_steps,
+                "global_samples": eng.global_samples,
+                "skipped_steps": eng.skipped_steps,
+                "optimizer": None if eng.zero_optimization() else eng.optimizer.state_dict(),
+            }
+            save_tree(state, path / "engine")
+        if eng.zero_optimization():
+            save_tree(eng.optimizer.state_dict(), path / f"optimizer-rank-{distributed.rank():05d}")
 
     def load_state(self, path: str | os.PathLike) -> None:
-        """Restore what ``save_state`` wrote (collective: every rank)."""
-        loaded, _ = self.ds_engine.load_checkpoint(str(path), tag="state")
-        if loaded is None:
-            from rlcore.errors import RlcoreError
+        """Restore what ``save_state`` wrote (collective: every rank), as DeepSpeed's loader would."""
+        from rlcore.runtime.safe_state import load_tree
 
-            raise RlcoreError(f"no DeepSpeed state under {path}; the checkpoint is incomplete")
+        eng, path = self.ds_engine, Path(path)
+        state = load_tree(path / "engine")
+        if eng.zero_optimization_partition_weights():  # ZeRO-3: parameters come back from the
+            sharded = {n for n, p in eng.module.named_parameters() if hasattr(p, "ds_id")}
+            eng.module.load_state_dict(  # optimizer's fp32 partitions; buffers from here
+                {k: v for k, v in state["module"].items() if k not in sharded}, strict=False)
+        else:
+            eng.module.load_state_dict(state["module"])
+        if eng.zero_optimization():
+            mine = load_tree(path / f"optimizer-rank-{distributed.rank():05d}")
+            partitions: list[Any] = [None] * distributed.world_size()
+            partitions[distributed.rank()] = mine  # a rigid ZeRO load reads only its own
+            eng.optimizer.load_state_dict(
+                state_dict_list=partitions, load_optimizer_states=True,
+                load_from_fp32_weights=eng.zero_load_from_fp32_weights(),
+                checkpoint_folder=None, load_serial=None, param_shapes=eng._get_zero_param_shapes())
+        elif eng.fp16_enabled() or eng.bfloat16_enabled():
+            eng.optimizer.load_state_dict(state["optimizer"], load_optimizer_states=True)
+        else:
+            eng.optimizer.load_state_dict(state["optimizer"])
+        if eng.lr_scheduler is not None:
+            eng.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        eng.global_steps = state["global_steps"]
+        eng.global_samples = state["global_samples"]
+        eng.skipped_steps = state["skipped_steps"]
 
 
 class DeepSpeedBackend:

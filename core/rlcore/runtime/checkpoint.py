@@ -2,20 +2,24 @@
 
 Layout of ``RUN_DIR/checkpoints/step-00000010/``::
 
-    COMPLETE              written last; a directory without it is ignored
+    COMPLETE              written last: the manifest (size and sha256 of every other file)
     trainer_state.json    step, data-iterator state, config, interface state
     rng/rank-00000.json   python / numpy / torch RNG of every rank
     <role>/               HF weights (config.json + model.safetensors) of each trained role
-    <role>/engine/        optimizer, scheduler and ZeRO partitions (DeepSpeed's format)
+    <role>/engine/        module, optimizer, scheduler (engine.*; ZeRO: optimizer-rank-NNNNN.*)
 
-Every rank writes into ``.tmp-step-…`` and rank 0 renames it into place once all
-are done, so a crash never leaves a checkpoint that looks complete. The run
-directory must be on storage every rank sees (one machine, or a shared file system).
+Resume state is safetensors + JSON only (``safe_state``): loading never unpickles, and a
+checkpoint holding a pickle is refused. Every rank writes into ``.tmp-step-…`` and rank 0
+renames it into place once all are done, so a crash never leaves a checkpoint that looks
+complete; the manifest is checked before a resume. The run directory must be on storage
+every rank sees (one machine, or a shared file system).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import re
@@ -30,14 +34,21 @@ import torch
 from rlcore.errors import RlcoreError
 from rlcore.runtime import distributed
 from rlcore.runtime.interface import ModelHandle
+from rlcore.runtime.safe_state import unique_tensors
 from rlcore.runtime.seeding import rng_state, set_rng_state
 
 COMPLETE = "COMPLETE"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+_PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save's zip archive
 
 
 class CheckpointError(RlcoreError):
-    """A checkpoint is missing, incomplete or does not match the run."""
+    """A checkpoint is missing, incomplete, damaged or does not match the run."""
+
+
+class DiskFullError(CheckpointError):
+    """A checkpoint write ran out of space; the partial checkpoint was removed."""
 
 
 # ---------------------------------------------------------------------- weights
@@ -58,30 +69,15 @@ def save_weights(handle: ModelHandle, path: Path) -> None:
             from rlcore.models.hf_io import save_pretrained
 
             with _owned_parameters(handle.module):
-                save_pretrained(handle.module, handle.family, str(path))
+                save_pretrained(handle.module, handle.family, str(path), tokenizer=handle.tokenizer)
             if hasattr(handle.tokenizer, "save_pretrained"):  # a complete HF model directory
                 handle.tokenizer.save_pretrained(str(path))
         else:
             from safetensors.torch import save_file
 
-            tensors, aliases = _unique_tensors(handle.module.state_dict())
+            tensors, aliases = unique_tensors(handle.module.state_dict())
             save_file(tensors, str(path / "model.safetensors"), metadata={
                 "format": "pt", "aliases": json.dumps(aliases)})
-
-
-def _unique_tensors(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
-    """Own, contiguous CPU copies; a tensor shared under two names (tied) is stored once."""
-    out: dict[str, torch.Tensor] = {}
-    aliases: dict[str, str] = {}
-    seen: dict[tuple, str] = {}
-    for name, t in sd.items():
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
-        if t.numel() and key in seen:
-            aliases[name] = seen[key]
-            continue
-        seen[key] = name
-        out[name] = t.detach().to("cpu", copy=True).contiguous()
-    return out, aliases
 
 
 @contextlib.contextmanager
@@ -175,6 +171,16 @@ class CheckpointManager:
         os.replace(self.root, aside)
         return aside
 
+    def clean_partial(self) -> list[Path]:
+        """Remove ``.tmp-step-*`` / ``.old-step-*`` left by a killed run (rank 0); return them."""
+        if distributed.rank() != 0 or not self.root.is_dir():
+            return []
+        partial = sorted(p for p in self.root.iterdir()
+                         if p.is_dir() and p.name.startswith((".tmp-step-", ".old-step-")))
+        for p in partial:
+            shutil.rmtree(p, ignore_errors=True)
+        return partial
+
     def save(
         self,
         step: int,
@@ -185,7 +191,8 @@ class CheckpointManager:
         """Write checkpoint ``step`` atomically (collective: call on every rank).
 
         ``extras(role, role_dir)`` runs on rank 0 for each trained role before the
-        checkpoint is marked complete (interfaces' ``save``).
+        checkpoint is marked complete (interfaces' ``save``). When the disk fills up, the
+        partial checkpoint is removed and every rank raises :class:`DiskFullError`.
         """
         rank = distributed.rank()
         final = self.root / self.step_dir_name(step)
@@ -193,22 +200,47 @@ class CheckpointManager:
         if rank == 0:
             if tmp.exists():
                 shutil.rmtree(tmp)  # left over by a crash
-            (tmp / "rng").mkdir(parents=True)
+            with _writing(tmp):
+                (tmp / "rng").mkdir(parents=True)
         distributed.barrier()
         trained = {role: h for role, h in handles.items() if h.trainable}
-        for role, h in sorted(trained.items()):
-            save_weights(h, tmp / role)
-            h.model.save_state(tmp / role / "engine")
-        _fsync_json(tmp / "rng" / f"rank-{rank:05d}.json", rng_state())
-        if rank == 0 and extras is not None:
-            for role in sorted(trained):
-                extras(role, tmp / role)
-        distributed.barrier()
+        failure = None
+        try:
+            for role, h in sorted(trained.items()):
+                with _writing(tmp / role):
+                    save_weights(h, tmp / role)
+                with _writing(tmp / role / "engine"):
+                    h.model.save_state(tmp / role / "engine")
+            rng_file = tmp / "rng" / f"rank-{rank:05d}.json"
+            with _writing(rng_file):
+                _fsync_json(rng_file, rng_state())
+            if rank == 0 and extras is not None:
+                for role in sorted(trained):
+                    with _writing(tmp / role):
+                        extras(role, tmp / role)
+        except DiskFullError as err:
+            failure = str(err)
+        failures = [f for f in distributed.all_gather_object(failure) if f]  # also the barrier
+        if failures:
+            if rank == 0:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise DiskFullError(f"{failures[0]}; removed the partial checkpoint {tmp.name}, "
+                                "the earlier checkpoints are intact. Free some space, then run "
+                                "again to resume")
         if rank == 0:
             state = dict(trainer_state)
             state.update(step=step, roles=sorted(trained), world_size=distributed.world_size())
-            _fsync_json(tmp / "trainer_state.json", state)
-            _fsync_json(tmp / COMPLETE, {"step": step, "time": time.time()})
+            try:
+                with _writing(tmp / "trainer_state.json"):
+                    _fsync_json(tmp / "trainer_state.json", state)
+                with _writing(tmp / COMPLETE):  # the manifest, last: it marks the checkpoint complete
+                    _fsync_json(tmp / COMPLETE, {"step": step, "time": time.time(),
+                                                 "files": _manifest(tmp)})
+            except DiskFullError as err:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise DiskFullError(f"{err}; removed the partial checkpoint {tmp.name}, the "
+                                    "earlier checkpoints are intact. Free some space, then run "
+                                    "again to resume") from None
             stale = None
             if final.exists():  # the same step from an earlier run: swap, then delete
                 stale = final.with_name(f".old-{final.name}")
@@ -227,11 +259,72 @@ class CheckpointManager:
         for old in self.complete()[: -self.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
 
+    # ------------------------------------------------------------------ integrity
+
+    @staticmethod
+    def problem(path: str | os.PathLike) -> str | None:
+        """Why checkpoint ``path`` cannot be resumed (one line naming the file), or None."""
+        path = Path(path)
+        marker = path / COMPLETE
+        if not marker.is_file():
+            return f"{path} is not a complete checkpoint (no {COMPLETE} marker)"
+        for file in sorted(path.rglob("*")):
+            if file.is_file() and _is_pickle(file):
+                return (f"{file} is a pickle, which could run code when loaded; rlcore never "
+                        "unpickles resume state (it writes safetensors and JSON). Resume from a "
+                        "checkpoint written by this rlcore, or start fresh with --no-resume")
+        try:
+            files = json.loads(marker.read_text())["files"]
+        except (ValueError, KeyError, TypeError):
+            return f"{marker} is not a valid checkpoint manifest (damaged, or written by an older rlcore)"
+        for rel, want in sorted(files.items()):
+            file = path / rel
+            if not file.is_file():
+                return f"{file} is missing"
+            size = file.stat().st_size
+            if size != want["bytes"]:
+                return f"{file} is damaged: {size} bytes, the manifest says {want['bytes']}"
+            if _sha256(file) != want["sha256"]:
+                return f"{file} is damaged: its checksum does not match the manifest"
+        return None
+
+    def verify(self, path: str | os.PathLike) -> None:
+        """Raise CheckpointError when ``path`` is damaged (rank 0 checks; every rank raises)."""
+        problem = self.problem(path) if distributed.rank() == 0 else None
+        problem = distributed.all_gather_object(problem)[0]
+        if problem:
+            raise CheckpointError(problem)
+
+    def newest_intact(self, say: Callable[[str], None] = print) -> Path | None:
+        """The newest checkpoint that passes its manifest, saying which damaged ones it skipped."""
+        found: str | None = None
+        skipped: list[str] = []
+        if distributed.rank() == 0:
+            for p in reversed(self.complete()):
+                problem = self.problem(p)
+                if problem is None:
+                    found = str(p)
+                    break
+                skipped.append(problem)
+        found, skipped = distributed.all_gather_object((found, skipped))[0]
+        if distributed.rank() == 0:
+            for problem in skipped:
+                say(f"skipping a damaged checkpoint: {problem}")
+            if skipped and found:
+                say(f"falling back to {found}, the newest intact checkpoint")
+        if skipped and not found:
+            raise CheckpointError(f"no intact checkpoint in {self.root} ({skipped[0]}); resume "
+                                  "from a copy with --resume PATH or start fresh with --no-resume")
+        return Path(found) if found else None
+
+    # ------------------------------------------------------------------ resume
+
     def load(self, path: str | os.PathLike, handles: Mapping[str, ModelHandle],
-             config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             config: Mapping[str, Any] | None = None, verify: bool = True) -> dict[str, Any]:
         """Restore weights, optimizer, scheduler and this rank's RNG; return the trainer state.
 
-        With ``config``, first refuse a checkpoint written under another config.
+        First checks the manifest (unless ``verify=False``: the caller just did); with
+        ``config``, refuses a checkpoint written under another config.
         """
         path = Path(path)
         if not (path / COMPLETE).is_file():
@@ -239,6 +332,8 @@ class CheckpointManager:
                 f"{path} is not a complete checkpoint (no {COMPLETE} marker); "
                 f"complete ones: {[p.name for p in self.complete()] or 'none'}"
             )
+        if verify:
+            self.verify(path)
         state = self.trainer_state(path)
         changed = [] if config is None else config_changes(state.get("config", {}), config)
         if changed:
@@ -263,3 +358,51 @@ class CheckpointManager:
         rng_file = path / "rng" / f"rank-{distributed.rank():05d}.json"
         set_rng_state(json.loads(rng_file.read_text()))
         return state
+
+
+# ---------------------------------------------------------------------- files
+
+
+def _manifest(root: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file under ``root`` (but the manifest itself)."""
+    return {str(f.relative_to(root)): {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+            for f in sorted(root.rglob("*")) if f.is_file() and f.name != COMPLETE}
+
+
+def _sha256(file: Path) -> str:
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _is_pickle(file: Path) -> bool:
+    """A pickle or ``torch.save`` archive, by name or by its first bytes (not JSON/safetensors)."""
+    if file.suffix in _PICKLE_SUFFIXES:
+        return True
+    if file.suffix in (".json", ".safetensors"):
+        return False
+    with open(file, "rb") as f:
+        return f.read(4).startswith(_PICKLE_MAGIC)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    text = str(exc)  # safetensors reports the OS error inside its own exception
+    return "No space left on device" in text or "StorageFull" in text
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn a full disk while writing ``path`` into one DiskFullError line naming the file."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        if not _disk_full(exc):
+            raise
+        where = getattr(exc, "filename", None) or path
+        raise DiskFullError(f"no space left writing {where}") from None

@@ -56,6 +56,8 @@ class Run:
         self.handles = build_roles(exp, self.graph, self.interfaces, tokenizer, self.total)
         self.syncs = exp.weight_syncs()
         self.ckpt = CheckpointManager(run_dir, keep_last=self.opts.keep_last)
+        for partial in self.ckpt.clean_partial():
+            print(f"removed {partial}, a partial checkpoint left by an interrupted run")
         self.config = to_plain(exp.config) if exp.config is not None else {}
         self.executor = Executor(self.graph, self.handles, self.interfaces, self.rank, world,
                                  exp.sample_filter())
@@ -70,14 +72,15 @@ class Run:
             distributed.barrier()
             return None
         if resume is True:
-            return self.ckpt.latest()
+            return self.ckpt.newest_intact()
         source = Path(resume)
         if not source.is_dir():
             raise CheckpointError(f"--resume {source}: no such checkpoint directory")
+        self.ckpt.verify(source)
         return source
 
     def _restore(self, source: Path) -> int:
-        state = self.ckpt.load(source, self.handles, config=self.config)
+        state = self.ckpt.load(source, self.handles, config=self.config, verify=False)
         self.batches.load_state_dict(state["data"])
         for name, iface_state in state.get("interfaces", {}).items():
             self.interfaces[name].load_state_dict(iface_state)

@@ -13,12 +13,32 @@ from rlcore.runtime.hooks import call_hook
 METRICS_FILE = "metrics.jsonl"
 
 
+# Strict JSON has no NaN or infinity: such values are written as these strings.
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``run_dir/metrics.jsonl`` in order."""
+    """The records of ``run_dir/metrics.jsonl`` in order (``"NaN"`` etc. read back as floats)."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [{k: NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in json.loads(line).items()}
+            for line in path.read_text().splitlines() if line.strip()]
+
+
+def strict_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that writes non-finite floats as ``"NaN"``, ``"Infinity"``, ``"-Infinity"``."""
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _fmt(v: float) -> str:
@@ -63,7 +83,7 @@ class MetricsLogger:
             kept = [r for r in read_metrics(self.run_dir) if r.get("step", 0) <= self.start_step]
             with open(self.path, "w") as f:
                 for r in kept:
-                    f.write(json.dumps(r) + "\n")
+                    f.write(strict_json(r) + "\n")
             for r in kept:
                 for k, v in r.items():
                     if k not in ("step", "time"):
@@ -96,7 +116,8 @@ class MetricsLogger:
             self._task = self._progress.add_task(
                 "train", total=self.total_steps, completed=self.start_step, live=""
             )
-        call_hook("rlcore_run_start", run_dir=str(self.run_dir), config=config, rank=self.rank)
+        call_hook("rlcore_run_start", run_dir=str(self.run_dir), config=config, rank=self.rank,
+                  start_step=self.start_step)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Record step ``step``'s (rank-averaged) metrics."""
@@ -107,7 +128,7 @@ class MetricsLogger:
             self.last[k] = v
         if self.rank == 0:
             with open(self.path, "a") as f:
-                f.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
+                f.write(strict_json({"step": step, "time": time.time(), **metrics}) + "\n")
         if self._progress is not None:
             shown = [k for k in metrics if not k.startswith("time/")][: self.live_keys]
             live = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
@@ -160,4 +181,4 @@ def summary_table(summary: dict[str, Any]) -> Any:
 
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1) + "\n")
+    path.write_text(strict_json(obj, indent=1) + "\n")

@@ -10,14 +10,15 @@ _writer: Any = None
 
 
 @rlcore.hookimpl
-def rlcore_run_start(run_dir: str, config: dict[str, Any], rank: int) -> None:
-    """Open a writer in ``run_dir/tensorboard`` and record the config as text."""
+def rlcore_run_start(run_dir: str, config: dict[str, Any], rank: int, start_step: int) -> None:
+    """Open a writer in ``run_dir/tensorboard``, record the config as text and, on resume,
+    hide the steps after ``start_step`` that the cut-short run wrote."""
     global _writer
     if rank != 0:
         return
     from rlcore_plugin_tensorboard.writer import open_writer
 
-    _writer = open_writer(run_dir, config)
+    _writer = open_writer(run_dir, config, start_step)
 
 
 @rlcore.hookimpl

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
@@ -44,13 +44,21 @@ class ScalarWriter:
         value = Summary.Value(tag=tag, metadata=metadata, tensor=tensor)
         self._file.add_event(Event(wall_time=time.time(), step=0, summary=Summary(value=[value])))
 
+    def purge_after(self, step: int) -> None:
+        """Make TensorBoard drop the events after ``step`` in earlier files (a resumed run)."""
+        self._file.add_event(Event(wall_time=time.time(), step=step + 1,
+                                   session_log=SessionLog(status=SessionLog.START)))
+
     def close(self) -> None:
         """Flush and close the event file."""
         self._file.close()
 
 
-def open_writer(run_dir: str, config: dict[str, Any]) -> ScalarWriter:
-    """A writer under ``run_dir/tensorboard`` with the run's config recorded as text."""
+def open_writer(run_dir: str, config: dict[str, Any], start_step: int = 0) -> ScalarWriter:
+    """A writer under ``run_dir/tensorboard`` with the run's config recorded as text; a run
+    resumed from ``start_step`` > 0 first purges what an earlier run logged after it."""
     writer = ScalarWriter(Path(run_dir) / "tensorboard")
+    if start_step > 0:
+        writer.purge_after(start_step)
     writer.write_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
     return writer
