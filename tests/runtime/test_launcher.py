@@ -57,3 +57,22 @@ def test_collect_failures_breaks_same_second_ties_by_file_time_and_cause(tmp_pat
     # A peer's crash seen by gloo is never the cause, even when its file is older.
     write(0, "RuntimeError: [pair.cc:553] Connection closed by peer [127.0.0.1]:8384", 1_000_000_000)
     assert [f["rank"] for f in collect_failures(tmp_path)] == [1, 0]
+
+
+def test_write_config_first_removes_partial_checkpoints(tmp_path, capsys):
+    """A partial checkpoint left by a killed run (which may have filled the disk) goes
+    before config.yaml is written, not only once the run itself starts."""
+    import dataclasses
+
+    from rlcore.runtime.launcher import write_config
+
+    @dataclasses.dataclass
+    class Tiny:
+        lr: float = 0.1
+
+    partial = tmp_path / "checkpoints" / ".tmp-step-00000004"
+    partial.mkdir(parents=True)
+    (partial / "engine.safetensors").write_bytes(b"x" * 100)
+    path = write_config(Tiny(), tmp_path)
+    assert not partial.exists() and path.read_text().strip() == "lr: 0.1"
+    assert "partial checkpoint" in capsys.readouterr().out

@@ -40,9 +40,13 @@ class RankFailedError(RlcoreError):
 
 
 def write_config(config: Any, run_dir: Path) -> Path:
-    """Write the resolved config as YAML (what every rank reads)."""
+    """Write the resolved config as YAML (what every rank reads), after removing partial
+    checkpoints a killed run left (they may be what filled the disk)."""
     from rlcore.config import to_yaml
+    from rlcore.runtime.checkpoint import CheckpointManager
 
+    for partial in CheckpointManager(run_dir).clean_partial():
+        print(f"removed {partial}, a partial checkpoint left by an interrupted run")
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "config.yaml"
     tmp = path.with_suffix(".yaml.tmp")
