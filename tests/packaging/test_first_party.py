@@ -1,6 +1,8 @@
 """A core without the first-party plugins names the package that provides what is missing."""
 
+import tomllib
 from importlib.metadata import PackageNotFoundError
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +14,11 @@ from rlcore.models.hf_io import ModelLoadError, resolve_family
 from rlcore.plugins.manager import get_manager
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+FIRST_PARTY = {d.name for d in (ROOT / "plugins").iterdir() if (d / "pyproject.toml").is_file()}
+# contrib/ packages are third-party-like; a "bare core" test hides them too.
+CONTRIB = tuple(tomllib.loads(p.read_text())["project"]["name"]
+                for p in sorted((ROOT / "contrib").glob("*/pyproject.toml")))
 
 
 @pytest.fixture
@@ -36,14 +43,14 @@ def test_table_matches_what_the_first_party_plugins_register(rlcore_plugins):
     manager = get_manager()
     for kind, dist in first_party.KIND_PACKAGES.items():
         providers = {manager.entry(kind, n).plugin.dist for n in manager.registries[kind]}
-        first = {p for p in providers if p and p.startswith("rlcore-plugin-")}
+        first = providers & FIRST_PARTY
         assert first <= {dist}, f"{kind}: registered by {first}, table says {dist}"
     families = {n: manager.entry("families", n) for n in manager.registries["families"]}
     for dist, names in first_party.FAMILY_PACKAGES.items():
         for name in names:
             assert families[name].plugin.dist == dist, name
             assert name in families[name].record.hf_model_types, name
-    first_families = {n for n, e in families.items() if (e.plugin.dist or "").startswith("rlcore-plugin-")}
+    first_families = {n for n, e in families.items() if e.plugin.dist in FIRST_PARTY}
     assert first_families == {n for names in first_party.FAMILY_PACKAGES.values() for n in names}
 
 
@@ -62,7 +69,7 @@ def test_train_without_algorithms_names_the_package(without):
 
 
 def test_list_experiments_without_algorithms_names_the_package(without):
-    without("rlcore-plugin-algorithms")
+    without("rlcore-plugin-algorithms", *CONTRIB)
     result = runner.invoke(app, ["list", "experiments"], terminal_width=300)
     assert result.exit_code == 0, result.output
     assert "No experiments registered" in result.output
@@ -85,7 +92,7 @@ def test_default_preset_without_llama_names_the_package(without):
 
 
 def test_list_plugins_of_a_bare_core_names_the_packages(without):
-    without("rlcore-plugin-algorithms", *first_party.FAMILY_PACKAGES)
+    without("rlcore-plugin-algorithms", *first_party.FAMILY_PACKAGES, *CONTRIB)
     result = runner.invoke(app, ["list-plugins"], terminal_width=300)
     assert result.exit_code == 0, result.output
     assert "No families installed. Model families come from plugins: `pip install rlcore-plugin-llama`" in result.output

@@ -151,10 +151,11 @@ def scored_batch():
 def test_reward_functions_weighted_per_response():
     handle, rollout = scored_batch()
     iface = RewardFunctionInterface(["exact_match", "format_penalty"], [2.0, 0.5])
-    out = iface.inference(handle, rollout)
+    out, means = iface.inference(handle, rollout)
     assert out.seqlens["rewards"] == [[1, 1]] * 3
     # A random tiny model never answers right and always runs to max_new_tokens: -0.5 each.
     assert out.data["rewards"].tolist() == [-0.5] * 6
+    assert means == {"/reward/exact_match": 0.0, "/reward/format_penalty": -1.0}
 
 
 @pytest.mark.parametrize("result, message", [

@@ -8,6 +8,7 @@ import torch
 
 from rlcore.data.batch import PackedBatch
 from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore_plugin_algorithms.interfaces import answer_query
 from rlcore_plugin_algorithms.losses import sft_loss
 
 IDS = "packed_input_ids"
@@ -66,10 +67,8 @@ class RAFTInterface(ModelInterface):
             n = self.n_minibatches
             parts = kept.minibatches(n) if n > 1 and len(kept) >= n else [kept] * n
             for mb in parts:
-                ids = mb.data[IDS].to(handle.device)
-                cu = mb.cu_seqlens(IDS).to(handle.device)
-                loss, count = sft_loss(handle.model(ids, cu), ids, cu,
-                                   mb.data["loss_mask"].to(handle.device))
+                ids, cu, query = answer_query(handle, mb)  # the kept responses' tokens only
+                loss, count = sft_loss(handle.model(ids, cu, query)[0])
                 handle.model.backward(loss)
                 last = handle.model.step()
                 losses.append(loss.item())
