@@ -364,8 +364,15 @@ def _interrupted(signum: int, summary: dict[str, Any] | None) -> RunInterrupted:
 
 
 def rank_failure(log_dir: Path, returncode: int, rank_offset: int | None) -> RankFailedError:
-    """The error that names the failing rank: killed by a signal, else the first exception."""
+    """The error that names the failing rank: killed by a signal, else the first exception.
+
+    SIGTERM is how torchrun stops the surviving ranks after one fails, so a rank killed by
+    SIGTERM is the cause only when no rank left an exception.
+    """
     killed = killed_ranks(log_dir / "failures.json", rank_offset)
+    failures = collect_failures(log_dir, rank_offset or 0)
+    if failures:
+        killed = [k for k in killed if k["signal"] != "SIGTERM"]
     if killed:
         first = killed[0]
         others = sorted({f["rank"] for f in killed[1:]} - {first["rank"]})
@@ -375,7 +382,6 @@ def rank_failure(log_dir: Path, returncode: int, rank_offset: int | None) -> Ran
             f"rank {first['rank']} (pid {first['pid']}) was killed by {first['signal']}{hint}"
             f"{also}; the other ranks stopped because it was gone. Logs: {log_dir}",
             rank=first["rank"], returncode=returncode)
-    failures = collect_failures(log_dir, rank_offset or 0)
     if failures:
         first = failures[0]
         others = sorted({f["rank"] for f in failures[1:]} - {first["rank"]})
