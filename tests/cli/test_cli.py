@@ -76,13 +76,15 @@ def test_subprocess_help_and_list_plugins_do_not_import_torch():
         assert result.returncode == 0, result.stderr
 
 
-# Per kind: what `rlcore list-plugins` says the generated package provides, and how many of
-# its generated tests pass (each kind's tests include a short run that selects its example).
+# Per kind: what `rlcore list-plugins` says the generated package provides, how many of its
+# generated tests pass, and the one that proves a short training run uses its example.
 GENERATED = {
-    "reward": ({"rewards": ["my_demo_keyword"]}, 3),
-    "experiment": ({"experiments": ["my-demo"]}, 3),
-    "dataset": ({"datasets": ["my_demo_qa"]}, 11),
-    "interface": ({"interfaces": ["my_demo_length_reward"]}, 9),
+    "reward": ({"rewards": ["my_demo_keyword"]}, 3, "test_selected_reward_drives_a_grpo_run"),
+    "experiment": ({"experiments": ["my-demo"]}, 3, "test_one_step_trains_on_more_tokens_than_sft"),
+    "dataset": ({"datasets": ["my_demo_qa"]}, 11,
+                "test_sft_selects_it_by_name_and_trains_on_the_templated_rows"),
+    "interface": ({"interfaces": ["my_demo_length_reward"]}, 9,
+                  "test_grpo_rewards_come_from_the_selected_interface"),
 }
 
 
@@ -102,15 +104,16 @@ def test_new_plugin_installs_lists_and_passes_its_tests(tmp_path, kind):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     listed = json.loads(run_cli("list-plugins", "--json", env=env).stdout)
     row = next(p for p in listed if p["name"] == "my-demo")
-    provides, passed = GENERATED[kind]
+    provides, passed, trains = GENERATED[kind]
     assert row["status"] == "active", row
     assert row["provides"] == provides
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(package / "tests")],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert re.search(rf"\b{passed} passed", tests.stdout), tests.stdout
+    assert re.search(rf"^PASSED \S+::{trains}$", tests.stdout, re.M), tests.stdout
 
 
 def _load_generated(path):

@@ -24,14 +24,15 @@ from rlcore.errors import RlcoreError
 class Kind:
     """One ``--kind``: ``templates/<name>/`` plus what the README says about it.
 
-    ``item`` is the registered name (``$module`` is the plugin name with '_' for '-'),
-    ``what`` and ``try_it`` fill the README, ``needs`` are extra first-party requirements.
+    ``item`` is the registered name (``$module`` is the plugin name with '_' for '-');
+    ``what``, ``try_it`` and ``about`` fill the README; ``needs`` are extra requirements.
     """
 
     item: str
     what: str
     try_it: str
     needs: tuple[str, ...] = ()
+    about: str = ""
 
 
 # Adding a kind: a template folder ``templates/<kind>/`` and one entry here.
@@ -43,11 +44,18 @@ KINDS = {
     "dataset": Kind("${module}_qa", "a dataset, `$item` (question/answer rows under a prompt "
                     "template)", "rlcore train sft --set dataset.name=$item "
                     "--set dataset.path=qa.jsonl", ("rlcore-plugin-algorithms",
-                                                    "rlcore-plugin-datasets")),
+                                                    "rlcore-plugin-datasets"),
+                    'Each line of `qa.jsonl` is a row such as `{"question": "12+30=", "answer": '
+                    '"42"}`; the prompt is `Question: {question}\\nAnswer: ` unless you set '
+                    "`--set dataset.options.template='Q: {question} A: '` (any row field can "
+                    "appear in braces). The loss is on the answer."),
     "interface": Kind("${module}_length_reward", "a model interface, `$item` (a reward node that "
                       "scores response length in tokens)", "rlcore train grpo "
                       "--set reward.interface=$item --set reward.interface_args.target_tokens=8",
-                      ("rlcore-plugin-algorithms",)),
+                      ("rlcore-plugin-algorithms",),
+                      "A response of `target_tokens` tokens scores 1; each token more or fewer "
+                      "costs 1/target_tokens. The run logs the mean response length as "
+                      "`rew_inf/response_tokens`."),
 }
 PluginKind = StrEnum("PluginKind", {name: name for name in KINDS})  # typer lists the choices
 
@@ -104,6 +112,7 @@ def new_plugin(
     values["dependencies"] = ", ".join(f'"{r}"' for r in requirements)
     values["what"] = Template(spec.what).substitute(values)
     values["try_it"] = Template(spec.try_it).substitute(values)
+    values["about"] = Template(spec.about).substitute(values) + "\n\n" if spec.about else ""
     for rel, template in _template_files(kind).items():
         path = root / rel.replace("PKG", f"rlcore_plugin_{module}")
         path.parent.mkdir(parents=True, exist_ok=True)
