@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,8 +76,20 @@ def test_subprocess_help_and_list_plugins_do_not_import_torch():
         assert result.returncode == 0, result.stderr
 
 
+# Per kind: what `rlcore list-plugins` says the generated package provides, how many of its
+# generated tests pass, and the one that proves a short training run uses its example.
+GENERATED = {
+    "reward": ({"rewards": ["my_demo_keyword"]}, 3, "test_selected_reward_drives_a_grpo_run"),
+    "experiment": ({"experiments": ["my-demo"]}, 3, "test_one_step_trains_on_more_tokens_than_sft"),
+    "dataset": ({"datasets": ["my_demo_qa"]}, 11,
+                "test_sft_selects_it_by_name_and_trains_on_the_templated_rows"),
+    "interface": ({"interfaces": ["my_demo_length_reward"]}, 9,
+                  "test_grpo_rewards_come_from_the_selected_interface"),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["reward", "experiment"])
+@pytest.mark.parametrize("kind", sorted(GENERATED))
 def test_new_plugin_installs_lists_and_passes_its_tests(tmp_path, kind):
     result = run_cli("new-plugin", "my-demo", "--kind", kind, "--dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -91,15 +104,16 @@ def test_new_plugin_installs_lists_and_passes_its_tests(tmp_path, kind):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     listed = json.loads(run_cli("list-plugins", "--json", env=env).stdout)
     row = next(p for p in listed if p["name"] == "my-demo")
+    provides, passed, trains = GENERATED[kind]
     assert row["status"] == "active", row
-    assert row["provides"] == ({"rewards": ["my_demo_keyword"]} if kind == "reward"
-                               else {"experiments": ["my-demo"]})
+    assert row["provides"] == provides
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(package / "tests")],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "3 passed" in tests.stdout
+    assert re.search(rf"\b{passed} passed", tests.stdout), tests.stdout
+    assert re.search(rf"^PASSED \S+::{trains}$", tests.stdout, re.M), tests.stdout
 
 
 def _load_generated(path):
@@ -136,3 +150,31 @@ def test_new_plugin_experiment_has_its_own_defaults(tmp_path):
 def test_new_plugin_rejects_bad_names(tmp_path):
     result = invoke("new-plugin", "Bad Name", "--dir", str(tmp_path))
     assert result.exit_code != 0 and "must start with a letter" in str(result.exception)
+
+
+def test_each_kind_has_a_template_folder_and_each_folder_a_kind():
+    from importlib import resources
+
+    from rlcore.cli.scaffold_cmd import KINDS
+
+    folders = {p.name for p in (resources.files("rlcore.cli") / "templates").iterdir() if p.is_dir()}
+    assert folders == {"base", *KINDS}
+
+
+@pytest.mark.parametrize("kind", sorted(GENERATED))
+def test_new_plugin_names_are_consistent_and_the_readme_says_how_to_select(tmp_path, kind):
+    result = invoke("new-plugin", "my-demo", "--kind", kind, "--dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "rlcore-plugin-my-demo"
+    files = {p: p.read_text() for p in root.rglob("*") if p.is_file()}
+    for path, text in files.items():
+        assert "my-demo_" not in text and "my_demo-" not in text, path  # no mixed names
+        if path.suffix == ".py":
+            compile(text, str(path), "exec")
+    readme = files[root / "README.md"]
+    (item,) = next(iter(GENERATED[kind][0].values()))
+    assert "pip install --no-build-isolation -e ." in readme
+    assert f"`{item}`" in readme
+    selects = {"dataset": f"--set dataset.name={item}", "interface": f"--set reward.interface={item}",
+               "reward": f"reward.functions=[{item}]", "experiment": f"rlcore train {item}"}
+    assert selects[kind] in readme

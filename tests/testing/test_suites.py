@@ -34,6 +34,18 @@ class TestSFTInterface(InterfaceConformance):
         return batch.rename({"prompt_mask": "loss_mask"})
 
 
+
+class TestRewardFunctionsInterface(InterfaceConformance):
+    """An inference that returns ``(batch, metrics)``, as the executor accepts."""
+
+    interface = "reward_functions"
+    interface_args = {"functions": ["exact_match"]}
+    calls = {"inference": ("rewards",)}
+
+    def make_batch(self, tokenizer):
+        return prompt_batch(tokenizer, ["1+2=", "3+4="], responses=["3", "8"],
+                            metadata={"answer": ["3", "7"]})
+
 class TestExactMatch(RewardConformance):
     reward = "exact_match"
     completions = ["42", " 42 ", "41"]

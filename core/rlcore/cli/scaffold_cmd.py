@@ -8,6 +8,7 @@ becomes ``rlcore_plugin_<module>``.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -19,21 +20,44 @@ import rlcore
 from rlcore.errors import RlcoreError
 
 
-class PluginKind(StrEnum):
-    """What the scaffolded plugin registers."""
+@dataclass(frozen=True)
+class Kind:
+    """One ``--kind``: ``templates/<name>/`` plus what the README says about it.
 
-    reward = "reward"
-    experiment = "experiment"
+    ``item`` is the registered name (``$module`` is the plugin name with '_' for '-');
+    ``what``, ``try_it`` and ``about`` fill the README; ``needs`` are extra requirements.
+    """
+
+    item: str
+    what: str
+    try_it: str
+    needs: tuple[str, ...] = ()
+    about: str = ""
 
 
-# Per kind: what the README says it adds, how to try it, and the first-party packages it builds on.
-ABOUT = {
-    PluginKind.reward: ("a reward function, `$item`",
-                        "rlcore train grpo --set 'reward.functions=[$item]'", ()),
-    PluginKind.experiment: ("an experiment, `$name` (SFT that also learns the prompt)",
-                            "rlcore train $name", ("rlcore-plugin-algorithms",
-                                                   "rlcore-plugin-datasets")),
+# Adding a kind: a template folder ``templates/<kind>/`` and one entry here.
+KINDS = {
+    "reward": Kind("${module}_keyword", "a reward function, `$item`",
+                   "rlcore train grpo --set 'reward.functions=[$item]'"),
+    "experiment": Kind("$name", "an experiment, `$name` (SFT that also learns the prompt)",
+                       "rlcore train $name", ("rlcore-plugin-algorithms", "rlcore-plugin-datasets")),
+    "dataset": Kind("${module}_qa", "a dataset, `$item` (question/answer rows under a prompt "
+                    "template)", "rlcore train sft --set dataset.name=$item "
+                    "--set dataset.path=qa.jsonl", ("rlcore-plugin-algorithms",
+                                                    "rlcore-plugin-datasets"),
+                    'Each line of `qa.jsonl` is a row such as `{"question": "12+30=", "answer": '
+                    '"42"}`; the prompt is `Question: {question}\\nAnswer: ` unless you set '
+                    "`--set dataset.options.template='Q: {question} A: '` (any row field can "
+                    "appear in braces). The loss is on the answer."),
+    "interface": Kind("${module}_length_reward", "a model interface, `$item` (a reward node that "
+                      "scores response length in tokens)", "rlcore train grpo "
+                      "--set reward.interface=$item --set reward.interface_args.target_tokens=8",
+                      ("rlcore-plugin-algorithms",),
+                      "A response of `target_tokens` tokens scores 1; each token more or fewer "
+                      "costs 1/target_tokens. The run logs the mean response length as "
+                      "`rew_inf/response_tokens`."),
 }
+PluginKind = StrEnum("PluginKind", {name: name for name in KINDS})  # typer lists the choices
 
 
 def _template_files(kind: PluginKind) -> dict[str, str]:
@@ -59,9 +83,12 @@ def new_plugin(
 ) -> None:
     """Create `rlcore-plugin-NAME/`, an installable plugin whose tests pass as generated.
 
-    `--kind reward` registers a keyword reward function (`NAME_keyword`, with '-' as '_')
-    that a GRPO run uses when named in `reward.functions`; `--kind experiment` registers
-    an experiment `NAME` (SFT that also learns the prompt) that `rlcore train NAME` runs.
+    `--kind` picks what it registers (MOD is NAME with '_' for '-'): `reward`, a keyword
+    reward function `MOD_keyword` that GRPO uses when named in `reward.functions`;
+    `experiment`, an experiment `NAME` (SFT that also learns the prompt); `dataset`,
+    `MOD_qa`, question/answer rows under a prompt template, selected with
+    `--set dataset.name=MOD_qa`; `interface`, `MOD_length_reward`, a reward node scoring
+    response length, selected with `--set reward.interface=MOD_length_reward`.
     Then: `pip install -e rlcore-plugin-NAME` (offline: add `--no-build-isolation`),
     `rlcore list-plugins` and `pytest rlcore-plugin-NAME/tests`.
     """
@@ -73,18 +100,19 @@ def new_plugin(
         raise RlcoreError(f"{root} already exists; choose another name or --dir")
     major, minor = (int(x) for x in rlcore.__version__.split(".")[:2])
     core_next = f"{major}.{minor + 1}" if major == 0 else f"{major + 1}"
-    what, try_it, needs = ABOUT[kind]
+    spec = KINDS[kind.value]
     values = {
         "name": name,
         "module": module,
         "Class": "".join(part.capitalize() for part in module.split("_")),
-        "item": f"{module}_keyword",
         "kind": kind.value,
     }
-    requirements = [f"rlcore>={major}.{minor},<{core_next}", *needs]
+    values["item"] = Template(spec.item).substitute(values)
+    requirements = [f"rlcore>={major}.{minor},<{core_next}", *spec.needs]
     values["dependencies"] = ", ".join(f'"{r}"' for r in requirements)
-    values["what"] = Template(what).substitute(values)
-    values["try_it"] = Template(try_it).substitute(values)
+    values["what"] = Template(spec.what).substitute(values)
+    values["try_it"] = Template(spec.try_it).substitute(values)
+    values["about"] = Template(spec.about).substitute(values) + "\n\n" if spec.about else ""
     for rel, template in _template_files(kind).items():
         path = root / rel.replace("PKG", f"rlcore_plugin_{module}")
         path.parent.mkdir(parents=True, exist_ok=True)

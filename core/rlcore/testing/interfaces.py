@@ -17,7 +17,8 @@ the executor does::
             return prompt_batch(tokenizer, ["1+1=", "2+2="], responses=["2", "4"])
 
 ``calls`` may name ``generate``, ``inference`` and ``train_step``; ``trainable`` says
-whether the handle trains.
+whether the handle trains. ``generate``/``inference`` may return a PackedBatch or a
+``(batch, metrics)`` pair, as the executor accepts.
 """
 
 from __future__ import annotations
@@ -137,12 +138,17 @@ class InterfaceConformance:
                 reason="no generate/inference in calls"))])
 
     def test_outputs_keep_ids_and_declared_keys(self, handle, call):
-        """generate/inference return a PackedBatch of the same ids with the declared keys, finite."""
+        """generate/inference return a PackedBatch of the same ids with the declared keys, finite
+        (or, as the executor accepts, a ``(batch, metrics)`` pair whose metrics are finite)."""
         import torch
 
         iface = self.make_interface()
         data = self.make_batch(handle.tokenizer)
         out = getattr(iface, call)(handle, data)
+        if isinstance(out, tuple) and len(out) == 2:
+            out, metrics = out
+            for name, value in metrics.items():
+                assert isinstance(value, int | float) and math.isfinite(value), f"{name}={value!r}"
         out.validate()
         assert sorted(out.ids) == sorted(data.ids), f"{call} returned ids {list(out.ids)}"
         missing = set(self.calls[call]) - set(out.keys)
