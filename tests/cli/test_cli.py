@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,8 +76,17 @@ def test_subprocess_help_and_list_plugins_do_not_import_torch():
         assert result.returncode == 0, result.stderr
 
 
+# Per kind: what `rlcore list-plugins` says the generated package provides, and how many of
+# its generated tests pass (each kind's tests include a short run that selects its example).
+GENERATED = {
+    "reward": ({"rewards": ["my_demo_keyword"]}, 3),
+    "experiment": ({"experiments": ["my-demo"]}, 3),
+    "family": ({"families": ["my-demo"]}, 18),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["reward", "experiment"])
+@pytest.mark.parametrize("kind", sorted(GENERATED))
 def test_new_plugin_installs_lists_and_passes_its_tests(tmp_path, kind):
     result = run_cli("new-plugin", "my-demo", "--kind", kind, "--dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -91,15 +101,15 @@ def test_new_plugin_installs_lists_and_passes_its_tests(tmp_path, kind):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     listed = json.loads(run_cli("list-plugins", "--json", env=env).stdout)
     row = next(p for p in listed if p["name"] == "my-demo")
+    provides, passed = GENERATED[kind]
     assert row["status"] == "active", row
-    assert row["provides"] == ({"rewards": ["my_demo_keyword"]} if kind == "reward"
-                               else {"experiments": ["my-demo"]})
+    assert row["provides"] == provides
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "3 passed" in tests.stdout
+    assert re.search(rf"\b{passed} passed", tests.stdout), tests.stdout
 
 
 def _load_generated(path):

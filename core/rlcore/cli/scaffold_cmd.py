@@ -24,6 +24,7 @@ class PluginKind(StrEnum):
 
     reward = "reward"
     experiment = "experiment"
+    family = "family"
 
 
 # Per kind: what the README says it adds, how to try it, and the first-party packages it builds on.
@@ -33,6 +34,8 @@ ABOUT = {
     PluginKind.experiment: ("an experiment, `$name` (SFT that also learns the prompt)",
                             "rlcore train $name", ("rlcore-plugin-algorithms",
                                                    "rlcore-plugin-datasets")),
+    PluginKind.family: ("a model family, `$name` (StarCoder2 declared on `DecoderFamily`)",
+                        "rlcore train sft --set actor.preset=$name", ("rlcore-plugin-algorithms",)),
 }
 
 
@@ -61,7 +64,9 @@ def new_plugin(
 
     `--kind reward` registers a keyword reward function (`NAME_keyword`, with '-' as '_')
     that a GRPO run uses when named in `reward.functions`; `--kind experiment` registers
-    an experiment `NAME` (SFT that also learns the prompt) that `rlcore train NAME` runs.
+    an experiment `NAME` (SFT that also learns the prompt) that `rlcore train NAME` runs;
+    `--kind family` registers a model family `NAME` (StarCoder2, declared on DecoderFamily)
+    that `--set actor.preset=NAME` trains and saves.
     Then: `pip install -e rlcore-plugin-NAME` (offline: add `--no-build-isolation`),
     `rlcore list-plugins` and `pytest rlcore-plugin-NAME/tests`.
     """

@@ -35,6 +35,7 @@ class DecoderFamily(ModelFamily):
     keys: ClassVar[DecoderKeys] = DecoderKeys()  # HF <-> core state-dict names
     fixed: ClassVar[dict[str, Any]] = {}  # core options every model of the family has
     options: ClassVar[dict[str, str]] = {}  # core option -> HF config key, read and written
+    renamed: ClassVar[dict[str, str]] = {}  # Llama-style config key -> this family's name for it
     activations: ClassVar[dict[str, str]] = HF_ACTIVATIONS  # HF activation name -> core
     hf_defaults: ClassVar[dict[str, Any]] = LLAMA_DEFAULTS  # for keys config.json leaves out
     tiny: ClassVar[dict[str, Any]] = {}  # HF config of tiny_config(), without model_type
@@ -46,6 +47,7 @@ class DecoderFamily(ModelFamily):
             raise ModelLoadError(f"{where}: model_type is {hf.get('model_type')!r}, "
                                  f"expected {self.model_type!r}")
         hf = {**self.hf_defaults, **{k: v for k, v in hf.items() if v is not None}}
+        hf.update({llama: hf[own] for llama, own in self.renamed.items() if own in hf})
         try:
             fields = {**self.shape_from_hf(hf, where), **self.fixed,
                       **{opt: _option(opt, hf.get(key)) for opt, key in self.options.items()},
@@ -56,8 +58,9 @@ class DecoderFamily(ModelFamily):
         return TransformerConfig(**fields)
 
     def config_to_hf(self, cfg: TransformerConfig) -> dict[str, Any]:
-        hf = {"architectures": [self.architecture], "model_type": self.model_type,
-              **self.shape_to_hf(cfg), **{key: getattr(cfg, opt) for opt, key in self.options.items()},
+        shape = {self.renamed.get(k, k): v for k, v in self.shape_to_hf(cfg).items()}
+        hf = {"architectures": [self.architecture], "model_type": self.model_type, **shape,
+              **{key: getattr(cfg, opt) for opt, key in self.options.items()},
               **self.quirks_to_hf(cfg)}
         self._check_expressible(cfg, hf)
         return hf
