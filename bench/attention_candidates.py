@@ -43,15 +43,9 @@ def sdpa_bucketed(q, k, v, seqlens: list[int], scale: float,
             buckets.append([i])
     if len(buckets) == 1:
         return sdpa_padded(q, k, v, seqlens, scale, sliding_window)
-    starts = [0]
-    for n in seqlens[:-1]:
-        starts.append(starts[-1] + n)
     out = q.new_empty(q.shape)
     for bucket in buckets:
-        idx = torch.cat([torch.arange(starts[i], starts[i] + seqlens[i], device=q.device)
-                         for i in bucket])
-        out[idx] = sdpa_padded(q[idx], k[idx], v[idx], [seqlens[i] for i in bucket], scale,
-                               sliding_window)
+        _padded_subset(out, q, k, v, seqlens, bucket, scale, sliding_window)
     return out
 
 
@@ -66,16 +60,28 @@ def sdpa_hybrid(q, k, v, seqlens: list[int], scale: float, sliding_window: int |
     if not long or len(long) == len(seqlens):
         fn = sdpa_loop if long else sdpa_padded
         return fn(q, k, v, seqlens, scale, sliding_window)
-    starts = [0]
-    for n in seqlens[:-1]:
-        starts.append(starts[-1] + n)
+    starts = _starts(seqlens)
     out = q.new_empty(q.shape)
     for i in long:
         sl = slice(starts[i], starts[i] + seqlens[i])
         out[sl] = sdpa_loop(q[sl], k[sl], v[sl], [seqlens[i]], scale, sliding_window)
     short = [i for i, n in enumerate(seqlens) if n <= long_len]
-    idx = torch.cat([torch.arange(starts[i], starts[i] + seqlens[i], device=q.device) for i in short])
-    out[idx] = sdpa_padded(q[idx], k[idx], v[idx], [seqlens[i] for i in short], scale, sliding_window)
+    _padded_subset(out, q, k, v, seqlens, short, scale, sliding_window)
     return out
+
+
+def _starts(seqlens: list[int]) -> list[int]:
+    """Offset of each packed sequence."""
+    starts = [0]
+    for n in seqlens[:-1]:
+        starts.append(starts[-1] + n)
+    return starts
+
+
+def _padded_subset(out, q, k, v, seqlens, rows: list[int], scale, sliding_window) -> None:
+    """Attend the sequences ``rows`` in one padded call and write them into ``out``."""
+    starts = _starts(seqlens)
+    idx = torch.cat([torch.arange(starts[i], starts[i] + seqlens[i], device=q.device) for i in rows])
+    out[idx] = sdpa_padded(q[idx], k[idx], v[idx], [seqlens[i] for i in rows], scale, sliding_window)
 
 
