@@ -1,9 +1,10 @@
 """Pick the CPU fallback for packed attention: time each candidate on the same packed batch.
 
 Run: python bench/attention_fallback.py [--threads N] [--backward]
-Candidates (rlcore.models.attention): per-sequence SDPA loop, one SDPA with a block-diagonal mask,
-scatter-to-padded SDPA,
-and padded SDPA per bucket of similar lengths. All must agree with the loop to 1e-5 before they are timed.
+Candidates: the per-sequence SDPA loop and scatter-to-padded SDPA that the model runs
+(rlcore.models.attention), and, from bench/attention_candidates.py, one SDPA with a
+block-diagonal mask, padded SDPA per bucket of similar lengths, and a long/short hybrid.
+All must agree with the loop to 1e-5 before they are timed.
 --backward times forward + backward (what a train step pays). The block-diagonal mask is O(T^2)
 in memory and compute, so it is skipped above --max-block-tokens.
 """
@@ -12,17 +13,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from rlcore.models.attention import (
-    sdpa_block_diagonal,
-    sdpa_bucketed,
-    sdpa_hybrid,
-    sdpa_loop,
-    sdpa_padded,
-)
+from rlcore.models.attention import sdpa_loop, sdpa_padded
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attention_candidates import sdpa_block_diagonal, sdpa_bucketed, sdpa_hybrid  # noqa: E402
 
 CANDIDATES = {
     "loop": sdpa_loop,

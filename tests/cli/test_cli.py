@@ -85,6 +85,8 @@ GENERATED = {
                 "test_sft_selects_it_by_name_and_trains_on_the_templated_rows"),
     "interface": ({"interfaces": ["my_demo_length_reward"]}, 9,
                   "test_grpo_rewards_come_from_the_selected_interface"),
+    "family": ({"families": ["my-demo"]}, 18,
+               "test_selected_family_is_the_model_a_run_trains_and_saves"),
 }
 
 
@@ -176,5 +178,6 @@ def test_new_plugin_names_are_consistent_and_the_readme_says_how_to_select(tmp_p
     assert "pip install --no-build-isolation -e ." in readme
     assert f"`{item}`" in readme
     selects = {"dataset": f"--set dataset.name={item}", "interface": f"--set reward.interface={item}",
-               "reward": f"reward.functions=[{item}]", "experiment": f"rlcore train {item}"}
+               "reward": f"reward.functions=[{item}]", "experiment": f"rlcore train {item}",
+               "family": f"--set actor.preset={item}"}
     assert selects[kind] in readme

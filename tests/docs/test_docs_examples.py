@@ -30,6 +30,7 @@ from doc_blocks import (
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "docs" / "examples"
+SNIPPET_ROOTS = (EXAMPLES, ROOT / "contrib")  # mkdocs.yml: pymdownx.snippets base_path
 RLCORE = str(Path(sys.executable).parent / "rlcore")
 ALL_BLOCKS = [b for path in DOC_FILES for b in blocks(path)]
 
@@ -123,7 +124,7 @@ def test_snippets_name_existing_examples() -> None:
     missing = []
     for block, name in included:
         file, _, section = name.partition(":")
-        path = EXAMPLES / file
+        path = next((r / file for r in SNIPPET_ROOTS if (r / file).is_file()), EXAMPLES / file)
         if not path.is_file() or (section and f"--8<-- [start:{section}]" not in path.read_text()):
             missing.append(f"{block.where}: {name}")
     assert not missing, f"snippets name missing files or sections: {missing}"

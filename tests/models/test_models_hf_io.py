@@ -139,10 +139,14 @@ def test_missing_and_unexpected_tensors_are_named(model, tiny_family, tmp_path):
 
     sd = load_file(tmp_path / "model.safetensors")
     sd.pop("model.layers.1.mlp.up_proj.weight")
-    sd["model.layers.1.extra.weight"] = torch.zeros(2)
+    sd["model.layers.1.self_attn.q_norm.weight"] = torch.ones(8)  # a Qwen3 tensor; config has no qk_norm
     save_file(sd, tmp_path / "model.safetensors")
     with pytest.raises(ModelLoadError, match=r"missing \['blocks\.1\.mlp\.up_proj\.weight'\].*"
-                                             r"unexpected \['blocks\.1\.extra\.weight'\]"):
+                                             r"unexpected \['blocks\.1\.attn\.q_norm\.weight'\]"):
+        load_pretrained(tmp_path, family=tiny_family)
+    sd["model.layers.1.extra.weight"] = torch.zeros(2)  # no core counterpart: the family names it
+    save_file(sd, tmp_path / "model.safetensors")
+    with pytest.raises(ModelLoadError, match=r"unexpected parameter 'model\.layers\.1\.extra\.weight'"):
         load_pretrained(tmp_path, family=tiny_family)
 
 

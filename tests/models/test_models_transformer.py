@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import subprocess
 import sys
 
@@ -15,9 +14,7 @@ from rlcore.models import attention
 from rlcore.models.attention import (
     PackedContext,
     check_cu_seqlens,
-    sdpa_block_diagonal,
-    sdpa_bucketed,
-    sdpa_hybrid,
+    sdpa_auto,
     sdpa_loop,
     sdpa_padded,
 )
@@ -159,8 +156,7 @@ def test_attention_fallbacks_agree(window, kv_heads):
     naive = torch.einsum("hqk,khd->qhd", scores.masked_fill(~allowed, float("-inf")).softmax(-1),
                          v[:5].repeat_interleave(4 // kv_heads, 1))
     torch.testing.assert_close(ref[:5], naive, atol=1e-5, rtol=0)
-    hybrid = functools.partial(sdpa_hybrid, long_len=4)  # 5 and 9 alone, 1 and 3 padded together
-    for fn in (sdpa_block_diagonal, sdpa_padded, sdpa_bucketed, sdpa_hybrid, hybrid):
+    for fn in (sdpa_padded, sdpa_auto):
         torch.testing.assert_close(fn(q, k, v, seqlens, 0.35, window), ref, atol=1e-5, rtol=0)
 
 
@@ -233,18 +229,16 @@ def test_importing_config_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("name", ["loop", "bucketed", "padded", "hybrid"])
-def test_fallback_can_be_chosen_by_environment(name, monkeypatch):
-    cfg = TransformerConfig(vocab_size=40, hidden_size=32, n_q_heads=4, n_kv_heads=2)
-    model = model_for(cfg)
-    seqs = random_sequences(40, LENS)
-    with torch.no_grad():
-        ref = model(*pack(seqs))
-        monkeypatch.setenv("RLCORE_ATTN_FALLBACK", name)
-        torch.testing.assert_close(model(*pack(seqs)), ref, atol=1e-5, rtol=0)
-    monkeypatch.setenv("RLCORE_ATTN_FALLBACK", "nope")
-    with pytest.raises(ValueError, match="RLCORE_ATTN_FALLBACK"):
-        model(*pack(seqs))
+def test_auto_fallback_pads_similar_lengths_and_loops_over_uneven_ones(monkeypatch):
+    """sdpa_auto picks one padded call for similar lengths, one call per sequence otherwise."""
+    calls = []
+    for fn in ("sdpa_padded", "sdpa_loop"):
+        real = getattr(attention, fn)
+        monkeypatch.setattr(attention, fn, lambda *a, _r=real, _n=fn, **kw: calls.append(_n) or _r(*a, **kw))
+    q = torch.randn(40, 2, 8)
+    attention.sdpa_auto(q, q[:, :1], q[:, :1], [10, 10, 11, 9], 0.3)
+    attention.sdpa_auto(q, q[:, :1], q[:, :1], [37, 1, 1, 1], 0.3)
+    assert calls == ["sdpa_padded", "sdpa_loop"]
 
 
 def test_fallback_gradients_agree():
@@ -253,7 +247,7 @@ def test_fallback_gradients_agree():
     q, k, v = (torch.randn(18, 4, 8, generator=gen, requires_grad=True) for _ in range(3))
     weights = torch.randn(18, 4, 8, generator=gen)
     grads = []
-    for fn in (sdpa_loop, sdpa_block_diagonal, functools.partial(sdpa_hybrid, long_len=4)):
+    for fn in (sdpa_loop, sdpa_padded):
         (fn(q, k, v, seqlens, 0.3, None) * weights).sum().backward()
         grads.append([t.grad.clone() for t in (q, k, v)])
         for t in (q, k, v):

@@ -9,13 +9,15 @@ from rlcore.errors import ModelLoadError
 from rlcore.testing.families import FamilyConformance
 
 
+# --8<-- [start:test]
 class TestPhi3(FamilyConformance):
     family = PHI3
-    variants = {
-        "gqa": {},
-        "sliding": {"sliding_window": 8},
+    variants = {  # HF config overrides on top of tiny_config, one quirk each
+        "gqa": {},  # 4 query heads, 2 kv heads: the qkv split is uneven
+        "sliding": {"sliding_window": 8},  # shorter than the test sequences
         "tied_mha": {"tie_word_embeddings": True, "num_key_value_heads": 4},
     }
+# --8<-- [end:test]
 
 
 def test_fused_projections_split_in_order():

@@ -56,6 +56,8 @@ KINDS = {
                       "A response of `target_tokens` tokens scores 1; each token more or fewer "
                       "costs 1/target_tokens. The run logs the mean response length as "
                       "`rew_inf/response_tokens`."),
+    "family": Kind("$name", "a model family, `$name` (StarCoder2 declared on `DecoderFamily`)",
+                   "rlcore train sft --set actor.preset=$name", ("rlcore-plugin-algorithms",)),
 }
 PluginKind = StrEnum("PluginKind", {name: name for name in KINDS})  # typer lists the choices
 
@@ -88,7 +90,9 @@ def new_plugin(
     `experiment`, an experiment `NAME` (SFT that also learns the prompt); `dataset`,
     `MOD_qa`, question/answer rows under a prompt template, selected with
     `--set dataset.name=MOD_qa`; `interface`, `MOD_length_reward`, a reward node scoring
-    response length, selected with `--set reward.interface=MOD_length_reward`.
+    response length, selected with `--set reward.interface=MOD_length_reward`; `family`, a
+    model family `NAME` (StarCoder2, declared on DecoderFamily) that `--set actor.preset=NAME`
+    trains and saves.
     Then: `pip install -e rlcore-plugin-NAME` (offline: add `--no-build-isolation`),
     `rlcore list-plugins` and `pytest rlcore-plugin-NAME/tests`.
     """

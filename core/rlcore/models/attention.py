@@ -1,13 +1,13 @@
 """Packed (varlen) causal attention: flash-attn on CUDA when importable, exact SDPA elsewhere.
 
 Tensors are packed: q ``[T, Hq, D]``, k/v ``[T, Hkv, D]``; ``cu_seqlens`` ``[B+1]`` marks where each
-sequence starts. The CPU fallback is chosen by ``bench/attention_fallback.py`` (see bench/README.md).
+sequence starts. The exact CPU fallback was chosen by measuring candidates with
+``bench/attention_fallback.py`` (see bench/README.md); the candidates the model does not run live there.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import torch.nn.functional as F
@@ -58,21 +58,11 @@ def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int | None, scale: float,
                      window_size=window)
     if seqlens is None:
         seqlens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
-    return cpu_fallback()(q, k, v, seqlens, scale, sliding_window)
-
-
-def cpu_fallback():
-    """The exact non-flash path: ``sdpa_auto`` (see bench/README.md), or $RLCORE_ATTN_FALLBACK."""
-    name = os.environ.get("RLCORE_ATTN_FALLBACK", "auto")
-    fallbacks = {"auto": sdpa_auto, "padded": sdpa_padded, "loop": sdpa_loop,
-                 "bucketed": sdpa_bucketed, "hybrid": sdpa_hybrid}
-    if name not in fallbacks:
-        raise ValueError(f"RLCORE_ATTN_FALLBACK={name!r} is not one of {', '.join(fallbacks)}")
-    return fallbacks[name]
+    return sdpa_auto(q, k, v, seqlens, scale, sliding_window)
 
 
 def sdpa_auto(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
-    """Default fallback: one padded call when padding adds at most 30% (many similar
+    """The exact fallback: one padded call when padding adds at most 30% (many similar
     sequences: RL rollouts), else one call per sequence (few or uneven ones)."""
     if len(seqlens) > 1 and max(seqlens) * len(seqlens) <= 1.3 * sum(seqlens):
         return sdpa_padded(q, k, v, seqlens, scale, sliding_window)
@@ -80,7 +70,7 @@ def sdpa_auto(q, k, v, seqlens: list[int], scale: float, sliding_window: int | N
 
 
 def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
-    """Candidate fallback: one causal SDPA call per sequence (no padding, many small calls).
+    """One causal SDPA call per sequence (no padding, many small calls).
 
     Inputs go in as 4-D ``[1, H, n, D]``: only 4-D takes CPU SDPA's fused flash kernel, and
     ``split`` (not slicing) keeps backward from allocating a full-size gradient per sequence.
@@ -99,21 +89,8 @@ def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | N
     return torch.cat(outs) if len(outs) > 1 else outs[0].contiguous()
 
 
-def sdpa_block_diagonal(q, k, v, seqlens: list[int], scale: float,
-                        sliding_window: int | None = None):
-    """Candidate fallback: one SDPA over all T tokens with a block-diagonal causal mask."""
-    seq_id = torch.repeat_interleave(torch.arange(len(seqlens), device=q.device),
-                                     torch.tensor(seqlens, device=q.device))
-    mask = (seq_id[:, None] == seq_id[None, :]) & causal_mask(len(seq_id), len(seq_id),
-                                                              sliding_window, q.device)
-    o = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
-                                       attn_mask=mask, scale=scale,
-                                       enable_gqa=q.shape[1] != k.shape[1])
-    return o.transpose(0, 1)
-
-
 def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
-    """Candidate fallback: scatter into a right-padded ``[B, H, L, D]`` batch, one SDPA, gather."""
+    """Scatter into a right-padded ``[B, H, L, D]`` batch, one SDPA, gather."""
     b, n_max = len(seqlens), max(seqlens)
     lens = torch.tensor(seqlens, device=q.device)
     valid = torch.arange(n_max, device=q.device)[None, :] < lens[:, None]  # [B, L]
@@ -133,59 +110,6 @@ def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int |
     o = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask, scale=scale,
                                        enable_gqa=gqa)
     return o.transpose(1, 2)[valid]
-
-
-def sdpa_bucketed(q, k, v, seqlens: list[int], scale: float,
-                  sliding_window: int | None = None, max_waste: float = 0.3):
-    """Candidate fallback: sort by length, pad each bucket of similar lengths, one SDPA per bucket.
-
-    A bucket grows while its padded size stays within ``1 + max_waste`` of its real tokens.
-    """
-    order = sorted(range(len(seqlens)), key=lambda i: -seqlens[i])
-    buckets: list[list[int]] = []
-    for i in order:
-        cur = buckets[-1] if buckets else None
-        if cur and seqlens[cur[0]] * (len(cur) + 1) <= (1 + max_waste) * (
-                sum(seqlens[j] for j in cur) + seqlens[i]):
-            cur.append(i)
-        else:
-            buckets.append([i])
-    if len(buckets) == 1:
-        return sdpa_padded(q, k, v, seqlens, scale, sliding_window)
-    starts = [0]
-    for n in seqlens[:-1]:
-        starts.append(starts[-1] + n)
-    out = q.new_empty(q.shape)
-    for bucket in buckets:
-        idx = torch.cat([torch.arange(starts[i], starts[i] + seqlens[i], device=q.device)
-                         for i in bucket])
-        out[idx] = sdpa_padded(q[idx], k[idx], v[idx], [seqlens[i] for i in bucket], scale,
-                               sliding_window)
-    return out
-
-
-def sdpa_hybrid(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None,
-                long_len: int = 128):
-    """Candidate fallback: sequences longer than ``long_len`` get one SDPA each, the rest one padded call.
-
-    Long sequences skip padding and let the causal kernel skip masked blocks; short ones share
-    one call so that per-call overhead does not dominate.
-    """
-    long = [i for i, n in enumerate(seqlens) if n > long_len]
-    if not long or len(long) == len(seqlens):
-        fn = sdpa_loop if long else sdpa_padded
-        return fn(q, k, v, seqlens, scale, sliding_window)
-    starts = [0]
-    for n in seqlens[:-1]:
-        starts.append(starts[-1] + n)
-    out = q.new_empty(q.shape)
-    for i in long:
-        sl = slice(starts[i], starts[i] + seqlens[i])
-        out[sl] = sdpa_loop(q[sl], k[sl], v[sl], [seqlens[i]], scale, sliding_window)
-    short = [i for i, n in enumerate(seqlens) if n <= long_len]
-    idx = torch.cat([torch.arange(starts[i], starts[i] + seqlens[i], device=q.device) for i in short])
-    out[idx] = sdpa_padded(q[idx], k[idx], v[idx], [seqlens[i] for i in short], scale, sliding_window)
-    return out
 
 
 def causal_mask(n_q: int, n_k: int, sliding_window: int | None, device) -> torch.Tensor:
