@@ -48,7 +48,7 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-@pytest.mark.slow  # about 40 s on two shared CPU cores: the warm start and two short runs
+@pytest.mark.slow  # ~55 s of CPU time: the warm start and two 40-step runs
 def test_raft_raises_held_out_accuracy_and_random_selection_does_not(tmp_path):
     ranked, reward = raft_run(tmp_path / "raft", "raft.min_reward=1.0")
     control, _ = raft_run(tmp_path / "control", "reward.functions=[format_penalty]",
