@@ -23,6 +23,7 @@ from doc_blocks import (
     PYTHON,
     ROOT,
     SHELL,
+    SNIPPET_BASES,
     blocks,
     rlcore_commands,
     snippet_includes,
@@ -30,7 +31,6 @@ from doc_blocks import (
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "docs" / "examples"
-SNIPPET_ROOTS = (EXAMPLES, ROOT / "contrib")  # mkdocs.yml: pymdownx.snippets base_path
 RLCORE = str(Path(sys.executable).parent / "rlcore")
 ALL_BLOCKS = [b for path in DOC_FILES for b in blocks(path)]
 
@@ -121,11 +121,14 @@ def test_shell_blocks_with_python_are_python() -> None:
 def test_snippets_name_existing_examples() -> None:
     included = [(b, name) for b in ALL_BLOCKS for name in snippet_includes(b)]
     assert included, "the guides include their examples with --8<--"
+    bases = ", ".join(str(p.relative_to(ROOT)) for p in SNIPPET_BASES)
+    assert f"base_path: [{bases}]" in (ROOT / "mkdocs.yml").read_text(), \
+        f"mkdocs.yml's snippets base_path is not [{bases}] (doc_blocks.SNIPPET_BASES)"
     missing = []
     for block, name in included:
         file, _, section = name.partition(":")
-        path = next((r / file for r in SNIPPET_ROOTS if (r / file).is_file()), EXAMPLES / file)
-        if not path.is_file() or (section and f"--8<-- [start:{section}]" not in path.read_text()):
+        path = next((base / file for base in SNIPPET_BASES if (base / file).is_file()), None)
+        if path is None or (section and f"--8<-- [start:{section}]" not in path.read_text()):
             missing.append(f"{block.where}: {name}")
     assert not missing, f"snippets name missing files or sections: {missing}"
 

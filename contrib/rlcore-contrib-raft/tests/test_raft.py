@@ -60,3 +60,15 @@ def test_train_step_lowers_the_loss_on_the_kept_responses():
         last = iface.train_step(handle, data)
     assert first["kept_frac"] == pytest.approx(2 / 6) and first["/reward/mean"] == pytest.approx(2 / 6)
     assert last["loss"] < 0.5 * first["loss"]
+
+
+def test_a_step_that_keeps_nothing_leaves_the_weights_alone():
+    """No optimizer step: AdamW's momentum from the last step would move them on zero grads."""
+    handle = make_handle(trainable=True, lr=1e-2)
+    data = rollout(handle.tokenizer)
+    RAFTInterface().train_step(handle, data)
+    before = {k: v.clone() for k, v in handle.module.state_dict().items()}
+    metrics = RAFTInterface(min_reward=2.0).train_step(handle, data)
+    assert metrics["updates"] == 0 and metrics["kept_frac"] == 0 and "loss" not in metrics
+    for name, value in handle.module.state_dict().items():
+        assert torch.equal(value, before[name]), name

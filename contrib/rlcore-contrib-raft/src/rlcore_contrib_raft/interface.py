@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from rlcore.data.batch import PackedBatch
+from rlcore.runtime.distributed import all_reduce
 from rlcore.runtime.interface import ModelHandle, ModelInterface
 from rlcore_plugin_algorithms.interfaces import answer_query
 from rlcore_plugin_algorithms.losses import sft_loss
@@ -50,8 +51,8 @@ class RAFTInterface(ModelInterface):
                 masks.append([~prompt[j].bool()])
                 kept_rewards.append(groups[i][j])
         every = [r for g in groups for r in g]
-        if not ids:  # nothing qualified: a zero-token loss keeps ranks in step
-            i = 0
+        if not ids:  # nothing qualified here but maybe on another rank: a zero-token loss
+            i = 0  # keeps this rank's steps in line with theirs
             ids, seqs = [data.ids[i]], [[data.sequences(IDS, i)[0]]]
             masks = [[torch.zeros_like(seqs[0][0], dtype=torch.bool)]]
         batch = PackedBatch.from_sequences(ids, {IDS: seqs, "loss_mask": masks},
@@ -62,8 +63,10 @@ class RAFTInterface(ModelInterface):
         kept, every, kept_rewards = self.kept_batch(data)
         losses: list[float] = []
         tokens, last = 0, {}
-        for _ in range(self.epochs):
-            # The same number of optimizer steps on every rank, however few responses were kept.
+        # Nothing kept on any rank: no step at all, since AdamW's momentum would still move the
+        # weights on zero gradients. Otherwise the same number of steps on every rank.
+        epochs = self.epochs if all_reduce([len(kept_rewards)])[0] > 0 else 0
+        for _ in range(epochs):
             n = self.n_minibatches
             parts = kept.minibatches(n) if n > 1 and len(kept) >= n else [kept] * n
             for mb in parts:
@@ -73,13 +76,13 @@ class RAFTInterface(ModelInterface):
                 last = handle.model.step()
                 losses.append(loss.item())
                 tokens += count
-        mean = sum(every) / len(every)
         metrics: dict[str, Any] = {
-            "loss": sum(losses) / len(losses), "tokens": float(tokens),
+            "tokens": float(tokens), "updates": float(len(losses)),
             "kept_frac": len(kept_rewards) / len(every),
             "kept_reward": sum(kept_rewards) / len(kept_rewards) if kept_rewards else 0.0,
-            "/reward/mean": mean,
+            "/reward/mean": sum(every) / len(every),
             **last,
         }
+        if losses:
+            metrics["loss"] = sum(losses) / len(losses)
         return metrics
-
