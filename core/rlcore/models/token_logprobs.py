@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from rlcore.models.loss_kernel import liger_logprobs, use_liger
+
 # Logit elements per chunk (fp32: 128 MiB); 220 positions of a 152k vocabulary.
 CHUNK_ELEMENTS = 2**25
 
@@ -34,12 +36,18 @@ class TokenQuery:
     chunk_tokens: int | None = None
 
 
-def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery):
-    """``(logprobs [N], entropy [N] or None)`` in fp32 of ``query``'s positions of ``hidden [T, C]``."""
+def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery, kernel: str = "chunked"):
+    """``(logprobs [N], entropy [N] or None)`` in fp32 of ``query``'s positions of ``hidden [T, C]``.
+
+    ``kernel``: ``chunked``, ``liger`` or ``auto`` (see :mod:`rlcore.models.loss_kernel`).
+    """
     n = query.positions.numel()
     chunk = query.chunk_tokens or max(1, CHUNK_ELEMENTS // weight.shape[0])
     h = hidden.index_select(0, query.positions.to(hidden.device).long())
     targets = query.targets.to(hidden.device).long()
+    if (kernel != "chunked" and use_liger(kernel, hidden.device) and query.logits_mask is None
+            and not query.entropy):
+        return liger_logprobs(h, weight, targets, float(query.temperature)), None
     mask = None if query.logits_mask is None else query.logits_mask.to(hidden.device)
     if mask is not None and mask.shape != (n, weight.shape[0]):
         raise ValueError(f"logits_mask has shape {tuple(mask.shape)}; expected [{n}, {weight.shape[0]}] "
