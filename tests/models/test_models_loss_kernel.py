@@ -69,3 +69,19 @@ def test_liger_equals_chunked_on_cuda_values_and_gradients(temperature):
     for got, want in zip(results[1], results[0], strict=True):
         scale = max(1.0, float(want.abs().max()))
         assert float((got - want).abs().max()) <= 1e-4 * scale
+
+
+def test_sft_experiment_sets_the_kernel_on_the_model_it_builds():
+    from rlcore.config import resolve
+    from rlcore.data.tokenizer import load_tokenizer
+    from rlcore.runtime.roles import RoleSpec
+    from rlcore_plugin_algorithms.config import SFTConfig
+    from rlcore_plugin_algorithms.experiments import SFT
+
+    tokenizer = load_tokenizer(None)
+    role = RoleSpec("actor", trainable=True)
+    model, _ = SFT(resolve(SFTConfig, sets=["actor.loss_kernel=auto"])).build_model(role, tokenizer)
+    assert model.loss_kernel == "auto"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"actor\.loss_kernel=liger"):
+            SFT(resolve(SFTConfig, sets=["actor.loss_kernel=liger"])).build_model(role, tokenizer)
