@@ -12,8 +12,8 @@ from rlcore.data.batch import PackedBatch
 from rlcore.data.select import build_named, dataset_name
 from rlcore.dfg import MFC
 from rlcore.errors import UnknownItemError
-from rlcore.models.loss_kernel import check_loss_kernel
 from rlcore.first_party import install_hint
+from rlcore.models.loss_kernel import check_loss_kernel
 from rlcore.plugins import registry
 from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.interface import ModelHandle
