@@ -19,8 +19,12 @@ only). HF gets the same sequences right-padded with an attention mask and comput
 ``max_memory_allocated`` (CUDA) belongs to that measurement alone; sides alternate over
 ``--repeats``. Reported: the step's peak above the memory held once the model is built
 ("step peak"), the whole process peak, and tokens/s (real tokens, median and range).
-An HF measurement whose full logits alone would not fit in half the available memory is
-skipped and says so.
+An HF measurement whose padded full-vocabulary logits (with the copies its step must hold at
+once: 3 with a backward, 2 without) would not fit in ``MemAvailable`` less 4 GiB (after
+``--wait-mem`` seconds of waiting) is skipped and says so; its row then compares rlcore's
+step peak with that logits bound, a lower bound on HF's step peak. Workers volunteer as the
+OOM killer's first victim and are killed if ``MemAvailable`` drops under 1.5 GiB, so a shared
+machine's other processes are safe.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,6 +77,11 @@ def sequences(tokens: int, lo: int, hi: int, vocab: int, pairs: bool, seed: int 
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _mem_total() -> int:
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1]) * 1024
 
 
 def mem_available() -> int:
@@ -138,6 +148,8 @@ def hf_step(model, seqs, mode: str, device: str):
 def measure(args) -> dict:
     """Build one side's model, run warm-up + timed steps, report memory and tokens/s."""
     torch.set_num_threads(args.threads)
+    with open("/proc/self/oom_score_adj", "w") as f:  # if memory runs out, this process goes first
+        f.write("1000")
     device = args.device
     family, cfg = core_config(args.quick, args.layers)
     seqs = sequences(args.tokens, args.min_len, args.max_len, cfg.vocab_size, args.mode == "dpo")
@@ -183,15 +195,30 @@ def measure(args) -> dict:
             "step_peak_bytes": peak - base, "tok_s": real / median(times)}
 
 
-def hf_fits(args, tokens: int, vocab: int) -> tuple[bool, str]:
-    """Whether HF's full fp32 logits (x3: logits, log-softmax, grad) fit in half of MemAvailable."""
+# Full-vocabulary fp32 [B, L, V] copies HF's step must hold at once, at least: logits and
+# log-softmax (+ the logits' grad with a backward). Measured: 3.0 (logprob, 8k), 3.2 (sft, 2k).
+HF_LOGIT_COPIES = {"sft": 3, "dpo": 3, "logprob": 2}
+MARGIN = 4 * 2**30  # left to the machine's other processes while HF runs
+
+
+def hf_need(args, mode: str, tokens: int, vocab: int) -> int:
+    """Bytes of HF's padded full-vocabulary fp32 logits (and copies) for one step: a lower bound."""
+    seqs = sequences(tokens, args.min_len, args.max_len, vocab, mode == "dpo")
+    return HF_LOGIT_COPIES[mode] * 4 * len(seqs) * max(len(s) for s in seqs) * vocab
+
+
+def hf_fits(args, mode: str, tokens: int, vocab: int) -> tuple[bool, str]:
+    """Whether HF's logits fit in ``MemAvailable`` less a margin; waits up to ``--wait-mem`` s for it."""
     if args.device.startswith("cuda") or args.quick:
         return True, ""
-    seqs = sequences(tokens, args.min_len, args.max_len, vocab, False)
-    need = 3 * 4 * len(seqs) * max(len(s) for s in seqs) * vocab
-    avail = mem_available()
-    if need > avail / 2:
-        return False, f"needs ~{need / 2**30:.0f} GiB of logits, {avail / 2**30:.0f} GiB available"
+    need = hf_need(args, mode, tokens, vocab)
+    if need + MARGIN > args.mem_total:
+        return False, f"needs >= {need / 2**30:.0f} GiB of logits; the machine has {args.mem_total / 2**30:.0f} GiB"
+    deadline = time.monotonic() + args.wait_mem
+    while (avail := mem_available()) < need + MARGIN and time.monotonic() < deadline:
+        time.sleep(30)
+    if avail < need + MARGIN:
+        return False, f"needs >= {need / 2**30:.0f} GiB of logits, {avail / 2**30:.0f} GiB available"
     return True, ""
 
 
@@ -199,16 +226,33 @@ def hf_fits(args, tokens: int, vocab: int) -> tuple[bool, str]:
 
 
 def run_worker(args, side: str, mode: str, tokens: int) -> dict:
+    """One measurement in its own subprocess; killed first if the machine runs short of memory."""
     cmd = [sys.executable, __file__, "--worker", side, "--mode", mode, "--tokens", str(tokens),
            "--layers", str(args.layers), "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--threads", str(args.threads), "--device", args.device,
            "--min-len", str(args.min_len), "--max-len", str(args.max_len)]
     if args.quick:
         cmd.append("--quick")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"worker {side} {mode} {tokens} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    load = os.getloadavg()[0]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    guard = threading.Thread(target=_memory_guard, args=(proc,), daemon=True)
+    guard.start()
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"worker {side} {mode} {tokens} failed (rc {proc.returncode}):\n{err[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["loadavg"] = [load, os.getloadavg()[0]]
+    return result
+
+
+def _memory_guard(proc: subprocess.Popen, floor: int = 3 * 2**29) -> None:
+    """Kill ``proc`` if ``MemAvailable`` falls under 1.5 GiB, before the kernel picks a victim."""
+    while proc.poll() is None:
+        if mem_available() < floor:
+            proc.kill()
+            print(f"memory guard: killed worker {proc.pid} (MemAvailable < 1.5 GiB)", file=sys.stderr)
+            return
+        time.sleep(0.2)
 
 
 def gib(b: float) -> str:
@@ -228,6 +272,8 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--min-len", type=int, default=None)
     p.add_argument("--max-len", type=int, default=None)
+    p.add_argument("--wait-mem", type=float, default=0,
+                   help="seconds to wait for MemAvailable to fit HF's logits before skipping it")
     p.add_argument("--worker", choices=["rlcore", "hf"], help=argparse.SUPPRESS)
     p.add_argument("--mode", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -243,6 +289,7 @@ def main(argv=None) -> None:
     tokens = [int(t) for t in (args.tokens or ("256" if args.quick else "2048,8192")).split(",")]
     repeats = args.repeats or (1 if args.quick else 2)
     vocab = (QUICK if args.quick else QWEN2_05B)["vocab_size"]
+    args.mem_total = _mem_total()
     from importlib.metadata import version  # not transformers itself: the driver stays light
 
     env = {"torch": torch.__version__, "transformers": version("transformers"),
@@ -252,18 +299,23 @@ def main(argv=None) -> None:
     rows = []
     for mode in args.modes.split(","):
         for n in tokens:
-            fits, why = hf_fits(args, n, vocab)
             runs = {"rlcore": [], "hf": []}
+            why = ""
             for _ in range(repeats):
                 for side in ("rlcore", "hf"):
-                    if side == "rlcore" or fits:
-                        runs[side].append(run_worker(args, side, mode, n))
+                    if side == "hf":
+                        fits, why = hf_fits(args, mode, n, vocab)
+                        if not fits:
+                            continue
+                    runs[side].append(run_worker(args, side, mode, n))
             core = runs["rlcore"]
             row = {"mode": mode, "tokens": core[0]["tokens"],
                    "padding": 1 - core[0]["tokens"] / core[0]["padded_tokens"],
                    "core_step_peak": max(r["step_peak_bytes"] for r in core),
                    "core_peak": max(r["peak_bytes"] for r in core),
-                   "core_tok_s": [r["tok_s"] for r in core]}
+                   "core_tok_s": [r["tok_s"] for r in core],
+                   "loadavg": [round(x, 1) for r in runs["rlcore"] + runs["hf"] for x in r["loadavg"]],
+                   "hf_logits_bound": hf_need(args, mode, n, vocab)}
             if runs["hf"]:
                 hf = runs["hf"]
                 row.update(hf_step_peak=max(r["step_peak_bytes"] for r in hf),
@@ -279,7 +331,8 @@ def main(argv=None) -> None:
                       f"{median(ct):.0f} ({min(ct):.0f}-{max(ct):.0f})"]
         if "hf_skipped" in r:
             table.append([r["mode"], r["tokens"], f"{r['padding']:.0%}", *core_cells,
-                          f"skipped: {r['hf_skipped']}", "", "", "", ""])
+                          f"skipped: {r['hf_skipped']}", "", "",
+                          f"≤ {r['core_step_peak'] / r['hf_logits_bound']:.2f}× (vs logits bound)", ""])
             continue
         ht = r["hf_tok_s"]
         table.append([r["mode"], r["tokens"], f"{r['padding']:.0%}", *core_cells,

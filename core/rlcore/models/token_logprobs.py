@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from rlcore.models.loss_kernel import liger_logprobs, use_liger
+
 # Logit elements per chunk (fp32: 128 MiB); 220 positions of a 152k vocabulary.
 CHUNK_ELEMENTS = 2**25
 
@@ -34,12 +36,18 @@ class TokenQuery:
     chunk_tokens: int | None = None
 
 
-def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery):
-    """``(logprobs [N], entropy [N] or None)`` in fp32 of ``query``'s positions of ``hidden [T, C]``."""
+def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery, kernel: str = "chunked"):
+    """``(logprobs [N], entropy [N] or None)`` in fp32 of ``query``'s positions of ``hidden [T, C]``.
+
+    ``kernel``: ``chunked``, ``liger`` or ``auto`` (see :mod:`rlcore.models.loss_kernel`).
+    """
     n = query.positions.numel()
     chunk = query.chunk_tokens or max(1, CHUNK_ELEMENTS // weight.shape[0])
     h = hidden.index_select(0, query.positions.to(hidden.device).long())
     targets = query.targets.to(hidden.device).long()
+    if (kernel != "chunked" and use_liger(kernel, hidden.device) and query.logits_mask is None
+            and not query.entropy):
+        return liger_logprobs(h, weight, targets, float(query.temperature)), None
     mask = None if query.logits_mask is None else query.logits_mask.to(hidden.device)
     if mask is not None and mask.shape != (n, weight.shape[0]):
         raise ValueError(f"logits_mask has shape {tuple(mask.shape)}; expected [{n}, {weight.shape[0]}] "
@@ -51,11 +59,11 @@ def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery):
 
 def _chunk_logits(h, weight, temperature, mask):
     """fp32 logits of one chunk as sampling saw them: head matmul, temperature, mask."""
-    z = F.linear(h, weight).float()
+    z = F.linear(h, weight).float()  # a fresh tensor: edited in place below
     if temperature != 1.0:
-        z = z / temperature
+        z.div_(temperature)
     if mask is not None:
-        z = z.masked_fill(~mask, float("-inf"))
+        z.masked_fill_(~mask, float("-inf"))
     return z
 
 
@@ -76,11 +84,10 @@ class _ChunkedHead(torch.autograd.Function):
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             z = _chunk_logits(h[s:e], weight, temperature, None if mask is None else mask[s:e])
-            logp_all = torch.log_softmax(z, dim=-1)
-            logp[s:e] = logp_all.gather(-1, targets[s:e, None]).squeeze(-1)
             lse[s:e] = torch.logsumexp(z, dim=-1)
+            logp[s:e] = z.gather(-1, targets[s:e, None]).squeeze(-1) - lse[s:e]
             if with_entropy:
-                entropy[s:e] = entropy_from_logprobs(logp_all)
+                entropy[s:e] = entropy_from_logprobs(z.sub_(lse[s:e, None]))
         ctx.save_for_backward(h, weight, targets, mask, lse, entropy)
         ctx.temperature, ctx.with_entropy, ctx.chunk = temperature, with_entropy, chunk
         return logp, entropy
@@ -96,15 +103,18 @@ class _ChunkedHead(torch.autograd.Function):
         for s in range(0, n, ctx.chunk):
             e = min(n, s + ctx.chunk)
             z = _chunk_logits(h[s:e], weight, ctx.temperature, None if mask is None else mask[s:e])
-            logp_all = z - lse[s:e, None]
-            p = logp_all.exp()
+            logp_all = z.sub_(lse[s:e, None])
             g = g_logp[s:e, None].float()
-            # d logp[target] / dz = onehot(target) - p
-            gz = (-p * g).scatter_add_(1, targets[s:e, None], g)
             if use_entropy:
                 # d H / dz = -p * (log p + H); cut tokens (p = 0, log p = -inf) get 0
+                p = logp_all.exp()
                 safe = torch.where(torch.isneginf(logp_all), 0.0, logp_all)
-                gz -= g_entropy[s:e, None].float() * p * (safe + entropy[s:e, None])
+                gz = g_entropy[s:e, None].float() * p * (safe + entropy[s:e, None])
+                gz.addcmul_(p, g).neg_()
+            else:  # one [chunk, vocab] buffer, edited in place
+                gz = logp_all.exp_().mul_(-g)
+            # d logp[target] / dz = onehot(target) - p
+            gz.scatter_add_(1, targets[s:e, None], g)
             if ctx.temperature != 1.0:
                 gz /= ctx.temperature
             if need_h:

@@ -165,6 +165,7 @@ class Transformer(nn.Module):
         # Plain attribute, not a buffer: stays fp32 when the model is cast to bf16.
         self._inv_freq = rope_inv_freq(cfg) if cfg.position == "rotary" else None
         self.gradient_checkpointing = False
+        self.loss_kernel = "chunked"  # of token log-probs: chunked | liger | auto (models/loss_kernel.py)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -185,7 +186,7 @@ class Transformer(nn.Module):
             return self.head(h)
         if self.config.value_head:
             raise ValueError("a value-head model has no token log-probs; call it without a query")
-        return score_tokens(h, self.head_weight(), query)
+        return score_tokens(h, self.head_weight(), query, self.loss_kernel)
 
     def hidden_states(self, input_ids, cu_seqlens, cache: KVCache | None = None):
         """Final-normed hidden states ``[T, C]``; with ``cache``, also stores the prompt K/V."""

@@ -23,6 +23,8 @@ class ModelOptions:
     n_heads: int = field(default=4, metadata={"help": "tiny model only", "range": "[1, inf)"})
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer directory; null: path, else the embedded one"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute blocks in backward"})
+    loss_kernel: Literal["chunked", "liger", "auto"] = field(default="chunked", metadata={
+        "help": "token log-prob kernel: chunked (any device), liger (CUDA, rlcore[liger]), auto"})
 
 
 def _train(lr: float) -> DeepSpeedOptions:

@@ -13,6 +13,7 @@ from rlcore.data.select import build_named, dataset_name
 from rlcore.dfg import MFC
 from rlcore.errors import UnknownItemError
 from rlcore.first_party import install_hint
+from rlcore.models.loss_kernel import check_loss_kernel
 from rlcore.plugins import registry
 from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.interface import ModelHandle
@@ -78,6 +79,7 @@ class PostTraining(Experiment):
                 cfg = dataclasses.replace(cfg, value_head=True, tie_embeddings=False)
             module, family = Transformer(cfg), role.preset
         module.gradient_checkpointing = self.config.actor.gradient_checkpointing
+        module.loss_kernel = check_loss_kernel(self.config.actor.loss_kernel, "actor.loss_kernel")
         return module, family
 
     def build_dataset(self, tokenizer: Any, **overrides: Any) -> Any:
