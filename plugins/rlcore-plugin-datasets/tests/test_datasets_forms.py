@@ -65,7 +65,7 @@ def test_prompt_answer_batched_samples_equal_row_by_row(tmp_path, tok):
     ds = PromptAnswerDataset(PromptAnswerConfig(path=write(tmp_path, rows, ".jsonl")), tok)
     one_by_one = [s for row in ds.load_rows() for s in ds.build_sample(row)]  # nothing known now
     assert len(ds) == len(one_by_one) == len(rows)
-    for batched, single in zip(ds.samples, one_by_one):
+    for batched, single in zip(ds.samples, one_by_one, strict=True):
         for key, seqs in single.sequences.items():
             assert [a.tolist() for a in batched.sequences[key]] == [a.tolist() for a in seqs]
 

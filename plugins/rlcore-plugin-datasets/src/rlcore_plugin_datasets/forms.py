@@ -39,7 +39,7 @@ def encode_many(tokenizer: Any, texts: list[str], add_special_tokens: bool) -> d
     if not distinct:
         return {}
     found = tokenizer(distinct, add_special_tokens=add_special_tokens)["input_ids"]
-    return dict(zip(distinct, map(list, found)))
+    return dict(zip(distinct, map(list, found), strict=True))
 
 
 def text_prompt(tokenizer: Any, text: str, known: dict[str, list[int]] | None = None) -> np.ndarray:
