@@ -4,7 +4,8 @@ wheels, lint and docs.
 Every session installs CPU torch first (an unpinned torch would pull a CUDA build).
 Run `nox -l` to list them, e.g. `nox -s "plugin(name='rlcore-plugin-llama')"`.
 `nox -s build` writes a wheel and an sdist of every package into dist/;
-`nox -s wheels` installs those (not editable) into a fresh venv and tests them.
+`nox -s wheels` installs those (not editable) into a fresh venv and tests them; CI (.ci/run)
+runs `nox -s build wheels -- -m "not slow"` beside the README's tests.
 """
 
 import re

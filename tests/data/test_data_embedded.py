@@ -25,7 +25,8 @@ def test_tokenizer_specials_round_trip_and_chat_template(tok, tmp_path):
                                         ("3<eos>", True)]
     # Saved like any HF tokenizer, and loads back through load_tokenizer.
     d = embedded.save_embedded_tokenizer(tmp_path / "tok")
-    again = load_tokenizer(d)
+    again = load_tokenizer(d)  # through AutoTokenizer: the same class as the embedded one
+    assert type(again) is type(tok)
     assert again("7+8=")["input_ids"] == tok("7+8=")["input_ids"]
     assert again.chat_template == tok.chat_template
     assert load_tokenizer(None) is tok

@@ -79,11 +79,13 @@ def save_embedded_tokenizer(path: str | Path) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _embedded_tokenizer_cached():
-    from transformers import AutoTokenizer
+    # The class AutoTokenizer resolves for this directory, named directly: AutoTokenizer would
+    # import transformers.models (about a second at start-up) to find it.
+    from transformers import PreTrainedTokenizerFast
 
     with tempfile.TemporaryDirectory(prefix="rlcore-embedded-tok-") as d:
         save_embedded_tokenizer(d)
-        return AutoTokenizer.from_pretrained(d, trust_remote_code=False, local_files_only=True)
+        return PreTrainedTokenizerFast.from_pretrained(d, local_files_only=True)
 
 
 def embedded_tokenizer():

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from rlcore.data.embedded import CHAT_TEMPLATE, embedded_tokenizer, save_embedded_tokenizer
-from rlcore.data.tokenizer import load_tokenizer
-from rlcore_plugin_datasets import rlcore_datasets
+from rlcore.data.tokenizer import encode, load_tokenizer
+from rlcore_plugin_datasets import forms, rlcore_datasets
 from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig, PromptConfig
 from rlcore_plugin_datasets.paired import PairedDataset
 from rlcore_plugin_datasets.prompt import PromptDataset
@@ -50,6 +50,24 @@ def masked(tok, batch, i=0, j=0):
     seq = batch.sequences("packed_input_ids", i)[j]
     mask = batch.sequences("loss_mask", i)[j]
     return tok.decode(seq[mask])
+
+
+def test_batched_encoding_gives_the_per_text_ids(tok):
+    texts_ = ["1+2=", "", " 3 \n", "1+2=", "<|user|>x<eos>"]
+    for special in (True, False):
+        assert forms.encode_many(tok, texts_, special) == \
+            {t: encode(tok, t, add_special_tokens=special) for t in texts_}
+
+
+def test_prompt_answer_batched_samples_equal_row_by_row(tmp_path, tok):
+    rows = [{"prompt": f"{i}+1=", "answer": str(i + 1)} for i in range(5)] + \
+        [{"prompt": [U("2+2=")], "completion": [A("4")]}, {"prompt": "9+9=", "completion": "18"}]
+    ds = PromptAnswerDataset(PromptAnswerConfig(path=write(tmp_path, rows, ".jsonl")), tok)
+    one_by_one = [s for row in ds.load_rows() for s in ds.build_sample(row)]  # nothing known now
+    assert len(ds) == len(one_by_one) == len(rows)
+    for batched, single in zip(ds.samples, one_by_one, strict=True):
+        for key, seqs in single.sequences.items():
+            assert [a.tolist() for a in batched.sequences[key]] == [a.tolist() for a in seqs]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet"])

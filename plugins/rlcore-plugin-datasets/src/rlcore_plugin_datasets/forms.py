@@ -32,14 +32,32 @@ def require_template(tokenizer: Any, row: Row, field: str) -> None:
         )
 
 
-def text_prompt(tokenizer: Any, text: str) -> np.ndarray:
-    """A plain prompt with the tokenizer's special tokens (e.g. a leading bos)."""
+def encode_many(tokenizer: Any, texts: list[str], add_special_tokens: bool) -> dict[str, list[int]]:
+    """Token ids of each distinct text from one batched call: what ``encode`` gives text by
+    text, without the tokenizer's per-call overhead (thousands of rows at start-up)."""
+    distinct = list(dict.fromkeys(texts))
+    if not distinct:
+        return {}
+    found = tokenizer(distinct, add_special_tokens=add_special_tokens)["input_ids"]
+    return dict(zip(distinct, map(list, found), strict=True))
+
+
+def text_prompt(tokenizer: Any, text: str, known: dict[str, list[int]] | None = None) -> np.ndarray:
+    """A plain prompt with the tokenizer's special tokens (e.g. a leading bos); ``known`` holds
+    ids from :func:`encode_many` (with special tokens)."""
+    if known is not None and text in known:
+        return ids(known[text])
     return ids(encode(tokenizer, text, add_special_tokens=True))
 
 
-def text_answer(tokenizer: Any, text: str, add_eos: bool) -> np.ndarray:
-    """A plain answer, followed by eos when ``add_eos``."""
-    out = encode(tokenizer, text, add_special_tokens=False)
+def text_answer(tokenizer: Any, text: str, add_eos: bool,
+                known: dict[str, list[int]] | None = None) -> np.ndarray:
+    """A plain answer, followed by eos when ``add_eos``; ``known`` holds ids from
+    :func:`encode_many` (without special tokens)."""
+    if known is not None and text in known:
+        out = list(known[text])
+    else:
+        out = encode(tokenizer, text, add_special_tokens=False)
     eos = tokenizer.eos_token_id
     if add_eos and eos is not None and (not out or out[-1] != eos):
         out.append(eos)

@@ -28,9 +28,23 @@ class PromptAnswerDataset(PackedDataset):
         "packed_input_ids": torch.int64,
         "loss_mask": torch.bool,
     }
+    # (prompt ids, answer ids) by text, filled by build_samples for the rows it tokenizes
+    _known: tuple[dict[str, list[int]], dict[str, list[int]]] = ({}, {})
 
     def __init__(self, config: PromptAnswerConfig, tokenizer: Any):
         super().__init__(config, tokenizer)
+
+    def build_samples(self, rows: list[Row]) -> list[Sample]:
+        """Plain-text prompts and answers are tokenized in two batched calls first."""
+        plain = [v for v in (r.values for r in rows) if isinstance(v.get("prompt"), str)]
+        answers = [v.get("answer", v.get("completion")) for v in plain]
+        self._known = (forms.encode_many(self.tokenizer, [v["prompt"] for v in plain], True),
+                       forms.encode_many(self.tokenizer, [a for a in answers if isinstance(a, str)],
+                                         False))
+        try:
+            return super().build_samples(rows)
+        finally:
+            self._known = ({}, {})
 
     def embedded_rows(self) -> list[dict[str, Any]]:
         c = self.config
@@ -62,8 +76,10 @@ class PromptAnswerDataset(PackedDataset):
             prompt, mask = forms.chat_prompt(tok, row, "prompt", p_msgs)
             answer = forms.chat_reply(tok, row, key, p_msgs, c_msgs)
             return prompt, mask, answer, ["prompt", key]
-        prompt = forms.text_prompt(tok, check_str(row, "prompt", v["prompt"]))
-        answer = forms.text_answer(tok, check_str(row, key, v[key]), self.config.add_eos)
+        known_prompts, known_answers = self._known
+        prompt = forms.text_prompt(tok, check_str(row, "prompt", v["prompt"]), known_prompts)
+        answer = forms.text_answer(tok, check_str(row, key, v[key]), self.config.add_eos,
+                                   known_answers)
         return prompt, np.zeros(len(prompt), dtype=bool), answer, ["prompt", key]
 
     def build_sample(self, row: Row) -> list[Sample]:
