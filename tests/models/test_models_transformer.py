@@ -19,7 +19,7 @@ from rlcore.models.attention import (
     sdpa_padded,
 )
 from rlcore.models.config import TransformerConfig
-from rlcore.models.transformer import RMSNorm, Transformer, rope_inv_freq
+from rlcore.models.transformer import RMSNorm, Transformer, rope_attention_factor, rope_inv_freq
 from rlcore.testing.families import pack, random_sequences, randomize_
 
 LENS = (6, 19, 1, 11)
@@ -111,10 +111,18 @@ def test_bf16_forward_runs_and_stays_close():
     assert (low.float() - ref).abs().max() < 0.1 * ref.abs().max()
 
 
-@pytest.mark.parametrize("scaling", [None, {"rope_type": "linear", "factor": 4.0},
-                                     {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                      "high_freq_factor": 4.0,
-                                      "original_max_position_embeddings": 64}])
+YARN = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}
+
+
+@pytest.mark.parametrize("scaling", [
+    None, {"rope_type": "linear", "factor": 4.0},
+    {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+     "original_max_position_embeddings": 64},
+    YARN,  # Qwen2.5 / Qwen3 long-context style
+    {**YARN, "beta_fast": 16, "beta_slow": 2, "truncate": False},
+    {**YARN, "mscale": 0.707, "mscale_all_dim": 1.0},  # DeepSeek style attention factor
+    {**YARN, "attention_factor": 1.3},
+])
 def test_rope_frequencies_match_transformers(scaling):
     import transformers
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
@@ -123,10 +131,11 @@ def test_rope_frequencies_match_transformers(scaling):
     params = {"rope_theta": 500000.0, **(scaling or {"rope_type": "default"})}
     hf = transformers.LlamaConfig(hidden_size=128, num_attention_heads=2, rope_parameters=params)
     if scaling is None:
-        expected = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding(hf).inv_freq
+        expected, factor = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding(hf).inv_freq, 1.0
     else:
-        expected, _ = ROPE_INIT_FUNCTIONS[scaling["rope_type"]](hf)
+        expected, factor = ROPE_INIT_FUNCTIONS[scaling["rope_type"]](hf)
     torch.testing.assert_close(rope_inv_freq(cfg), expected, atol=0, rtol=1e-6)
+    assert rope_attention_factor(cfg) == pytest.approx(factor, rel=1e-9)
 
 
 def test_gemma_unit_offset_norm_matches_transformers():
@@ -203,7 +212,7 @@ def test_learned_positions_beyond_max_is_an_error():
 @pytest.mark.parametrize("change, message", [
     ({"n_q_heads": 6, "n_kv_heads": 4}, "multiple of n_kv_heads"),
     ({"norm_type": "batchnorm"}, "norm_type"),
-    ({"activation": "relu"}, "activation"),
+    ({"activation": "relu2"}, "activation"),
     ({"rope_scaling": {"rope_type": "yarn", "factor": 2.0}}, "yarn"),
     ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "low_freq_factor"),
     ({"position": "learned", "rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "learned"),

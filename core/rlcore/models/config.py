@@ -9,10 +9,17 @@ from typing import Any
 from rlcore.errors import ConfigError
 
 NORM_TYPES = ("layernorm", "rmsnorm")
-ACTIVATIONS = ("gelu", "gelu_new", "silu")
+ACTIVATIONS = ("gelu", "gelu_new", "silu", "relu", "quick_gelu")
 POSITIONS = ("learned", "rotary")
-ROPE_SCALING_TYPES = ("linear", "llama3")
-LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+# Per RoPE scaling type (HF's names): the keys it needs, and the optional keys it may carry.
+ROPE_SCALING = {
+    "linear": (("factor",), ()),
+    "llama3": (("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+               ()),
+    "yarn": (("factor", "original_max_position_embeddings"),
+             ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate")),
+}
+ROPE_SCALING_TYPES = tuple(ROPE_SCALING)
 
 
 @dataclass
@@ -93,8 +100,8 @@ class TransformerConfig:
         if kind not in ROPE_SCALING_TYPES:
             raise ConfigError(f"TransformerConfig.rope_scaling type {kind!r} is not supported; use one "
                               f"of {', '.join(ROPE_SCALING_TYPES)} or None")
-        needed = ("factor",) if kind == "linear" else LLAMA3_KEYS
-        missing = [k for k in needed if k not in rs]
+        needed, _ = ROPE_SCALING[kind]
+        missing = [k for k in needed if rs.get(k) is None]
         if missing:
             raise ConfigError(f"TransformerConfig.rope_scaling ({kind}) is missing {', '.join(missing)}")
         if float(rs["factor"]) <= 0:

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlcore.errors import ModelLoadError
-from rlcore.models.config import TransformerConfig
+from rlcore.models.config import ROPE_SCALING, TransformerConfig
 
-_LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
 _CORE_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 # Inside ``model.layers.{i}.`` of Llama-style checkpoints (Llama, Mistral, Qwen2/3, Phi-3, ...):
 # HF suffix -> core suffix. Biases and q/k norms exist only when the core config has them.
@@ -50,17 +49,16 @@ def rope_from_hf(hf: dict[str, Any], where: str) -> tuple[float, dict[str, Any] 
     kind = scaling.get("rope_type") or scaling.get("type") or "default"
     if kind == "default":
         return float(theta), None
-    if kind == "linear":
-        if "factor" not in scaling:
-            raise ModelLoadError(f"{where}: linear RoPE scaling has no 'factor'")
-        return float(theta), {"rope_type": "linear", "factor": float(scaling["factor"])}
-    if kind == "llama3":
-        missing = [k for k in _LLAMA3_KEYS if k not in scaling]
-        if missing:
-            raise ModelLoadError(f"{where}: llama3 RoPE scaling is missing {', '.join(missing)}")
-        return float(theta), {"rope_type": "llama3", **{k: scaling[k] for k in _LLAMA3_KEYS}}
-    raise ModelLoadError(f"{where}: RoPE scaling type {kind!r} is not supported (supported: default, "
-                         "linear, llama3); remove it from config.json to run at the native context")
+    if kind not in ROPE_SCALING:
+        raise ModelLoadError(f"{where}: RoPE scaling type {kind!r} is not supported (supported: "
+                             f"default, {', '.join(ROPE_SCALING)}); remove it from config.json to "
+                             "run at the native context")
+    needed, optional = ROPE_SCALING[kind]
+    missing = [k for k in needed if scaling.get(k) is None]
+    if missing:
+        raise ModelLoadError(f"{where}: {kind} RoPE scaling is missing {', '.join(missing)}")
+    kept = {k: scaling[k] for k in (*needed, *optional) if scaling.get(k) is not None}
+    return float(theta), {"rope_type": kind, **kept, "factor": float(scaling["factor"])}
 
 
 def rope_to_hf(cfg: TransformerConfig) -> dict[str, Any]:

@@ -48,11 +48,13 @@ ACTIVATIONS = {
     "gelu": F.gelu,
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
     "silu": F.silu,
+    "relu": F.relu,
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
 }
 
 
 def rope_inv_freq(cfg: TransformerConfig) -> torch.Tensor:
-    """RoPE inverse frequencies ``[head_dim/2]`` in fp32, with linear or Llama-3 scaling."""
+    """RoPE inverse frequencies ``[head_dim/2]`` in fp32, with linear, Llama-3 or YaRN scaling."""
     d = cfg.head_dim
     exponents = torch.arange(0, d, 2, dtype=torch.int64, device="cpu").float() / d
     inv_freq = 1.0 / (cfg.rope_theta**exponents)
@@ -60,8 +62,11 @@ def rope_inv_freq(cfg: TransformerConfig) -> torch.Tensor:
     if not rs:
         return inv_freq
     factor = float(rs["factor"])
-    if rope_scaling_type(rs) == "linear":
+    kind = rope_scaling_type(rs)
+    if kind == "linear":
         return inv_freq / factor
+    if kind == "yarn":
+        return _yarn_inv_freq(inv_freq, rs, d, cfg.rope_theta)
     # Llama 3.1: keep high frequencies, divide low ones by factor, interpolate in between.
     old_len = rs["original_max_position_embeddings"]
     low, high = rs["low_freq_factor"], rs["high_freq_factor"]
@@ -71,6 +76,39 @@ def rope_inv_freq(cfg: TransformerConfig) -> torch.Tensor:
     smoothed = (1 - smooth) * scaled / factor + smooth * scaled
     is_medium = ~(wavelen < old_len / high) * ~(wavelen > old_len / low)
     return torch.where(is_medium, smoothed, scaled)
+
+
+def _yarn_inv_freq(inv_freq: torch.Tensor, rs: dict, d: int, theta: float) -> torch.Tensor:
+    """YaRN: frequencies turning more than ``beta_fast`` times over the original context are kept,
+    those turning fewer than ``beta_slow`` times are divided by ``factor``; a linear ramp between."""
+    old_len = rs["original_max_position_embeddings"]
+
+    def dim_turning(turns: float) -> float:  # the rotary dim that turns `turns` times in old_len
+        return d * math.log(old_len / (turns * 2 * math.pi)) / (2 * math.log(theta))
+
+    low, high = dim_turning(rs.get("beta_fast") or 32), dim_turning(rs.get("beta_slow") or 1)
+    if rs.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, d - 1)
+    dims = torch.arange(d // 2, dtype=torch.float32, device="cpu")
+    ramp = ((dims - low) / max(high - low, 1e-3)).clamp(0, 1)
+    return inv_freq / float(rs["factor"]) * ramp + inv_freq * (1 - ramp)
+
+
+def rope_attention_factor(cfg: TransformerConfig) -> float:
+    """The factor on cos/sin: YaRN's ``attention_factor`` (given, or from ``factor``/``mscale``), else 1."""
+    rs = cfg.rope_scaling
+    if not rs or rope_scaling_type(rs) != "yarn":
+        return 1.0
+    if rs.get("attention_factor") is not None:
+        return float(rs["attention_factor"])
+    factor = float(rs["factor"])
+
+    def mscale(m: float = 1.0) -> float:
+        return 1.0 if factor <= 1 else 0.1 * m * math.log(factor) + 1.0
+
+    m, m_all = rs.get("mscale"), rs.get("mscale_all_dim")
+    return mscale(m) / mscale(m_all) if m and m_all else mscale()
 
 
 def apply_rope(x, cos, sin):
@@ -164,6 +202,7 @@ class Transformer(nn.Module):
             self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         # Plain attribute, not a buffer: stays fp32 when the model is cast to bf16.
         self._inv_freq = rope_inv_freq(cfg) if cfg.position == "rotary" else None
+        self._rope_scale = rope_attention_factor(cfg)
         self.gradient_checkpointing = False
         self.loss_kernel = "chunked"  # of token log-probs: chunked | liger | auto (models/loss_kernel.py)
         self.apply(self._init_weights)
@@ -244,4 +283,7 @@ class Transformer(nn.Module):
             self._inv_freq = self._inv_freq.to(positions.device)
         freqs = positions.float()[:, None] * self._inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)[:, None, :]
-        return emb.cos().to(dtype), emb.sin().to(dtype)
+        cos, sin = emb.cos(), emb.sin()
+        if self._rope_scale != 1.0:
+            cos, sin = cos * self._rope_scale, sin * self._rope_scale
+        return cos.to(dtype), sin.to(dtype)

@@ -14,6 +14,9 @@ class TestLlama(FamilyConformance):
                                                       "factor": 4.0},
                                   "tie_word_embeddings": True, "attention_bias": True,
                                   "mlp_bias": True, "head_dim": 8, "num_key_value_heads": 1},
+        # YaRN with an original context shorter than the test sequences, and an attention factor
+        "yarn": {"rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                     "original_max_position_embeddings": 16}},
     }
 
 

@@ -13,6 +13,9 @@ class TestQwen2(FamilyConformance):
         # every layer slides, window shorter than the test sequences (up to 30 tokens)
         "sliding_window": {"use_sliding_window": True, "sliding_window": 6, "max_window_layers": 0},
         "rope_linear": {"rope_parameters": {"rope_theta": 1e6, "rope_type": "linear", "factor": 4.0}},
+        # Qwen2.5's long-context setting (factor 4 over the original context), scaled down
+        "rope_yarn": {"rope_parameters": {"rope_theta": 1e6, "rope_type": "yarn", "factor": 4.0,
+                                          "original_max_position_embeddings": 16}},
     }
 
 
