@@ -68,7 +68,7 @@ def test_config_errors_name_the_key():
     hf = FAMILY.config_to_hf(FAMILY.tiny_config())
     with pytest.raises(ModelLoadError, match="has no 'hidden_size'"):
         FAMILY.config_from_hf({k: v for k, v in hf.items() if k != "hidden_size"})
-    with pytest.raises(ModelLoadError, match="hidden_act 'relu' is not supported"):
-        FAMILY.config_from_hf({**hf, "hidden_act": "relu"})
+    with pytest.raises(ModelLoadError, match="hidden_act 'relu2' is not supported"):
+        FAMILY.config_from_hf({**hf, "hidden_act": "relu2"})
     with pytest.raises(ModelLoadError, match="model_type is 'llama', expected 'fused'"):
         FAMILY.config_from_hf({**hf, "model_type": "llama"})

@@ -18,7 +18,9 @@ from rlcore.models.family import ModelFamily, StateDict
 from rlcore.models.hf_layout import DecoderKeys, rope_from_hf, rope_to_hf
 
 # HF activation names the core computes exactly (gelu_pytorch_tanh is gelu_new's tanh formula).
-HF_ACTIVATIONS = {"silu": "silu", "gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new"}
+HF_ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_new",
+                  "gelu_pytorch_tanh": "gelu_new", "gelu_fast": "gelu_new", "relu": "relu",
+                  "quick_gelu": "quick_gelu"}
 # What transformers assumes for Llama-style keys that a config.json leaves out.
 LLAMA_DEFAULTS = {"hidden_act": "silu", "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
                   "max_position_embeddings": 2048}

@@ -11,4 +11,6 @@ class TestGPT2(FamilyConformance):
         "tied": {},
         "untied_n_inner_gelu": {"tie_word_embeddings": False, "n_inner": 96,
                                 "activation_function": "gelu"},
+        "relu": {"activation_function": "relu"},
+        "quick_gelu": {"activation_function": "quick_gelu"},
     }

@@ -75,7 +75,7 @@ def test_config_round_trip_through_transformers():
     ("scale_attn_by_inverse_layer_idx", True),
     ("scale_attn_weights", False),
     ("add_cross_attention", True),
-    ("activation_function", "relu"),
+    ("activation_function", "relu2"),
 ])
 def test_unsupported_options_are_clear_errors(key, value):
     hf = GPT2.config_to_hf(GPT2.tiny_config())

@@ -53,7 +53,6 @@ class GPT2Family(DecoderFamily):
     keys = KEYS
     fixed = {"norm_type": "layernorm", "gated_mlp": False, "position": "learned",
              "attn_bias": True, "attn_out_bias": True, "mlp_bias": True}
-    activations = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu"}
     hf_defaults = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12,
                    "n_head": 12, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
                    "tie_word_embeddings": True, **_REQUIRED}
