@@ -16,6 +16,9 @@ class TestPhi3(FamilyConformance):
         "gqa": {},  # 4 query heads, 2 kv heads: the qkv split is uneven
         "sliding": {"sliding_window": 8},  # shorter than the test sequences
         "tied_mha": {"tie_word_embeddings": True, "num_key_value_heads": 4},
+        # Phi-4-mini: RoPE on the first half of each head only
+        "partial_rotary": {"rope_parameters": {"rope_type": "default", "rope_theta": 1e4,
+                                               "partial_rotary_factor": 0.5}},
     }
 # --8<-- [end:test]
 
@@ -38,8 +41,8 @@ def test_fused_projections_split_in_order():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.75}},
-     "partial_rotary_factor=0.75"),
+    ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.2}},
+     "rope_fraction=0.2 must be in"),  # int(16 * 0.2) = 3 dims: odd, so nothing to pair
     ({"rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4, "short_factor": [1.0],
                           "long_factor": [1.0]}}, "RoPE scaling type 'longrope' is not supported"),
 ])

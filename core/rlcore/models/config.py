@@ -40,9 +40,10 @@ class TransformerConfig:
     gated_mlp: bool = True
     position: str = "rotary"
     rope_theta: float = 10000.0
-    # {"rope_type": "linear", "factor": f} or {"rope_type": "llama3", "factor", "low_freq_factor",
-    #  "high_freq_factor", "original_max_position_embeddings"}; None for plain RoPE.
+    # {"rope_type": kind, ...its keys in ROPE_SCALING}; None for plain RoPE.
     rope_scaling: dict[str, Any] | None = field(default=None)
+    # The share of each head's dims that RoPE rotates; the rest pass through (Phi-4-mini, GPT-NeoX).
+    rope_fraction: float = 1.0
     attn_bias: bool = False  # bias on q/k/v projections
     attn_out_bias: bool = False  # bias on o_proj
     mlp_bias: bool = False
@@ -80,6 +81,10 @@ class TransformerConfig:
                 raise ConfigError(f"TransformerConfig.head_dim={self.head_dim} must be even for rotary")
             if self.rope_theta <= 0:
                 raise ConfigError(f"TransformerConfig.rope_theta must be > 0, got {self.rope_theta}")
+            if not 0 < self.rope_fraction <= 1 or self.rotary_dim < 2 or self.rotary_dim % 2:
+                raise ConfigError(f"TransformerConfig.rope_fraction={self.rope_fraction} must be in "
+                                  f"(0, 1] and rotate an even number of dims (head_dim * fraction "
+                                  f"= {self.head_dim * self.rope_fraction:g})")
             self._validate_rope_scaling()
         elif self.rope_scaling:
             raise ConfigError("TransformerConfig.rope_scaling is set but position='learned'; "
@@ -106,6 +111,11 @@ class TransformerConfig:
             raise ConfigError(f"TransformerConfig.rope_scaling ({kind}) is missing {', '.join(missing)}")
         if float(rs["factor"]) <= 0:
             raise ConfigError(f"TransformerConfig.rope_scaling factor must be > 0, got {rs['factor']}")
+
+    @property
+    def rotary_dim(self) -> int:
+        """How many leading dims of each head RoPE rotates."""
+        return int(self.head_dim * self.rope_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (JSON-serialisable)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from rlcore.errors import ModelLoadError
+from rlcore.errors import ConfigError, ModelLoadError
 from rlcore.models.config import TransformerConfig
 from rlcore.models.family import ModelFamily, StateDict
 from rlcore.models.hf_layout import DecoderKeys, rope_from_hf, rope_to_hf
@@ -57,7 +57,10 @@ class DecoderFamily(ModelFamily):
         except KeyError as err:
             raise ModelLoadError(f"{where} has no {err.args[0]!r}, which {self.architecture} "
                                  "needs") from err
-        return TransformerConfig(**fields)
+        try:
+            return TransformerConfig(**fields).validate()
+        except ConfigError as err:
+            raise ModelLoadError(f"{where}: {err}") from err
 
     def config_to_hf(self, cfg: TransformerConfig) -> dict[str, Any]:
         shape = {self.renamed.get(k, k): v for k, v in self.shape_to_hf(cfg).items()}

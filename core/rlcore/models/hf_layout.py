@@ -63,7 +63,9 @@ def rope_from_hf(hf: dict[str, Any], where: str) -> tuple[float, dict[str, Any] 
 
 def rope_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
     """The transformers-5 ``rope_parameters`` dict of a core config."""
-    return {"rope_theta": float(cfg.rope_theta), "rope_type": "default", **(cfg.rope_scaling or {})}
+    partial = {"partial_rotary_factor": cfg.rope_fraction} if cfg.rope_fraction != 1.0 else {}
+    return {"rope_theta": float(cfg.rope_theta), "rope_type": "default", **(cfg.rope_scaling or {}),
+            **partial}
 
 
 def core_shapes(cfg: TransformerConfig) -> dict[str, tuple[int, ...]]:

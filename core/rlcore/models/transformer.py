@@ -55,7 +55,7 @@ ACTIVATIONS = {
 
 def rope_inv_freq(cfg: TransformerConfig) -> torch.Tensor:
     """RoPE inverse frequencies ``[head_dim/2]`` in fp32, with linear, Llama-3 or YaRN scaling."""
-    d = cfg.head_dim
+    d = cfg.rotary_dim
     exponents = torch.arange(0, d, 2, dtype=torch.int64, device="cpu").float() / d
     inv_freq = 1.0 / (cfg.rope_theta**exponents)
     rs = cfg.rope_scaling
@@ -112,7 +112,11 @@ def rope_attention_factor(cfg: TransformerConfig) -> float:
 
 
 def apply_rope(x, cos, sin):
-    """Rotate ``x [T, H, D]`` by per-token angles (HF's rotate-half convention)."""
+    """Rotate ``x [T, H, D]`` by per-token angles (HF's rotate-half convention); with partial
+    rotary, only the first ``cos.shape[-1]`` dims turn and the rest pass through."""
+    rot = cos.shape[-1]
+    if rot < x.shape[-1]:
+        return torch.cat((apply_rope(x[..., :rot], cos, sin), x[..., rot:]), dim=-1)
     x1, x2 = x.chunk(2, dim=-1)
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 

@@ -5,15 +5,15 @@ What differs from Llama, and all this module declares:
   ``mlp.gate_up_proj`` holds gate then up; ``DecoderKeys.fused`` splits them for the core
   and fuses them back;
 - no biases; a sliding window when ``sliding_window`` is set;
-- refused with a clear error: partial rotary embeddings (Phi-4-mini) and ``longrope``
-  scaling (the 128k models), which the core does not implement.
+- ``partial_rotary_factor`` (Phi-4-mini): RoPE on the first part of each head only;
+- refused with a clear error: ``longrope`` scaling (the 128k models), which the core does not
+  implement.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rlcore.errors import ModelLoadError
 from rlcore.models.config import TransformerConfig
 from rlcore.models.decoder_family import DecoderFamily
 from rlcore.models.hf_layout import DecoderKeys
@@ -39,13 +39,10 @@ class Phi3Family(DecoderFamily):
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}
 
     def quirks_from_hf(self, hf: dict[str, Any], where: str) -> dict[str, Any]:
-        """Refuse rotary embeddings on part of each head (longrope is refused by rope_from_hf)."""
+        """RoPE on the first ``partial_rotary_factor`` of each head (longrope: rope_from_hf refuses)."""
         rope = hf.get("rope_parameters") or {}
-        partial = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
-        if float(partial) != 1.0:
-            raise ModelLoadError(f"{where}: partial_rotary_factor={partial} (rotary embeddings on "
-                                 "part of each head, as in Phi-4-mini) is not supported")
-        return {}
+        return {"rope_fraction": float(rope.get("partial_rotary_factor",
+                                                 hf.get("partial_rotary_factor", 1.0)))}
 
     def quirks_to_hf(self, cfg: TransformerConfig) -> dict[str, Any]:
         hf: dict[str, Any] = {"original_max_position_embeddings": cfg.max_positions}
