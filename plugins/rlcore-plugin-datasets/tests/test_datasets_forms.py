@@ -59,10 +59,12 @@ def test_batched_encoding_gives_the_per_text_ids(tok):
             {t: encode(tok, t, add_special_tokens=special) for t in texts_}
 
 
-def test_prompt_answer_batched_samples_equal_row_by_row(tmp_path, tok):
+@pytest.mark.parametrize("dataset, config", [(PromptAnswerDataset, PromptAnswerConfig),
+                                             (PromptDataset, PromptConfig)])
+def test_batched_samples_equal_row_by_row(tmp_path, tok, dataset, config):
     rows = [{"prompt": f"{i}+1=", "answer": str(i + 1)} for i in range(5)] + \
         [{"prompt": [U("2+2=")], "completion": [A("4")]}, {"prompt": "9+9=", "completion": "18"}]
-    ds = PromptAnswerDataset(PromptAnswerConfig(path=write(tmp_path, rows, ".jsonl")), tok)
+    ds = dataset(config(path=write(tmp_path, rows, ".jsonl")), tok)
     one_by_one = [s for row in ds.load_rows() for s in ds.build_sample(row)]  # nothing known now
     assert len(ds) == len(one_by_one) == len(rows)
     for batched, single in zip(ds.samples, one_by_one, strict=True):

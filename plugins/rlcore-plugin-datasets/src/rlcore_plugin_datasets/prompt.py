@@ -24,9 +24,20 @@ class PromptDataset(PackedDataset):
 
     kind: ClassVar[str] = "prompt"
     dtypes: ClassVar[dict[str, torch.dtype]] = {"packed_prompts": torch.int64}
+    # prompt ids by text, filled by build_samples for the rows it tokenizes
+    _known: dict[str, list[int]] = {}
 
     def __init__(self, config: PromptConfig, tokenizer: Any):
         super().__init__(config, tokenizer)
+
+    def build_samples(self, rows: list[Row]) -> list[Sample]:
+        """Plain-text prompts are tokenized in one batched call first."""
+        texts = [r.values["prompt"] for r in rows if isinstance(r.values.get("prompt"), str)]
+        self._known = forms.encode_many(self.tokenizer, texts, True)
+        try:
+            return super().build_samples(rows)
+        finally:
+            self._known = {}
 
     def embedded_rows(self) -> list[dict[str, Any]]:
         c = self.config
@@ -51,7 +62,7 @@ class PromptDataset(PackedDataset):
                 prompt, _ = forms.chat_prompt(
                     tok, row, "prompt", check_messages(row, "prompt", v["prompt"]))
             else:
-                prompt = forms.text_prompt(tok, check_str(row, "prompt", v["prompt"]))
+                prompt = forms.text_prompt(tok, check_str(row, "prompt", v["prompt"]), self._known)
             consumed = ["prompt"]
         else:
             raise row.ref.error('missing; expected {"prompt": ...} or {"messages": [...]}. '
