@@ -17,11 +17,8 @@ from attention_candidates import sdpa_block_diagonal, sdpa_bucketed, sdpa_hybrid
 
 @pytest.mark.parametrize("window", [None, 3])
 @pytest.mark.parametrize("kv_heads", [4, 1])
-def test_candidates_agree_with_the_loop(window, kv_heads):
-    gen = torch.Generator().manual_seed(0)
-    seqlens = [5, 1, 9, 3]
-    q = torch.randn(sum(seqlens), 4, 8, generator=gen)
-    k, v = (torch.randn(sum(seqlens), kv_heads, 8, generator=gen) for _ in range(2))
+def test_candidates_agree_with_the_loop(window, kv_heads, packed_qkv):
+    q, k, v, seqlens = packed_qkv(kv_heads)
     ref = sdpa_loop(q, k, v, seqlens, 0.35, window)
     hybrid = functools.partial(sdpa_hybrid, long_len=4)  # 5 and 9 alone, 1 and 3 padded together
     for fn in (sdpa_block_diagonal, sdpa_padded, sdpa_bucketed, sdpa_hybrid, hybrid):

@@ -151,11 +151,8 @@ def test_gemma_unit_offset_norm_matches_transformers():
 
 @pytest.mark.parametrize("window", [None, 3])
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])
-def test_attention_fallbacks_agree(window, kv_heads):
-    gen = torch.Generator().manual_seed(0)
-    seqlens = [5, 1, 9, 3]
-    q = torch.randn(sum(seqlens), 4, 8, generator=gen)
-    k, v = (torch.randn(sum(seqlens), kv_heads, 8, generator=gen) for _ in range(2))
+def test_attention_fallbacks_agree(window, kv_heads, packed_qkv):
+    q, k, v, seqlens = packed_qkv(kv_heads)
     ref = sdpa_loop(q, k, v, seqlens, 0.35, window)
     # Naive reference for the first sequence: softmax over allowed keys only.
     kk = k[:5].repeat_interleave(4 // kv_heads, 1)
