@@ -46,11 +46,9 @@ class DatasetConformance:
     def dataset_class(self) -> type:
         if self.dataset is None:
             pytest.fail(f"{type(self).__name__} must set `dataset` (a registered name or class)")
-        if isinstance(self.dataset, str):
-            from rlcore.plugins import registry
+        from rlcore.runtime.experiment import resolve_impl
 
-            return registry.load("datasets", self.dataset)
-        return self.dataset
+        return resolve_impl("datasets", self.dataset)
 
     def config_class(self) -> type:
         """The registered config class, else the constructor's annotation, else DatasetConfig."""

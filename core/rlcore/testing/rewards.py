@@ -39,11 +39,9 @@ class RewardConformance:
     def function(self) -> Callable:
         if self.reward is None:
             pytest.fail(f"{type(self).__name__} must set `reward` (a registered name or function)")
-        if isinstance(self.reward, str):
-            from rlcore.plugins import registry
+        from rlcore.runtime.experiment import resolve_impl
 
-            return registry.load("rewards", self.reward)
-        return self.reward
+        return resolve_impl("rewards", self.reward)
 
     def score(self, completions: list[str], samples: list[dict[str, Any]]) -> list[Any]:
         scores = self.function()(list(completions), [dict(s) for s in samples], **self.params)
