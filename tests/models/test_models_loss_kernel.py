@@ -85,3 +85,13 @@ def test_sft_experiment_sets_the_kernel_on_the_model_it_builds():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"actor\.loss_kernel=liger"):
             SFT(resolve(SFTConfig, sets=["actor.loss_kernel=liger"])).build_model(role, tokenizer)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="liger can run here")
+def test_dry_run_check_rejects_a_kernel_that_cannot_run_here():
+    from rlcore.config import resolve
+    from rlcore_plugin_algorithms.config import SFTConfig
+    from rlcore_plugin_algorithms.experiments import SFT
+
+    with pytest.raises(ConfigError, match=r"actor\.loss_kernel=liger"):
+        SFT(resolve(SFTConfig, sets=["actor.loss_kernel=liger"])).check()

@@ -82,6 +82,11 @@ class PostTraining(Experiment):
         module.loss_kernel = check_loss_kernel(self.config.actor.loss_kernel, "actor.loss_kernel")
         return module, family
 
+    def check(self) -> None:
+        """Also the loss kernel, which the run would only reject when it builds the model."""
+        check_loss_kernel(self.config.actor.loss_kernel, "actor.loss_kernel")
+        super().check()
+
     def build_dataset(self, tokenizer: Any, **overrides: Any) -> Any:
         """``dataset.name`` (default: the experiment's own dataset) over ``dataset``."""
         config = self.config.dataset
