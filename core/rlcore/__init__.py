@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 # The plugin API version. A plugin declares the range it supports (see
 # docs/plugins.md); the manager checks it before importing the plugin.
-API_VERSION = 1
+API_VERSION = 2  # 2: Experiment.step replaced SampleFilter; estimator and policy-loss hooks
 
 from rlcore.plugins.markers import hookimpl, hookspec  # noqa: E402
 

@@ -15,7 +15,7 @@ import pytest
 
 from rlcore.runtime.metrics import read_metrics
 from rlcore.testing.experiments import ExperimentConformance
-from rlcore_plugin_algorithms.ppo_experiment import WARM_START_DIR
+from rlcore_plugin_algorithms.rl_experiments import WARM_START_DIR
 
 STEPS = 40
 RUN = ["run.progress=false", "run.save_every=0", "run.batch_size=16", "gen.n_samples=8",

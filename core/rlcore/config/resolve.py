@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,58 @@ def resolve(
         base = copy.deepcopy(base)
     tree = _tree(base)
     sources: dict[str, str] = {}
+    renamed = getattr(cls, "renamed_keys", {})
     if config_file is not None:
         data, lines = load_yaml(config_file)
+        for old_key, value in _pop_renamed(data, renamed):
+            where = lines.get(old_key, "config file")
+            _set_dotted(tree, _current_key(old_key, renamed, where), value, where, sources)
         _merge(tree, data, "", lines, sources)
     for index, item in enumerate(sets, 1):
         key, raw, where = parse_set(item, index)
-        _set_dotted(tree, key, raw, where, sources)
+        _set_dotted(tree, _current_key(key, renamed, where), raw, where, sources)
     config = build(cls, tree, "", sources, origin)
-    check_ranges(config, "", sources, origin)
+    check_config(config, sources, origin)
     return config
+
+
+def check_config(config: Any, sources: dict[str, str] | None = None,
+                 origin: str = "defaults") -> None:
+    """Every numeric value against its range, then the config's own ``validate()`` (cross-key
+    rules), if it has one: what both the CLI and a config built in code go through."""
+    check_ranges(config, "", sources or {}, origin)
+    validate = getattr(config, "validate", None)
+    if callable(validate):
+        validate()
+
+
+def _current_key(key: str, renamed: dict[str, str], where: str) -> str:
+    """``key`` under its current name; a renamed key (or section) still works, with a note."""
+    for old, new in renamed.items():
+        if key == old or key.startswith(old + "."):
+            current = new + key[len(old):]
+            warnings.warn(f"config key {key!r} (from {where}) is now {current!r}; the old name "
+                          "still works", FutureWarning, stacklevel=3)
+            return current
+    return key
+
+
+def _pop_renamed(data: dict, renamed: dict[str, str], prefix: str = "") -> list[tuple[str, Any]]:
+    """Remove from a YAML tree the leaves whose keys were renamed: ``[(old dotted key, value)]``."""
+    found = []
+    for key in list(data):
+        dotted = f"{prefix}{key}"
+        if any(dotted == old or dotted.startswith(old + ".") for old in renamed):
+            found.extend(_leaves(data.pop(key), dotted))
+        elif isinstance(data[key], dict) and any(old.startswith(dotted + ".") for old in renamed):
+            found.extend(_pop_renamed(data[key], renamed, dotted + "."))
+    return found
+
+
+def _leaves(value: Any, dotted: str) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{dotted}.{k}")]
+    return [(dotted, value)]
 
 
 def _tree(obj: Any) -> dict[str, Any]:

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from rlcore.plugins.markers import hookspec
 from rlcore.plugins.records import (
+    AdvantageEstimatorRecord,
     BackendRecord,
     DatasetRecord,
     ExperimentRecord,
     InterfaceRecord,
     ModelFamilyRecord,
+    PolicyLossRecord,
     RewardFunctionRecord,
 )
 
@@ -113,6 +115,40 @@ def rlcore_backends() -> list[BackendRecord]:
         @rlcore.hookimpl
         def rlcore_backends():
             return [BackendRecord("deepspeed", impl="rlcore.runtime.backends:DeepSpeedBackend")]
+    """
+
+
+@hookspec
+def rlcore_advantage_estimators() -> list[AdvantageEstimatorRecord]:
+    """Register advantage estimators (``adv.estimator`` of the RL experiments).
+
+    Returns: a list of ``AdvantageEstimatorRecord``; ``impl`` maps an ``AdvantageInputs``
+    to ``(advantages, returns)`` per action, and the record's fields say what it needs
+    (a critic, a baseline, groups of responses) and where the KL penalty goes.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_advantage_estimators():
+            return [AdvantageEstimatorRecord("median", impl="my_pkg.adv:median_baseline",
+                                             grouped=True, min_samples=2,
+                                             doc="reward minus the group's median")]
+    """
+
+
+@hookspec
+def rlcore_policy_losses() -> list[PolicyLossRecord]:
+    """Register policy losses (``policy.loss`` of the RL experiments).
+
+    Returns: a list of ``PolicyLossRecord``; ``impl`` maps a ``PolicyLossInputs`` to
+    ``{"loss": per-action loss, ...}`` (optionally ``clipped``, ``ratio``, ``approx_kl``).
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_policy_losses():
+            return [PolicyLossRecord("cispo", impl="my_pkg.loss:cispo",
+                                     doc="clipped importance-sampling weights")]
     """
 
 

@@ -76,6 +76,31 @@ class BackendRecord(Record):
 
 
 @dataclass(frozen=True)
+class AdvantageEstimatorRecord(Record):
+    """An advantage estimator: ``impl(inputs: AdvantageInputs) -> (advantages, returns)``,
+    both ``[N]`` per action (``rlcore.data.trajectory``). The fields say what it needs:
+
+    ``needs_critic`` (values from a critic role), ``needs_baseline`` (each prompt's greedy
+    response reward), ``grouped`` (one advantage per response, relative to its prompt's
+    group), ``min_samples`` (responses per prompt), ``kl_in_reward`` (``kl.in_reward`` may put
+    the KL penalty in its per-token reward; else the KL is a loss term) and ``whiten``
+    (advantages are always whitened over the batch).
+    """
+
+    needs_critic: bool = False
+    needs_baseline: bool = False
+    grouped: bool = False
+    min_samples: int = 1
+    kl_in_reward: bool = False
+    whiten: bool = False
+
+
+@dataclass(frozen=True)
+class PolicyLossRecord(Record):
+    """A policy loss: ``impl(inputs: PolicyLossInputs) -> {"loss": [N], ...}`` per action."""
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of registered item: its plural (``rlcore list``), singular, hook and record."""
 
@@ -95,6 +120,8 @@ KINDS: dict[str, Kind] = {
         Kind("experiments", "experiment", "rlcore_experiments", ExperimentRecord),
         Kind("rewards", "reward", "rlcore_reward_functions", RewardFunctionRecord),
         Kind("backends", "backend", "rlcore_backends", BackendRecord),
+        Kind("estimators", "estimator", "rlcore_advantage_estimators", AdvantageEstimatorRecord),
+        Kind("policy_losses", "policy_loss", "rlcore_policy_losses", PolicyLossRecord),
     )
 }
 KIND_OF_HOOK: dict[str, Kind] = {k.hook: k for k in KINDS.values()}

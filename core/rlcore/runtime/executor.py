@@ -7,8 +7,8 @@ global batch; DeepSpeed averages gradients across ranks inside ``step()``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from rlcore.data.batch import BatchError, PackedBatch
 from rlcore.dfg import MFC, DataflowGraph, InterfaceType
@@ -18,17 +18,6 @@ from rlcore.runtime.interface import ModelHandle, ModelInterface
 
 class ExecutionError(RlcoreError):
     """An MFC received or returned data that does not match its declaration."""
-
-
-@dataclass(frozen=True)
-class SampleFilter:
-    """Keep only the samples ``keep`` accepts once MFC ``after`` has run, and refill the
-    batch from further data batches, at most ``max_refills`` of them (DAPO's dynamic sampling)."""
-
-    after: str
-    keep: Callable[[PackedBatch], list[bool]]
-    max_refills: int
-    why: str = "the filter rejected them"
 
 
 class Executor:
@@ -41,7 +30,6 @@ class Executor:
         interfaces: Mapping[str, ModelInterface],
         rank: int = 0,
         world_size: int = 1,
-        sample_filter: SampleFilter | None = None,
     ):
         missing = sorted({m.role for m in graph.mfcs} - set(handles))
         if missing:
@@ -54,10 +42,6 @@ class Executor:
         self.interfaces = dict(interfaces)
         self.rank = rank
         self.world_size = world_size
-        if sample_filter is not None and sample_filter.after not in {m.name for m in graph.mfcs}:
-            raise ExecutionError(f"the sample filter runs after MFC {sample_filter.after!r}, "
-                                 "which is not in the graph")
-        self.sample_filter = sample_filter
         # The last MFC of each role in a step: after it the role may go idle (offload).
         self._last_use = {m.role: m.name for m in graph.order}
 
@@ -73,31 +57,31 @@ class Executor:
                 f"{exc}. Use a batch of at least {self.world_size} samples."
             ) from None
 
-    def step(self, batch: PackedBatch, *, sharded: bool = False,
-             more: Callable[[], PackedBatch] | None = None) -> dict[str, float]:
-        """Run every MFC once on ``batch`` (sharded here unless ``sharded``).
+    def step(self, batch: PackedBatch, *, sharded: bool = False, experiment: Any = None,
+             data: Iterator[PackedBatch] | None = None) -> dict[str, float]:
+        """One step on ``batch`` (sharded here unless ``sharded``): ``experiment.step`` when
+        given (it may draw more global batches from ``data``), else every MFC once.
 
         Returns this rank's metrics: ``"<mfc>/<name>"`` from train steps (step-level
         names that start with ``/`` unprefixed), ``"time/<mfc>"`` seconds per call and
-        ``perf/tokens_per_s`` (tokens of the longest key over the step's time). Outputs
-        are merged into the local batch, kept as ``self.last_batch`` for inspection.
-        With a ``sample_filter``, ``more()`` gives the next global batch for refills.
+        ``perf/tokens_per_s`` (tokens of the longest key over the step's time). The batch
+        the step ends with is kept as ``self.last_batch`` for inspection.
         """
-        local = batch if sharded else self.shard(batch)
-        metrics: dict[str, float] = {}
-        start = time.perf_counter()
-        order = list(self.graph.order)
-        f = self.sample_filter
-        if f is not None:
-            cut = [m.name for m in order].index(f.after) + 1
-            local = self._filtered(local, order[:cut], f, more, metrics)
-            order = order[cut:]
-        self._run(order, local, metrics)
-        metrics["perf/tokens_per_s"] = local.num_tokens() / max(time.perf_counter() - start, 1e-9)
-        self.last_batch = local
-        return metrics
+        from rlcore.runtime.step import StepContext
 
-    def _run(self, mfcs: list[MFC], local: PackedBatch, metrics: dict[str, float]) -> PackedBatch:
+        ctx = StepContext(self, data)
+        start = time.perf_counter()
+        local = batch if sharded else self.shard(batch)
+        out = experiment.step(ctx, local) if experiment is not None else ctx.run(local)
+        if not isinstance(out, PackedBatch):
+            raise ExecutionError(f"{type(experiment).__name__}.step must return the batch it "
+                                 f"ran (a PackedBatch), got {type(out).__name__}")
+        ctx.metrics["perf/tokens_per_s"] = out.num_tokens() / max(time.perf_counter() - start, 1e-9)
+        self.last_batch = out
+        return ctx.metrics
+
+    def run(self, mfcs: list[MFC], local: PackedBatch, metrics: dict[str, float]) -> PackedBatch:
+        """Run ``mfcs`` in order on this rank's ``local`` batch, merging their outputs into it."""
         absent = sorted(k for k in self.graph.dataset_keys if k not in local.data)
         if absent:
             raise ExecutionError(
@@ -114,35 +98,6 @@ class Executor:
             key = f"time/{mfc.name}"
             metrics[key] = metrics.get(key, 0.0) + time.perf_counter() - t0
         return local
-
-    def _filtered(self, local: PackedBatch, head: list[MFC], f: SampleFilter,
-                  more: Callable[[], PackedBatch] | None, metrics: dict[str, float]) -> PackedBatch:
-        """Run ``head``, keep what ``f`` accepts, refill to this rank's batch size."""
-        from rlcore.runtime import distributed
-
-        target, seen, refills = len(local), len(local), 0
-        ran = self._run(head, local, metrics)
-        kept = ran.gather([i for i, ok in enumerate(f.keep(ran)) if ok])
-        while distributed.all_reduce([target - len(kept)], "max")[0] > 0:
-            if refills == f.max_refills or more is None:
-                raise ExecutionError(
-                    f"dynamic sampling: after {refills} extra batches {len(kept)} of {target} "
-                    f"samples are left on rank {self.rank} ({f.why}); raise max_refills, change "
-                    "the task's difficulty or the sampling, or turn dynamic sampling off")
-            try:
-                extra = self.shard(more())
-            except StopIteration:
-                raise ExecutionError("dynamic sampling ran out of data while refilling the "
-                                     f"batch ({len(kept)} of {target} samples)") from None
-            extra = extra.gather([i for i, sid in enumerate(extra.ids) if sid not in kept.ids])
-            refills, seen = refills + 1, seen + len(extra)
-            if len(extra):
-                ran = self._run(head, extra, metrics)
-                kept = PackedBatch.concat([kept, ran.gather(
-                    [i for i, ok in enumerate(f.keep(ran)) if ok])])
-        metrics["sampling/refills"] = float(refills)
-        metrics["sampling/kept_frac"] = len(kept) / max(seen, 1)
-        return kept.gather(range(target))
 
     def _inputs(self, mfc: MFC, local: PackedBatch) -> PackedBatch:
         missing = [k for k in mfc.input_keys if k not in local.data]

@@ -9,13 +9,18 @@ every rank.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rlcore.dfg import MFC, DataflowGraph, build_graph
 from rlcore.errors import ConfigError, RlcoreError
 from rlcore.runtime.options import RunOptions
 from rlcore.runtime.roles import RoleSpec
+
+if TYPE_CHECKING:
+    from rlcore.data.batch import PackedBatch
+    from rlcore.runtime.step import StepContext
 
 
 class Experiment:
@@ -60,10 +65,6 @@ class Experiment:
 
     def prepare(self, run_dir: Path) -> None:
         """Work before the roles are built, on every rank (e.g. a warm-start stage); default none."""
-
-    def sample_filter(self) -> Any:
-        """A :class:`~rlcore.runtime.executor.SampleFilter` applied each step (default none)."""
-        return None
 
     def weight_syncs(self) -> dict[str, str]:
         """``{trained role: frozen role}`` whose weights follow it after every step (default none)."""
@@ -110,6 +111,30 @@ class Experiment:
         """The interface object of ``mfc``: a registered name or ``module:Class``."""
         cls = resolve_impl("interfaces", mfc.interface)
         return cls(**mfc.interface_args)
+
+    def interfaces(self, mfcs: list[MFC]) -> dict[str, Any]:
+        """MFC name -> interface object, one object per (role, interface, args): the MFCs of a
+        role that name the same interface with the same arguments share its state."""
+        from rlcore.config import to_plain
+
+        built: dict[tuple[str, str, str], Any] = {}
+        out = {}
+        for mfc in mfcs:
+            args = json.dumps(to_plain(dict(mfc.interface_args)), sort_keys=True, default=repr)
+            key = (mfc.role, repr(mfc.interface), args)
+            if key not in built:
+                built[key] = self.interface(mfc)
+            out[mfc.name] = built[key]
+        return out
+
+    def step(self, ctx: StepContext, batch: PackedBatch) -> PackedBatch:
+        """One training step on this rank's ``batch``: by default every MFC once, in order.
+
+        Override it for control flow (filter and refill, consume a queue); return the
+        batch the step ended with. ``ctx`` runs MFCs, draws more data and reduces across
+        ranks (:class:`~rlcore.runtime.step.StepContext`).
+        """
+        return ctx.run(batch)
 
     def build_batches(self, dataset: Any) -> Any:
         """A resumable batch iterator (``state_dict``/``load_state_dict``) over ``dataset``.
@@ -172,13 +197,13 @@ def build_experiment(name: str | type, config: Any = None) -> Experiment:
     A config built in code gets the range checks that a resolved config has passed.
     """
     from rlcore.config.experiments import experiment_class
-    from rlcore.config.ranges import check_ranges
+    from rlcore.config.resolve import check_config
 
     cls = experiment_class(name)
     if not (isinstance(cls, type) and issubclass(cls, Experiment)):
         raise RlcoreError(f"experiment {name!r} resolves to {cls!r}, not an Experiment subclass")
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        check_ranges(config, default_source="the config given")
+        check_config(config, origin="the config given")
     return cls(config)
 
 

@@ -52,15 +52,14 @@ class Run:
         self.batches = exp.build_batches(exp.build_dataset(tokenizer))
         exp.load_eval_data(tokenizer)  # a bad eval file fails now, not at the first eval
         self.total = total_steps_of(self.opts, self.batches)
-        self.interfaces = {m.name: exp.interface(m) for m in self.graph.mfcs}
+        self.interfaces = exp.interfaces(self.graph.mfcs)
         self.handles = build_roles(exp, self.graph, self.interfaces, tokenizer, self.total)
         self.syncs = exp.weight_syncs()
         self.ckpt = CheckpointManager(run_dir, keep_last=self.opts.keep_last)
         for partial in self.ckpt.clean_partial():
             print(f"removed {partial}, a partial checkpoint left by an interrupted run")
         self.config = to_plain(exp.config) if exp.config is not None else {}
-        self.executor = Executor(self.graph, self.handles, self.interfaces, self.rank, world,
-                                 exp.sample_filter())
+        self.executor = Executor(self.graph, self.handles, self.interfaces, self.rank, world)
 
     # ------------------------------------------------------------------ resume and save
 
@@ -83,19 +82,33 @@ class Run:
         state = self.ckpt.load(source, self.handles, config=self.config, verify=False)
         self.batches.load_state_dict(state["data"])
         for name, iface_state in state.get("interfaces", {}).items():
+            if name not in self.interfaces:
+                raise CheckpointError(f"{source} holds the state of MFC {name!r}, which this "
+                                      "run's graph does not have; resume it with the code and "
+                                      "config that wrote it, or pass --no-resume")
             self.interfaces[name].load_state_dict(iface_state)
         step = int(state["step"])
         if self.rank == 0:
             print(f"resuming from {source} (step {step} of {self.total})")
         return step
 
+    def unique_interfaces(self) -> dict[str, Any]:
+        """Each interface object once, under the first MFC that uses it (MFCs share them)."""
+        seen: dict[int, str] = {}
+        for name, iface in self.interfaces.items():
+            seen.setdefault(id(iface), name)
+        return {name: self.interfaces[name] for name in seen.values()}
+
     def save(self, step: int) -> None:
+        unique = self.unique_interfaces()
+
         def interface_files(role: str, path: Path) -> None:
             for m in self.graph.roles[role]:
-                self.interfaces[m.name].save(self.handles[role], str(path))
+                if m.name in unique:
+                    unique[m.name].save(self.handles[role], str(path))
 
         state = {"data": self.batches.state_dict(), "config": self.config,
-                 "interfaces": {n: i.state_dict() for n, i in self.interfaces.items()}}
+                 "interfaces": {n: i.state_dict() for n, i in unique.items()}}
         self.ckpt.save(step, self.handles, state, extras=interface_files)
 
     # ------------------------------------------------------------------ the loop
@@ -128,7 +141,8 @@ class Run:
                     except StopIteration:
                         break
                     step += 1
-                    metrics = distributed.mean_metrics(self.executor.step(batch, more=it.__next__))
+                    metrics = distributed.mean_metrics(
+                        self.executor.step(batch, experiment=self.exp, data=it))
                     sync_weights(self.handles, self.syncs)
                     if opts.eval_every and step % opts.eval_every == 0:
                         metrics.update(self.evaluate(step))

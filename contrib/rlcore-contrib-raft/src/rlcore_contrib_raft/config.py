@@ -5,13 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rlcore.runtime.options import DeepSpeedOptions, OptimizerOptions, RunOptions
-from rlcore_plugin_algorithms.config import (
-    EvalOptions,
-    GenerationOptions,
-    ModelOptions,
-    RewardOptions,
-    WarmStartOptions,
-)
+from rlcore_plugin_algorithms.config import EvalOptions, ModelOptions
+from rlcore_plugin_algorithms.rl_config import GenerationOptions, RewardOptions, WarmStartOptions
 from rlcore_plugin_datasets.config import PromptConfig
 
 
@@ -48,3 +43,7 @@ class RAFTConfig:
     run: RunOptions = field(default_factory=lambda: RunOptions(epochs=100, max_steps=300,
                                                                batch_size=32, eval_every=25))
     eval: EvalOptions = field(default_factory=lambda: EvalOptions(size=256))
+
+    def validate(self) -> None:
+        """The reward settings, checked when the config is resolved."""
+        self.reward.validate()

@@ -1,7 +1,13 @@
-"""rlcore's standard experiments (sft, rm, dpo, ppo, grpo, remax) and their model interfaces."""
+"""rlcore's standard experiments (sft, rm, dpo, and the RL presets ppo, grpo, remax), their
+model interfaces, advantage estimators and policy losses."""
 
 import rlcore
-from rlcore.plugins.records import ExperimentRecord, InterfaceRecord
+from rlcore.plugins.records import (
+    AdvantageEstimatorRecord,
+    ExperimentRecord,
+    InterfaceRecord,
+    PolicyLossRecord,
+)
 
 _PKG = "rlcore_plugin_algorithms"
 
@@ -23,16 +29,18 @@ def rlcore_experiments():
             doc="Direct preference optimisation against a frozen reference (sigmoid or IPO loss).",
         ),
         ExperimentRecord(
-            "ppo", impl=f"{_PKG}.ppo_experiment:PPO", config=f"{_PKG}.config:PPOConfig",
-            doc="PPO: the actor samples, reward/ref/critic score, actor and critic train (GAE).",
+            "ppo", impl=f"{_PKG}.rl_experiments:RL", config=f"{_PKG}.rl_config:PPOConfig",
+            doc="RL, preset PPO: the actor samples, reward/ref/critic score, GAE, actor and "
+                "critic train.",
         ),
         ExperimentRecord(
-            "grpo", impl=f"{_PKG}.ppo_experiment:GRPO", config=f"{_PKG}.config:GRPOConfig",
-            doc="GRPO, RLOO, REINFORCE++ (and DAPO, GSPO, Dr. GRPO options): no critic.",
+            "grpo", impl=f"{_PKG}.rl_experiments:RL", config=f"{_PKG}.rl_config:GRPOConfig",
+            doc="RL, preset GRPO: group-relative advantages, no critic (RLOO, REINFORCE++, "
+                "DAPO, GSPO, Dr. GRPO by options).",
         ),
         ExperimentRecord(
-            "remax", impl=f"{_PKG}.ppo_experiment:ReMax", config=f"{_PKG}.config:RemaxConfig",
-            doc="ReMax: each prompt's greedy response reward is the baseline of its samples.",
+            "remax", impl=f"{_PKG}.rl_experiments:RL", config=f"{_PKG}.rl_config:RemaxConfig",
+            doc="RL, preset ReMax: each prompt's greedy response reward is its samples' baseline.",
         ),
     ]
 
@@ -47,13 +55,43 @@ def rlcore_interfaces():
                         doc="train_step: Bradley-Terry loss on pairs; inference: sequence scores."),
         InterfaceRecord("dpo", impl=f"{_PKG}.interfaces:DPOInterface",
                         doc="inference: answer log-prob sums; train_step: DPO loss vs reference."),
-        InterfaceRecord("ppo_actor", impl=f"{_PKG}.ppo:PPOActorInterface",
-                        doc="generate: sample responses; inference: their log-probs; "
-                            "train_step: clipped PPO."),
-        InterfaceRecord("ppo_critic", impl=f"{_PKG}.ppo:PPOCriticInterface",
-                        doc="inference: per-token values; train_step: clipped value loss on GAE returns."),
+        InterfaceRecord("sampler", impl=f"{_PKG}.sampling:SamplerInterface",
+                        doc="generate: sample responses; inference: their log-probs as sampled."),
+        InterfaceRecord("advantages", impl=f"{_PKG}.advantages:AdvantageInterface",
+                        doc="inference: advantages and returns by adv.estimator; owns the KL "
+                            "controller."),
+        InterfaceRecord("policy", impl=f"{_PKG}.rl_interfaces:PolicyInterface",
+                        doc="train_step: the policy.loss entry on the advantages, KL, entropy."),
+        InterfaceRecord("critic", impl=f"{_PKG}.rl_interfaces:CriticInterface",
+                        doc="inference: per-token values; train_step: clipped value loss on returns."),
         InterfaceRecord("reward_functions", impl=f"{_PKG}.rewards:RewardFunctionInterface",
                         doc="inference: weighted sum of registered reward functions per response."),
         InterfaceRecord("remote_reward", impl=f"{_PKG}.remote_reward:RemoteRewardInterface",
                         doc="inference: per-response scores from an HTTP reward service (reward.url)."),
     ]
+
+
+@rlcore.hookimpl
+def rlcore_advantage_estimators():
+    """GAE, REINFORCE++, GRPO, RLOO and ReMax (rlcore_plugin_algorithms.estimators)."""
+    here = f"{_PKG}.estimators"
+    return [
+        AdvantageEstimatorRecord("gae", impl=f"{here}:gae", needs_critic=True, kl_in_reward=True,
+                                 doc="GAE over a critic's values (PPO)"),
+        AdvantageEstimatorRecord("reinforce_pp", impl=f"{here}:reinforce_pp", kl_in_reward=True,
+                                 whiten=True, doc="REINFORCE++: batch-whitened reward-to-go"),
+        AdvantageEstimatorRecord("grpo", impl=f"{here}:grpo", grouped=True, min_samples=2,
+                                 doc="GRPO: group-normalised rewards (adv.std_norm=false: Dr. GRPO)"),
+        AdvantageEstimatorRecord("rloo", impl=f"{here}:rloo", grouped=True, min_samples=2,
+                                 doc="RLOO: leave-one-out group baseline"),
+        AdvantageEstimatorRecord("remax", impl=f"{here}:remax", grouped=True, needs_baseline=True,
+                                 doc="ReMax: the greedy response's reward as the baseline"),
+    ]
+
+
+@rlcore.hookimpl
+def rlcore_policy_losses():
+    """PPO's clipped surrogate (rlcore_plugin_algorithms.policy_losses)."""
+    return [PolicyLossRecord("ppo", impl=f"{_PKG}.policy_losses:ppo",
+                             doc="clipped surrogate; policy.eps_clip_low/high, dual_clip, "
+                                 "ratio_level")]

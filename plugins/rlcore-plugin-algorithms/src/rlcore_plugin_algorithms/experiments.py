@@ -10,6 +10,7 @@ import torch
 
 from rlcore.data.batch import PackedBatch
 from rlcore.data.select import build_named, dataset_name
+from rlcore.data.trajectory import INPUT_IDS, LOSS_MASK, PROMPTS
 from rlcore.dfg import MFC
 from rlcore.errors import UnknownItemError
 from rlcore.first_party import install_hint
@@ -21,7 +22,7 @@ from rlcore.runtime.roles import RoleSpec
 from rlcore_plugin_algorithms.config import ModelOptions
 from rlcore_plugin_algorithms.interfaces import answer_logps, sequence_scores
 
-TOKENS = ("packed_input_ids", "loss_mask")
+TOKENS = (INPUT_IDS, LOSS_MASK)
 
 
 def tiny_model_config(options: ModelOptions, vocab_size: int, max_positions: int) -> Any:
@@ -114,13 +115,19 @@ class PostTraining(Experiment):
         dataset = build_named(ev.name or "prompt", config, self.build_tokenizer(), where="eval")
         return dataset.collate([dataset[i] for i in range(len(dataset))])
 
+    def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
+        """Greedy exact-match accuracy of the actor on held-out prompts (rm and dpo: pairs)."""
+        if not self.has_eval():
+            return {}
+        return {"accuracy": self.generation_accuracy(handles["actor"])}
+
     def generation_accuracy(self, actor: ModelHandle) -> float:
         """Greedy exact-match accuracy on the held-out prompts (ZeRO-3: weights gathered)."""
         from rlcore.models.generation import GenerationConfig, generate
         from rlcore_plugin_rewards.rules import exact_match
 
         batch, tokenizer = self.eval_prompts, actor.tokenizer
-        prompts = [batch.sequences("packed_prompts", i)[0].tolist() for i in range(len(batch))]
+        prompts = [batch.sequences(PROMPTS, i)[0].tolist() for i in range(len(batch))]
         gconfig = GenerationConfig(max_new_tokens=self.config.eval.max_new_tokens, greedy=True,
                                    eos_token_ids=[tokenizer.eos_token_id])
         module = actor.module
@@ -156,12 +163,6 @@ class SFT(PostTraining):
     def mfcs(self) -> list[MFC]:
         return [MFC("actor_train", "actor", "train_step", "sft", input_keys=TOKENS)]
 
-    def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
-        """Greedy generation on held-out prompts, scored by exact match."""
-        if not self.has_eval():
-            return {}
-        return {"accuracy": self.generation_accuracy(handles["actor"])}
-
 
 class RewardModeling(PostTraining):
     """A value-head model trained so that chosen answers outscore rejected ones."""
@@ -173,7 +174,7 @@ class RewardModeling(PostTraining):
         return [self.actor_spec(value_head=True)]
 
     def mfcs(self) -> list[MFC]:
-        return [MFC("rm_train", "actor", "train_step", "reward", input_keys=("packed_input_ids",))]
+        return [MFC("rm_train", "actor", "train_step", "reward", input_keys=(INPUT_IDS,))]
 
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
         """Pairwise accuracy on held-out pairs."""

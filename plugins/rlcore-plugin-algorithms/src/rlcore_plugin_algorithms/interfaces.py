@@ -5,45 +5,38 @@ from __future__ import annotations
 import torch
 
 from rlcore.data.batch import PackedBatch
+from rlcore.data.trajectory import INPUT_IDS
 from rlcore.runtime.interface import ModelHandle, ModelInterface
 from rlcore_plugin_algorithms import losses
-
-IDS = "packed_input_ids"
-
-
-def _packed(handle: ModelHandle, data: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids and cu_seqlens of ``data`` on the model's device."""
-    return data.data[IDS].to(handle.device), data.cu_seqlens(IDS).to(handle.device)
-
-
-def _per_sequence(data: PackedBatch, key: str, values: torch.Tensor) -> PackedBatch:
-    """A batch holding one value per sequence of ``data`` under ``key``, same sample ids."""
-    counts = [len(s) for s in data.seqlens[IDS]]
-    rows, start = [], 0
-    for n in counts:
-        rows.append([float(v) for v in values[start : start + n].tolist()])
-        start += n
-    return PackedBatch.from_sequences(data.ids, {key: rows}, dtypes={key: torch.float32})
+from rlcore_plugin_algorithms.packed import (
+    next_token_query,
+    next_token_valid,
+    on_device,
+    per_sequence_batch,
+    per_sequence_sum,
+    scatter_positions,
+    target_mask,
+)
 
 
 def sequence_scores(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
     """A value-head model's score of each sequence: its output at the last token."""
-    ids, cu = _packed(handle, data)
+    ids, cu = on_device(handle, data)
     return losses.last_token_scores(handle.model(ids, cu), cu)
 
 
 def answer_query(handle: ModelHandle, data: PackedBatch):
     """Token ids, cu_seqlens and the query scoring the ``loss_mask`` (answer) tokens."""
-    ids, cu = _packed(handle, data)
-    mask = losses.target_mask(data.data["loss_mask"].to(handle.device), cu)
-    return ids, cu, losses.next_token_query(ids, mask)
+    ids, cu = on_device(handle, data)
+    mask = target_mask(data.data["loss_mask"].to(handle.device), cu)
+    return ids, cu, next_token_query(ids, mask)
 
 
 def answer_logps(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
     """Sum of the log-probs of each sequence's ``loss_mask`` (answer) tokens."""
     ids, cu, query = answer_query(handle, data)
     logp, _ = handle.model(ids, cu, query)
-    return losses.per_sequence_sum(losses.scatter_positions(logp, query.positions, ids.numel()), cu)
+    return per_sequence_sum(scatter_positions(logp, query.positions, ids.numel()), cu)
 
 
 def _update(handle: ModelHandle, loss: torch.Tensor) -> dict[str, float]:
@@ -62,12 +55,12 @@ class SFTInterface(ModelInterface):
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """Per-token log-probs of each next token (``logprobs``, 0 at sequence ends)."""
-        ids, cu = _packed(handle, data)
-        query = losses.next_token_query(ids, losses.next_token_valid(cu, ids.numel()))
-        logp = losses.scatter_positions(handle.model(ids, cu, query)[0], query.positions, ids.numel()).cpu()
-        out = data.select([IDS], metadata=False)
+        ids, cu = on_device(handle, data)
+        query = next_token_query(ids, next_token_valid(cu, ids.numel()))
+        logp = scatter_positions(handle.model(ids, cu, query)[0], query.positions, ids.numel()).cpu()
+        out = data.select([INPUT_IDS], metadata=False)
         out.data["logprobs"] = logp
-        out.seqlens["logprobs"] = [list(s) for s in out.seqlens[IDS]]
+        out.seqlens["logprobs"] = [list(s) for s in out.seqlens[INPUT_IDS]]
         return out.select(["logprobs"], metadata=False)
 
 
@@ -88,7 +81,7 @@ class RewardInterface(ModelInterface):
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """One score per sequence under ``rewards``."""
-        return _per_sequence(data, "rewards", sequence_scores(handle, data).float().cpu())
+        return per_sequence_batch(data, "rewards", sequence_scores(handle, data).float().cpu())
 
 
 class DPOInterface(ModelInterface):
@@ -100,7 +93,7 @@ class DPOInterface(ModelInterface):
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """The reference's answer log-prob sum per sequence, under ``seq_logps``."""
-        return _per_sequence(data, "seq_logps", answer_logps(handle, data).float().cpu())
+        return per_sequence_batch(data, "seq_logps", answer_logps(handle, data).float().cpu())
 
     def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
         policy = answer_logps(handle, data)

@@ -14,6 +14,8 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from rlcore.data.trajectory import INPUT_IDS as IDS
+from rlcore.data.trajectory import NO_EOS, PROMPT_MASK
 from rlcore.errors import ConfigError, RlcoreError
 from rlcore.plugins import registry
 from rlcore.runtime.interface import ModelHandle, ModelInterface
@@ -22,7 +24,7 @@ from rlcore_plugin_rewards.rules import bind_params
 if TYPE_CHECKING:
     from rlcore.data.batch import PackedBatch
 
-IDS = "packed_input_ids"
+
 
 
 class RewardFunctionError(RlcoreError):
@@ -82,8 +84,8 @@ def load_functions(functions: list[str], params: dict[str, dict[str, Any]] | Non
 
 def responses(tokenizer: Any, data: PackedBatch) -> tuple[list[str], list[dict], list[str]]:
     """Each sequence's decoded response, its sample's fields (plus ``id``, ``truncated``), its id."""
-    prompt_mask = data.data["prompt_mask"].bool()
-    no_eos = data.data["seq_no_eos_mask"].bool().tolist() if "seq_no_eos_mask" in data.data \
+    prompt_mask = data.data[PROMPT_MASK].bool()
+    no_eos = data.data[NO_EOS].bool().tolist() if NO_EOS in data.data \
         else None
     rows = data.sample_dicts()
     tokens, samples, seq_ids = [], [], []

@@ -11,7 +11,7 @@ import math
 import torch
 
 from rlcore.models.token_logprobs import entropy_from_logprobs
-from rlcore_plugin_algorithms.losses import per_sequence_sum
+from rlcore_plugin_algorithms.packed import per_sequence_sum
 
 KL_KINDS = ("k1", "k2", "k3")
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")

@@ -1,13 +1,9 @@
-"""Rollouts: the actor's sampled responses as packed sequences, and log-probs replayed at train time.
+"""The sampler: the actor's sampled responses as packed sequences (``rlcore.data.trajectory``
+names every key), and their log-probs replayed as sampling saw them.
 
-A generated batch holds, per prompt sample, ``n_samples`` sequences of prompt + response:
-
-- ``packed_input_ids`` the tokens; ``prompt_mask`` True on prompt tokens;
-- ``packed_logprobs`` at position t the sampling log-prob of token t+1 (0 off the response);
-- ``logits_mask`` (only when sampling cut tokens, i.e. top-k/top-p/min-tokens) at position t
-  the tokens that were allowed when token t+1 was sampled;
-- ``seq_no_eos_mask`` and ``version`` one value per sequence: the response was cut at
-  ``max_new_tokens``, and the actor's weight version that sampled it.
+A generated batch holds, per prompt sample, ``n_samples`` sequences of prompt + response
+(:data:`~rlcore.data.trajectory.ROLLOUT`, plus ``logits_mask`` only when sampling cut tokens:
+top-k, top-p, min-tokens). :class:`SamplerInterface` takes only generation options and a seed.
 """
 
 from __future__ import annotations
@@ -18,13 +14,64 @@ from typing import Any
 import torch
 
 from rlcore.data.batch import PackedBatch
+from rlcore.data.trajectory import (
+    INPUT_IDS,
+    LOGITS_MASK,
+    LOGPROBS,
+    NO_EOS,
+    PROMPT_MASK,
+    PROMPTS,
+    VERSION,
+)
 from rlcore.models.generation import GenerationConfig, generate
 from rlcore.models.token_logprobs import TokenQuery
-from rlcore.runtime.interface import ModelHandle
-from rlcore_plugin_algorithms.losses import next_token_query, next_token_valid
+from rlcore.runtime import distributed
+from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore_plugin_algorithms.packed import (
+    next_token_query,
+    next_token_valid,
+    on_device,
+    per_token_batch,
+    scatter_positions,
+)
+from rlcore_plugin_algorithms.rl_config import GenerationOptions
 
-IDS = "packed_input_ids"
-ROLLOUT_KEYS = ("packed_input_ids", "prompt_mask", "packed_logprobs", "seq_no_eos_mask", "version")
+
+class SamplerInterface(ModelInterface):
+    """generate: sample ``gen.n_samples`` responses per prompt; inference: the log-probs of
+    the response tokens as sampling saw them (the reference scores with it too)."""
+
+    def __init__(self, gen: GenerationOptions, seed: int = 1):
+        self.gen, self.seed = gen, seed
+
+    def generate(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+        g = generation_config(self.gen, handle.tokenizer)
+        seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
+        return sample_responses(handle, data, g, self.gen.n_samples, seed, replays_mask(self.gen))
+
+    @torch.no_grad()
+    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+        """Log-probs of the response tokens under the sampling distribution (``logprobs``)."""
+        ids, cu = on_device(handle, data)
+        act = action_mask(data.data[PROMPT_MASK].to(handle.device), cu)
+        g = generation_config(self.gen, handle.tokenizer)
+        query = action_query(ids, act, g, data.data.get(LOGITS_MASK))
+        logp, _ = handle.model(ids, cu, query)
+        return per_token_batch(data, "logprobs", scatter_positions(logp, query.positions, ids.numel()))
+
+
+def generation_config(gen: GenerationOptions, tokenizer: Any) -> GenerationConfig:
+    """The core sampler's config for ``gen``, stopping at the tokenizer's eos."""
+    eos = [tokenizer.eos_token_id] if getattr(tokenizer, "eos_token_id", None) is not None else []
+    return GenerationConfig(max_new_tokens=gen.max_new_tokens, min_new_tokens=gen.min_new_tokens,
+                            greedy=gen.greedy, temperature=gen.temperature, top_k=gen.top_k,
+                            top_p=gen.top_p, eos_token_ids=eos)
+
+
+def replays_mask(gen: GenerationOptions) -> bool:
+    """Whether sampling can cut tokens, so train-time log-probs must replay its logits mask."""
+    cuts = not gen.greedy and (gen.top_k > 0 or gen.top_p < 1.0)
+    return cuts or gen.min_new_tokens > 0
 
 
 def generation_seed(base: int, version: int, rank: int, ids: list[str]) -> int:
@@ -34,8 +81,8 @@ def generation_seed(base: int, version: int, rank: int, ids: list[str]) -> int:
 
 def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: GenerationConfig,
                      n_samples: int, seed: int, with_mask: bool) -> PackedBatch:
-    """Sample ``n_samples`` responses per prompt of ``data['packed_prompts']`` with the actor."""
-    prompts = [data.sequences("packed_prompts", i)[0].tolist() for i in range(len(data))]
+    """Sample ``n_samples`` responses per prompt of ``data[PROMPTS]`` with the actor."""
+    prompts = [data.sequences(PROMPTS, i)[0].tolist() for i in range(len(data))]
     flat = [p for p in prompts for _ in range(n_samples)]
     module = handle.module
     generator = torch.Generator(handle.device).manual_seed(seed)
@@ -61,17 +108,16 @@ def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: Generation
     n = n_samples
     groups = lambda seqs: [seqs[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
     sequences: dict[str, Any] = {
-        IDS: groups(ids), "prompt_mask": groups(prompt_mask), "packed_logprobs": groups(logprobs),
-        "seq_no_eos_mask": groups([[v] for v in no_eos]),
-        "version": groups([[handle.version] for _ in no_eos]),
+        INPUT_IDS: groups(ids), PROMPT_MASK: groups(prompt_mask), LOGPROBS: groups(logprobs),
+        NO_EOS: groups([[v] for v in no_eos]), VERSION: groups([[handle.version] for _ in no_eos]),
     }
-    dtypes = {"prompt_mask": torch.bool, "seq_no_eos_mask": torch.bool, "version": torch.int64,
-              "packed_logprobs": torch.float32}
+    dtypes = {PROMPT_MASK: torch.bool, NO_EOS: torch.bool, VERSION: torch.int64,
+              LOGPROBS: torch.float32}
     batch = PackedBatch.from_sequences(data.ids, sequences, dtypes=dtypes)
     if with_mask:
         # One row of the vocabulary per token: packed directly, from_sequences wants 1-D rows.
-        batch.data["logits_mask"] = torch.cat(masks)
-        batch.seqlens["logits_mask"] = [list(s) for s in batch.seqlens[IDS]]
+        batch.data[LOGITS_MASK] = torch.cat(masks)
+        batch.seqlens[LOGITS_MASK] = [list(s) for s in batch.seqlens[INPUT_IDS]]
     return batch
 
 

@@ -1,0 +1,112 @@
+"""The batch keys of a rollout, one owner for each name, and what advantage estimators and
+policy losses are given (:class:`AdvantageInputs`, :class:`PolicyLossInputs`).
+
+A trajectory is packed like any batch (``rlcore.data.batch``): per token, a flat ``[T]``
+tensor over the packed sequences; per sequence, one value each. Per action (a response
+token), the RL math works on ``[N]`` tensors that keep only the actions, with offsets
+``cu`` ``[S+1]`` per sequence. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Field:
+    """One batch key: its name, whether it is per token, per sequence or per sample, and what."""
+
+    key: str
+    per: Literal["token", "sequence", "sample"]
+    doc: str
+
+
+PROMPTS = "packed_prompts"
+INPUT_IDS = "packed_input_ids"
+LOSS_MASK = "loss_mask"
+PROMPT_MASK = "prompt_mask"
+LOGPROBS = "packed_logprobs"
+LOGITS_MASK = "logits_mask"
+NO_EOS = "seq_no_eos_mask"
+VERSION = "version"
+REWARDS = "rewards"
+BASELINE_REWARDS = "baseline_rewards"
+VALUES = "values"
+REF_LOGPROBS = "packed_ref_logprobs"
+ADVANTAGES = "advantages"
+RETURNS = "returns"
+KL_COEF = "kl_coef"
+
+TRAJECTORY: tuple[Field, ...] = (
+    Field(PROMPTS, "sample", "the prompt's tokens (the dataset's, before sampling)"),
+    Field(INPUT_IDS, "token", "prompt + response tokens of each sampled sequence"),
+    Field(PROMPT_MASK, "token", "True on prompt tokens"),
+    Field(LOGPROBS, "token", "at t, the sampling log-prob of token t+1 (0 off the response)"),
+    Field(LOGITS_MASK, "token", "[T, V] tokens allowed when token t+1 was sampled (top-k/p cuts)"),
+    Field(NO_EOS, "sequence", "the response was cut at max_new_tokens (no eos)"),
+    Field(VERSION, "sequence", "the actor's weight version that sampled the sequence"),
+    Field(REWARDS, "sequence", "the reward role's score"),
+    Field(BASELINE_REWARDS, "sample", "the reward of the prompt's greedy response (ReMax)"),
+    Field(VALUES, "token", "the critic's value at each position"),
+    Field(REF_LOGPROBS, "token", "log-probs of the sampled tokens under the reference"),
+    Field(ADVANTAGES, "token", "the advantage of each action (0 elsewhere)"),
+    Field(RETURNS, "token", "the critic's regression target at each action (0 elsewhere)"),
+    Field(KL_COEF, "sequence", "the KL coefficient this step's losses use"),
+)
+# The keys one sampling call writes (``logits_mask`` only when sampling cut tokens).
+ROLLOUT = (INPUT_IDS, PROMPT_MASK, LOGPROBS, NO_EOS, VERSION)
+
+
+@dataclass
+class AdvantageInputs:
+    """What an advantage estimator gets for this rank's sequences (``[N]``: per action).
+
+    ``rewards`` ``[S]`` are the shaped sequence rewards; ``token_rewards`` ``[N]`` put each one
+    on its last action, minus ``kl_coef * KL`` per action when the KL shapes the reward.
+    ``values`` ``[N]`` and ``last_values`` ``[S]`` (the bootstrap after a cut response) come
+    from a critic, ``baselines`` ``[G]`` from a baseline (both None unless the estimator's
+    record asks). ``groups`` ``[G+1]`` offsets the responses to each prompt; ``options`` is
+    the ``adv`` config section.
+    """
+
+    rewards: torch.Tensor
+    token_rewards: torch.Tensor
+    cu: torch.Tensor
+    groups: torch.Tensor
+    options: Any
+    values: torch.Tensor | None = None
+    last_values: torch.Tensor | None = None
+    baselines: torch.Tensor | None = None
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Actions per sequence ``[S]``."""
+        return (self.cu[1:] - self.cu[:-1]).long()
+
+    def per_token(self, per_sequence: torch.Tensor) -> torch.Tensor:
+        """``[S]`` values repeated over each sequence's actions: ``[N]``."""
+        import torch
+
+        return torch.repeat_interleave(per_sequence.float(), self.lengths)
+
+
+@dataclass
+class PolicyLossInputs:
+    """What a policy loss gets for one minibatch (``[N]``: per action).
+
+    ``log_ratio`` is ``logp - old_logp`` (per token, or GSPO's sequence-level ratio when
+    ``policy.ratio_level=sequence``) and carries the gradient; ``options`` is the ``policy``
+    config section. A loss returns ``{"loss": [N]}`` and may add ``"clipped"`` (bool
+    ``[N]``), ``"ratio"`` and ``"approx_kl"`` for the metrics.
+    """
+
+    logp: torch.Tensor
+    old_logp: torch.Tensor
+    log_ratio: torch.Tensor
+    advantages: torch.Tensor
+    cu: torch.Tensor
+    options: Any

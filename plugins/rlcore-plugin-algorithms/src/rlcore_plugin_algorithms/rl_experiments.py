@@ -1,0 +1,269 @@
+"""The RL experiment, registered as the ppo, grpo and remax presets (rl_config.py), and the
+base of every experiment that samples from the actor (RAFT in contrib too).
+
+    actor_gen (generate) -> rew_inf, ref_inf, critic_inf (inference) -> adv -> actor_train, critic_train
+
+The advantage estimator's record decides the graph: a critic when it needs one, a greedy
+baseline (ReMax) when it asks for one; ``ref`` only when the KL coefficient is not fixed at 0.
+With the tiny built-in actor (``actor.path`` null) an SFT warm start runs first, once, into
+``RUN_DIR/warm_start`` (see :meth:`SamplingExperiment.prepare`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from rlcore.data.batch import PackedBatch
+from rlcore.data.trajectory import (
+    ADVANTAGES,
+    BASELINE_REWARDS,
+    INPUT_IDS,
+    KL_COEF,
+    LOGITS_MASK,
+    LOGPROBS,
+    NO_EOS,
+    PROMPT_MASK,
+    PROMPTS,
+    REF_LOGPROBS,
+    RETURNS,
+    REWARDS,
+    ROLLOUT,
+    VALUES,
+    VERSION,
+)
+from rlcore.dfg import MFC
+from rlcore.errors import RlcoreError
+from rlcore.plugins import registry
+from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
+from rlcore.runtime.roles import RoleSpec
+from rlcore.runtime.step import StepContext
+from rlcore_plugin_algorithms.config import SFTConfig
+from rlcore_plugin_algorithms.experiments import SFT, PostTraining
+from rlcore_plugin_algorithms.rl_config import GenerationOptions
+from rlcore_plugin_algorithms.sampling import replays_mask
+
+WARM_START_DIR = "warm_start"
+# What the warm start's prompt/answer data takes from the RL dataset section.
+WARM_START_DATA = ("path", "format", "json_field", "max_length", "seed", "embedded_max_operand")
+
+
+class SamplingExperiment(PostTraining):
+    """An actor that samples responses which a reward role scores: the sampler and reward
+    nodes, the SFT warm start of the tiny built-in actor, and greedy-accuracy eval."""
+
+    dataset_name = "prompt"
+
+    def __init__(self, config: Any = None):
+        super().__init__(config)
+        self.warm_start_path: str | None = None
+
+    def actor_spec(self, **kw: Any) -> RoleSpec:
+        spec = super().actor_spec(**kw)
+        if self.warm_start_path is not None:
+            spec = dataclasses.replace(spec, model=self.warm_start_path)
+        return spec
+
+    def reward_role(self) -> RoleSpec:
+        """A reward model when ``reward.path`` is set, else a role without a model."""
+        if self.config.reward.path:
+            return RoleSpec("reward", model=self.config.reward.path, value_head=True,
+                            options=InferenceOptions())
+        return RoleSpec("reward", backend="none")
+
+    def sampler_mfc(self, name: str = "actor_gen", gen: GenerationOptions | None = None,
+                    outputs: dict[str, str] | None = None) -> MFC:
+        """The actor's sampling node. It writes the rollout keys, or only ``outputs``
+        (rollout key -> graph key)."""
+        gen = gen or self.config.gen
+        if outputs is None:
+            outputs = {k: k for k in (*ROLLOUT, *((LOGITS_MASK,) if replays_mask(gen) else ()))}
+        return MFC(name, "actor", "generate", "sampler", input_keys=(PROMPTS,),
+                   output_keys=tuple(outputs.values()),
+                   output_remap={k: v for k, v in outputs.items() if k != v},
+                   interface_args={"gen": gen, "seed": self.config.run.seed})
+
+    def reward_mfc(self, name: str = "rew_inf", rename: dict[str, str] | None = None,
+                   output: str = REWARDS) -> MFC:
+        """The reward node: a reward model, a remote service, an interface or registered
+        functions. ``rename`` maps its input names to other graph keys (ReMax scores the
+        greedy responses); the scores go to graph key ``output``."""
+        r, rename = self.config.reward, rename or {}
+        keys = (INPUT_IDS,) if r.path else (INPUT_IDS, PROMPT_MASK, NO_EOS)
+        wiring = {"input_keys": tuple(rename.get(k, k) for k in keys), "output_keys": (output,),
+                  "input_remap": {rename[k]: k for k in keys if k in rename},
+                  "output_remap": {REWARDS: output} if output != REWARDS else {}}
+        if r.path:
+            return MFC(name, "reward", "inference", "reward", **wiring)
+        if r.interface:
+            return MFC(name, "reward", "inference", r.interface,
+                       interface_args=dict(r.interface_args), **wiring)
+        if r.url:
+            args = {"url": r.url, "timeout_s": r.timeout_s, "max_retries": r.max_retries,
+                    "request_size": r.request_size, "max_concurrency": r.max_concurrency}
+            return MFC(name, "reward", "inference", "remote_reward", interface_args=args, **wiring)
+        args = {"functions": list(r.functions), "weights": r.weights, "params": r.function_params}
+        return MFC(name, "reward", "inference", "reward_functions", interface_args=args, **wiring)
+
+    # ------------------------------------------------------------------ warm start
+
+    def warm_start_config(self) -> SFTConfig | None:
+        """The SFT stage that runs first: only for the tiny built-in actor (ZeRO-0: it is tiny)."""
+        c, ws = self.config, self.config.warm_start
+        if c.actor.path is not None or ws.sft_steps <= 0:
+            return None
+        from rlcore_plugin_datasets.config import PromptAnswerConfig
+
+        dataset = PromptAnswerConfig(**{k: getattr(c.dataset, k) for k in WARM_START_DATA})
+        train = DeepSpeedOptions(dtype=c.train.dtype, optimizer=OptimizerOptions(lr=ws.lr))
+        run = RunOptions(seed=c.run.seed, epochs=1000, max_steps=ws.sft_steps,
+                         batch_size=ws.batch_size, progress=c.run.progress,
+                         collective_timeout_s=c.run.collective_timeout_s)
+        return SFTConfig(actor=c.actor, dataset=dataset, train=train, run=run)
+
+    def check(self) -> None:
+        """Also the warm start's data: its SFT stage reads ``dataset.path`` as prompt/answer rows."""
+        super().check()
+        config = self.warm_start_config()
+        if config is not None:
+            SFT(config).check()
+
+    def prepare(self, run_dir: Path) -> None:
+        """Run the SFT warm start into ``RUN_DIR/warm_start`` unless it is there already, then
+        point the actor at its weights. A warm start of another config is trained again."""
+        config = self.warm_start_config()
+        if config is None:
+            return
+        from rlcore.config import to_plain
+        from rlcore.runtime.checkpoint import CheckpointManager, config_changes
+        from rlcore.runtime.distributed import rank
+        from rlcore.runtime.loop import run
+
+        where = Path(run_dir) / WARM_START_DIR
+        ckpt = CheckpointManager(where)
+        latest = ckpt.latest()
+        same = latest is not None and not config_changes(
+            ckpt.trainer_state(latest).get("config", {}), to_plain(config))
+        if not same or latest.name != ckpt.step_dir_name(config.run.max_steps):
+            if rank() == 0:
+                print(f"warm start: {config.run.max_steps} SFT steps into {where} (once; "
+                      "warm_start.sft_steps=0 skips it)")
+            run("sft", config, where, resume=same)
+            latest = ckpt.latest()
+        self.warm_start_path = str(latest / "actor")
+
+
+class RL(SamplingExperiment):
+    """The actor samples; reward, reference and critic score; the advantage node computes
+    advantages once; the actor and the critic train (ReaL's PPO graph, one node more)."""
+
+    name = "rl"
+
+    @property
+    def estimator(self) -> Any:
+        """The ``adv.estimator`` record: what the graph must provide for it."""
+        return registry.get("estimators", self.config.adv.estimator)
+
+    def roles(self) -> list[RoleSpec]:
+        c = self.config
+        actor = self.actor_spec()
+        roles = [actor]
+        if c.critic is not None:
+            roles.append(dataclasses.replace(
+                actor, name="critic", model=c.critic.path or actor.model, value_head=True,
+                init_from=None if c.critic.path else "actor", options=c.critic.train))
+        if c.kl.uses_ref:
+            roles.append(dataclasses.replace(actor, name="ref", trainable=False, init_from="actor",
+                                             options=c.ref))
+        return [*roles, self.reward_role(), RoleSpec("adv", backend="none")]
+
+    def mfcs(self) -> list[MFC]:
+        c, est = self.config, self.estimator
+        mask = (LOGITS_MASK,) if replays_mask(c.gen) else ()
+        sampler = self.sampler_mfc()
+        mfcs = [sampler, self.reward_mfc()]
+        scored = [REWARDS]
+        if c.kl.uses_ref:
+            mfcs.append(MFC("ref_inf", "ref", "inference", "sampler",
+                            input_keys=(INPUT_IDS, PROMPT_MASK, *mask), output_keys=(REF_LOGPROBS,),
+                            output_remap={"logprobs": REF_LOGPROBS},
+                            interface_args=sampler.interface_args))
+            scored.append(REF_LOGPROBS)
+        critic_args = {"critic": c.critic, "policy": c.policy, "gen": c.gen}
+        if c.critic is not None:
+            mfcs.append(MFC("critic_inf", "critic", "inference", "critic", input_keys=(INPUT_IDS,),
+                            output_keys=(VALUES,), interface_args=critic_args))
+            scored.append(VALUES)
+        if est.needs_baseline:
+            mfcs.extend(self.baseline_mfcs())
+            scored.append(BASELINE_REWARDS)
+        mfcs.append(MFC("adv", "adv", "inference", "advantages",
+                        input_keys=(INPUT_IDS, PROMPT_MASK, LOGPROBS, NO_EOS, *scored),
+                        output_keys=(ADVANTAGES, RETURNS, KL_COEF),
+                        interface_args={"adv": c.adv, "kl": c.kl, "reward": c.reward,
+                                        "max_new_tokens": c.gen.max_new_tokens}))
+        ref = (REF_LOGPROBS,) if c.kl.uses_ref else ()
+        mfcs.append(MFC("actor_train", "actor", "train_step", "policy",
+                        input_keys=(INPUT_IDS, PROMPT_MASK, LOGPROBS, VERSION, *mask, ADVANTAGES,
+                                    KL_COEF, *ref),
+                        interface_args={"policy": c.policy, "kl": c.kl, "gen": c.gen}))
+        if c.critic is not None:
+            mfcs.append(MFC("critic_train", "critic", "train_step", "critic",
+                            input_keys=(INPUT_IDS, PROMPT_MASK, VALUES, RETURNS),
+                            interface_args=critic_args))
+        return mfcs
+
+    def baseline_mfcs(self) -> list[MFC]:
+        """ReMax's baseline: one greedy response per prompt, scored by the reward node."""
+        greedy = dataclasses.replace(self.config.gen, greedy=True, n_samples=1)
+        renamed = {INPUT_IDS: "greedy_input_ids", PROMPT_MASK: "greedy_prompt_mask",
+                   NO_EOS: "greedy_no_eos_mask"}
+        return [self.sampler_mfc("actor_greedy", greedy, renamed),
+                self.reward_mfc("rew_greedy", renamed, BASELINE_REWARDS)]
+
+    # ------------------------------------------------------------------ the step
+
+    def step(self, ctx: StepContext, batch: PackedBatch) -> PackedBatch:
+        """The graph once; with ``dynamic_sampling.enabled`` (DAPO), prompts whose responses
+        all scored alike are dropped after the reward node and the batch is refilled."""
+        ds = self.config.dynamic_sampling
+        if not ds.enabled:
+            return ctx.run(batch)
+        cut = ctx.order.index("rew_inf") + 1
+        head, tail = ctx.order[:cut], ctx.order[cut:]
+        target, seen, refills = len(batch), len(batch), 0
+        kept = _keep_informative(ctx.run(batch, head))
+        while ctx.all_reduce([target - len(kept)], "max")[0] > 0:
+            if refills == ds.max_refills:
+                raise RlcoreError(
+                    f"dynamic sampling: after {refills} extra batches {len(kept)} of {target} "
+                    f"samples are left on rank {ctx.rank} (their responses all got the same "
+                    "reward); raise dynamic_sampling.max_refills, change the task's difficulty "
+                    "or the sampling, or set dynamic_sampling.enabled=false")
+            try:
+                extra = ctx.next_batch()
+            except StopIteration:
+                raise RlcoreError("dynamic sampling ran out of data while refilling the batch "
+                                  f"({len(kept)} of {target} samples)") from None
+            extra = extra.gather([i for i, sid in enumerate(extra.ids) if sid not in kept.ids])
+            refills, seen = refills + 1, seen + len(extra)
+            if len(extra):
+                kept = PackedBatch.concat([kept, _keep_informative(ctx.run(extra, head))])
+        ctx.add_metrics({"sampling/refills": refills, "sampling/kept_frac": len(kept) / max(seen, 1)})
+        return ctx.run(kept.gather(range(target)), tail)
+
+
+def rewards_differ(batch: PackedBatch) -> list[bool]:
+    """Per sample: whether its responses' rewards are not all equal."""
+    out, start = [], 0
+    rewards = batch.data[REWARDS].tolist()
+    for lens in batch.seqlens[REWARDS]:
+        group = rewards[start : start + len(lens)]
+        out.append(max(group) - min(group) > 1e-6)
+        start += len(lens)
+    return out
+
+
+def _keep_informative(batch: PackedBatch) -> PackedBatch:
+    return batch.gather([i for i, ok in enumerate(rewards_differ(batch)) if ok])

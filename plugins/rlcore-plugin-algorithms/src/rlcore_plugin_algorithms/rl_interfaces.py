@@ -1,0 +1,217 @@
+"""The trainers of the RL experiment: the policy (a registered policy loss over the advantage
+node's advantages) and the critic (clipped value regression on its returns).
+
+The critic's inference and train steps share one object, so value normalisation de-normalises
+with the statistics that training updates.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from rlcore.data.batch import PackedBatch
+from rlcore.data.trajectory import (
+    ADVANTAGES,
+    INPUT_IDS,
+    KL_COEF,
+    LOGITS_MASK,
+    LOGPROBS,
+    PROMPT_MASK,
+    REF_LOGPROBS,
+    RETURNS,
+    VALUES,
+    VERSION,
+    PolicyLossInputs,
+)
+from rlcore.errors import RlcoreError
+from rlcore.plugins import registry
+from rlcore.runtime import distributed
+from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore_plugin_algorithms import rl
+from rlcore_plugin_algorithms.packed import on_device, per_token_batch
+from rlcore_plugin_algorithms.rl_config import (
+    CriticOptions,
+    GenerationOptions,
+    KLOptions,
+    PolicyOptions,
+)
+from rlcore_plugin_algorithms.sampling import (
+    action_counts,
+    action_mask,
+    action_query,
+    generation_config,
+)
+
+log = logging.getLogger(__name__)
+
+
+class StaleRolloutError(RlcoreError):
+    """A train step got data sampled by other weights than the ones it would update."""
+
+
+def _global(values: list[float], op: str = "sum") -> list[float]:
+    return distributed.all_reduce(values, op)
+
+
+class _Trainer(ModelInterface):
+    """Epochs over minibatches of one step's batch, and the loss aggregation they share."""
+
+    def __init__(self, policy: PolicyOptions, gen: GenerationOptions):
+        self.policy, self.gen = policy, gen
+        self.updates_per_call = policy.epochs * policy.minibatches
+
+    def aggregate(self, per_token: torch.Tensor, cu_act: torch.Tensor) -> torch.Tensor:
+        return rl.aggregate(per_token, cu_act, self.policy.loss_agg, norm=self.gen.max_new_tokens)
+
+    def minibatches(self, data: PackedBatch) -> list[PackedBatch]:
+        n = self.policy.minibatches
+        if len(data) < n:
+            raise RlcoreError(
+                f"policy.minibatches={n} but this rank holds {len(data)} prompts; raise "
+                f"run.batch_size to at least {n * distributed.world_size()} or lower it")
+        return data.minibatches(n) if n > 1 else [data]
+
+
+class PolicyInterface(_Trainer):
+    """train_step: the ``policy.loss`` entry on the advantages, plus the KL and entropy terms."""
+
+    def __init__(self, policy: PolicyOptions, kl: KLOptions, gen: GenerationOptions):
+        super().__init__(policy, gen)
+        self.kl = kl
+        self.loss_fn = registry.load("policy_losses", policy.loss)
+
+    def check_version(self, handle: ModelHandle, data: PackedBatch) -> None:
+        versions = sorted(set(data.data[VERSION].tolist()))
+        if versions != [handle.version]:
+            raise StaleRolloutError(
+                f"actor_train got data sampled by weight versions {versions}, but the actor is at "
+                f"version {handle.version}; this update is on-policy, so rollouts must come from "
+                "the current weights (was a generate call skipped or run on another role?)")
+
+    def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        self.check_version(handle, data)
+        p = self.policy
+        sums: dict[str, list[float]] = {}
+        drift: float | None = None
+        for _ in range(p.epochs):
+            for mb in self.minibatches(data):
+                metrics, mb_drift = self._update(handle, mb)
+                drift = mb_drift if drift is None else drift
+                for k, v in metrics.items():
+                    sums.setdefault(k, []).append(float(v))
+                if self._early_stop(metrics):
+                    break
+            else:
+                continue
+            break
+        metrics = {k: sum(v) / len(v) for k, v in sums.items()}
+        metrics["ratio_max"] = max(sums["ratio_max"])
+        metrics["updates"] = float(len(sums["loss"]))
+        (drift,) = _global([drift or 0.0], "max")
+        if drift > p.logprob_drift_warn:
+            log.warning("generation and training log-probs differ by up to %.3g for the same "
+                        "weights (policy.logprob_drift_warn=%.3g): the sampler and the trainer "
+                        "disagree", drift, p.logprob_drift_warn)
+        return {**metrics, "/gen/logprob_drift": drift}
+
+    def _update(self, handle: ModelHandle, mb: PackedBatch) -> tuple[dict[str, float], float]:
+        """One optimizer micro step on a minibatch: its metrics, and the largest difference
+        between the sampling and the current log-probs."""
+        p, dev = self.policy, handle.device
+        ids, cu = on_device(handle, mb)
+        act = action_mask(mb.data[PROMPT_MASK].to(dev), cu)
+        cu_act = action_counts(act, cu)
+        g = generation_config(self.gen, handle.tokenizer)
+        query = action_query(ids, act, g, mb.data.get(LOGITS_MASK), entropy=True)
+        logp, entropy = handle.model(ids, cu, query)
+        old = mb.data[LOGPROBS].to(dev)[act]
+        drift = float((logp.detach() - old).abs().max()) if logp.numel() else 0.0
+        log_ratio = rl.sequence_log_ratio(logp, old, cu_act) if p.ratio_level == "sequence" \
+            else logp.float() - old.float()
+        out = self.loss_fn(PolicyLossInputs(logp, old, log_ratio, mb.data[ADVANTAGES].to(dev)[act],
+                                            cu_act, p))
+        per_token = out["loss"]
+        coef = float(mb.data[KL_COEF][0]) if len(mb.data[KL_COEF]) else 0.0
+        if REF_LOGPROBS in mb.data and coef:
+            ref = mb.data[REF_LOGPROBS].to(dev)[act]
+            per_token = per_token + coef * rl.kl_penalty(logp, ref, self.kl.estimator)
+        if p.entropy_coef:
+            per_token = per_token - p.entropy_coef * entropy
+        loss = self.aggregate(per_token, cu_act)
+        handle.model.backward(loss)
+        step = handle.model.step()
+        ratio = out.get("ratio", torch.exp(log_ratio.detach()))
+        clipped = out.get("clipped", torch.zeros_like(ratio, dtype=torch.bool))
+        approx_kl = out.get("approx_kl", 0.5 * log_ratio.detach() ** 2)
+        return {
+            "loss": loss.item(),
+            "pg_loss": self.aggregate(out["loss"].detach(), cu_act).item(),
+            "clip_frac": clipped.float().mean().item(),
+            "approx_kl": approx_kl.mean().item(),
+            "ratio_max": ratio.max().item(),
+            "entropy": entropy.detach().mean().item(),
+            **step,
+        }, drift
+
+    def _early_stop(self, m: dict[str, float]) -> bool:
+        p = self.policy
+        approx_kl, ratio = _global([m["approx_kl"], m["ratio_max"]], "max")
+        return ((p.early_stop_kl is not None and approx_kl > p.early_stop_kl)
+                or (p.early_stop_imp_ratio is not None and ratio > p.early_stop_imp_ratio))
+
+
+class CriticInterface(_Trainer):
+    """inference: values per token (de-normalised); train_step: clipped value regression."""
+
+    def __init__(self, critic: CriticOptions, policy: PolicyOptions, gen: GenerationOptions):
+        super().__init__(policy, gen)
+        self.critic = critic
+        self.moments = rl.RunningMoments(critic.norm_type, critic.norm_beta)
+
+    @torch.no_grad()
+    def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+        ids, cu = on_device(handle, data)
+        values = handle.model(ids, cu).float()
+        if self.critic.norm:
+            values = self.moments.denormalize(values)
+        return per_token_batch(data, "values", values)
+
+    def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        c = self.critic
+        act = action_mask(data.data[PROMPT_MASK], data.cu_seqlens(INPUT_IDS))
+        old_values, returns = data.data[VALUES].float(), data.data[RETURNS].float()
+        explained = rl.explained_variance(old_values[act], returns[act])
+        returns_mean = float(returns[act].mean()) if act.any() else 0.0
+        if c.norm:
+            old_values = self.moments.normalize(old_values)
+            self.moments.update_from_moments(*_global(list(rl.moments(returns[act]))))
+            returns = self.moments.normalize(returns)
+        data = data.select([INPUT_IDS, PROMPT_MASK], metadata=False)
+        data.update(per_token_batch(data, "old_values", old_values))
+        data.update(per_token_batch(data, "returns", returns))
+        sums: dict[str, list[float]] = {}
+        eps = c.eps_clip if c.eps_clip > 0 else None
+        for _ in range(self.policy.epochs):
+            for mb in self.minibatches(data):
+                ids, mcu = on_device(handle, mb)
+                mact = action_mask(mb.data[PROMPT_MASK].to(handle.device), mcu)
+                values = handle.model(ids, mcu).float()[mact]
+                vl = rl.value_loss(values, mb.data["old_values"].to(handle.device)[mact],
+                                   mb.data["returns"].to(handle.device)[mact], eps)
+                loss = c.loss_coef * self.aggregate(vl["loss"], action_counts(mact, mcu))
+                handle.model.backward(loss)
+                out = handle.model.step()
+                for k, v in {"loss": loss.item(), "clip_frac": vl["clipped"].float().mean().item(),
+                             "values_mean": values.detach().mean().item(), **out}.items():
+                    sums.setdefault(k, []).append(float(v))
+        metrics = {k: sum(v) / len(v) for k, v in sums.items()}
+        return {**metrics, "explained_var": explained, "returns_mean": returns_mean}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"moments": self.moments.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.moments.load_state_dict(state["moments"])
