@@ -13,7 +13,7 @@ from rlcore.runtime import distributed
 from rlcore.runtime.metrics import read_metrics
 from rlcore_plugin_algorithms import rl
 from rlcore_plugin_algorithms.rewards import responses
-from rlcore_plugin_algorithms.rollout import (
+from rlcore_plugin_algorithms.sampling import (
     action_counts,
     action_mask,
     generation_seed,

@@ -15,7 +15,7 @@ from rlcore.data import embedded
 from rlcore.errors import ConfigError
 from rlcore.runtime.metrics import read_metrics
 
-pytest.importorskip("rlcore_plugin_algorithms.rollout", reason="the example uses the PPO helpers")
+pytest.importorskip("rlcore_plugin_algorithms.sampling", reason="the example uses the PPO helpers")
 ex = importlib.import_module("rlhf_example")
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "python-api.md"

@@ -9,7 +9,8 @@ from torch import nn
 from rlcore.data.batch import PackedBatch
 from rlcore.dfg import MFC, build_graph
 from rlcore.runtime.backends import InferenceBackend
-from rlcore.runtime.executor import ExecutionError, Executor, SampleFilter
+from rlcore.runtime.executor import ExecutionError, Executor
+from rlcore.runtime.experiment import Experiment
 from rlcore.runtime.interface import ModelHandle, ModelInterface
 
 
@@ -130,7 +131,7 @@ def test_idle_roles_are_offloaded_after_their_last_call():
     assert states == [False, False] and ref.offloaded
 
 
-# ---------------------------------------------------------------------- sample filters
+# ---------------------------------------------------------------------- Experiment.step
 
 
 def numbered(start, n=4):
@@ -139,45 +140,57 @@ def numbered(start, n=4):
     return PackedBatch.from_sequences(ids, {"tokens": [[[i]] for i in range(start, start + n)]})
 
 
-def even(data):
-    return [int(v) % 2 == 0 for v in data.data["scaled"].tolist()]
+class KeepEven(Experiment):
+    """A step with control flow: score, keep the even samples, refill from more data, train."""
+
+    def step(self, ctx, batch):
+        target, kept = len(batch), None
+        while kept is None or len(kept) < target:
+            scored = ctx.run(batch if kept is None else ctx.next_batch(), ["score"])
+            even = scored.gather([i for i, v in enumerate(scored.data["scaled"].tolist())
+                                  if int(v) % 2 == 0])
+            kept = even if kept is None else PackedBatch.concat([kept, even])
+        ctx.add_metrics({"kept": len(kept)})
+        return ctx.run(kept.gather(range(target)), [n for n in ctx.order if n != "score"])
 
 
-def filtered_executor(max_refills):
+def stepped_executor():
     score, train = Recorder(scale=1), Recorder()
     g = build_graph([
         MFC("score", "b", "inference", "x", ["tokens"], ["scaled"]),
         MFC("train", "a", "train_step", "x", ["scaled", "tokens"]),
     ], dataset_keys=["tokens"], warn=False)
-    sample_filter = SampleFilter("score", keep=even, max_refills=max_refills, why="odd")
-    ex = Executor(g, {"a": handle("a"), "b": handle("b")}, {"score": score, "train": train},
-                  sample_filter=sample_filter)
+    ex = Executor(g, {"a": handle("a"), "b": handle("b")}, {"score": score, "train": train})
     return ex, score, train
 
 
-def test_a_sample_filter_refills_the_batch_to_its_size():
-    ex, score, train = filtered_executor(max_refills=3)
+def test_an_experiment_step_runs_parts_of_the_graph_and_draws_more_data():
+    ex, score, train = stepped_executor()
     more = iter([numbered(4), numbered(8), numbered(12)])
-    metrics = ex.step(numbered(0), more=more.__next__)
-    # Half of each batch is kept: the 4 samples of one step need two batches, one refill.
+    metrics = ex.step(numbered(0), experiment=KeepEven({}), data=more)
     assert train.seen == [(["scaled", "tokens"], ["s0", "s2", "s4", "s6"], "a")]
-    assert len(score.seen) == 2 and metrics["sampling/refills"] == 1
-    assert metrics["sampling/kept_frac"] == 0.5
+    assert len(score.seen) == 2 and metrics["kept"] == 4 and "time/score" in metrics
+    assert ex.last_batch.ids == ["s0", "s2", "s4", "s6"]
     assert next(more).ids == ["s8", "s9", "s10", "s11"]  # nothing consumed beyond the need
 
 
-def test_a_sample_filter_stops_after_its_refills_with_a_clear_error():
-    ex, _, train = filtered_executor(max_refills=2)
-    odd = iter([numbered(i, n=1) for i in (1, 3, 5, 7, 9)])
-    with pytest.raises(ExecutionError, match=r"after 2 extra batches 0 of 1 samples .*\(odd\)"):
-        ex.step(numbered(11, n=1), more=odd.__next__)
-    assert train.seen == []
+def test_the_default_step_runs_every_mfc_once():
+    ex, score, train = stepped_executor()
+    ex.step(numbered(0), experiment=Experiment({}))
+    assert len(score.seen) == 1 and train.seen[0][1] == ["s0", "s1", "s2", "s3"]
 
 
-def test_a_sample_filter_that_runs_out_of_data():
-    ex, _, _ = filtered_executor(max_refills=5)
-    with pytest.raises(ExecutionError, match="ran out of data"):
-        ex.step(numbered(1, n=2), more=iter([]).__next__)
+def test_a_step_that_draws_from_no_data_and_one_that_returns_no_batch():
+    ex, _, _ = stepped_executor()
+    with pytest.raises(StopIteration):
+        ex.step(numbered(1, n=2), experiment=KeepEven({}))
+
+    class Broken(Experiment):
+        def step(self, ctx, batch):
+            ctx.run(batch)
+
+    with pytest.raises(ExecutionError, match="Broken.step must return the batch it ran"):
+        ex.step(numbered(0), experiment=Broken({}))
 
 
 class Scorer(Recorder):

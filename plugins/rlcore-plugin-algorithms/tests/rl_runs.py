@@ -8,7 +8,7 @@ from test_experiments import read_metrics
 
 from rlcore.cli.train_cmd import resolve_experiment
 from rlcore.runtime.launcher import launch
-from rlcore_plugin_algorithms.ppo_experiment import WARM_START_DIR
+from rlcore_plugin_algorithms.rl_experiments import WARM_START_DIR
 
 SHORT = ["run.progress=false", "run.eval_every=0", "run.batch_size=16"]
 

@@ -9,8 +9,7 @@ from rl_runs import train_rl
 from test_experiments import RLCORE, mean, series
 
 from rlcore.cli.train_cmd import resolve_experiment
-from rlcore.errors import ConfigError
-from rlcore.runtime.executor import ExecutionError
+from rlcore.errors import ConfigError, RlcoreError
 from rlcore.runtime.experiment import build_experiment
 
 
@@ -31,31 +30,41 @@ def roles_of(name, *sets):
 
 
 def test_critic_free_graphs():
-    assert roles_of("grpo") == {"actor", "reward"}  # no critic, no reference at kl_ctl=0
-    assert roles_of("grpo", "grpo.kl_ctl=0.04") == {"actor", "reward", "ref"}
-    assert roles_of("ppo", "ppo.adv_estimator=rloo") == {"actor", "reward", "ref"}
-    assert roles_of("ppo") == {"actor", "critic", "reward", "ref"}
+    assert roles_of("grpo") == {"actor", "reward", "adv"}  # no critic, no reference at kl_ctl=0
+    assert roles_of("grpo", "kl.coef=0.04") == {"actor", "reward", "ref", "adv"}
+    assert roles_of("ppo", "adv.estimator=rloo") == {"actor", "reward", "ref", "adv"}
+    assert roles_of("ppo") == {"actor", "critic", "reward", "ref", "adv"}
+
+
+def test_any_preset_takes_any_estimator():
+    """The presets are one experiment: the estimator's record adds the critic or the baseline."""
+    assert roles_of("grpo", "adv.estimator=gae") == {"actor", "critic", "reward", "adv"}
+    _, cfg = resolve_experiment("ppo", None, ["adv.estimator=remax"])
+    names = {m.name for m in build_experiment("ppo", cfg).graph().mfcs}
+    assert {"actor_greedy", "rew_greedy"} <= names and "critic_train" not in names
 
 
 @pytest.mark.parametrize("name, sets, message", [
-    ("grpo", ["grpo.adv_estimator=gae"], "gae needs a critic: `rlcore train ppo`"),
-    ("ppo", ["ppo.adv_estimator=remax"], "remax needs a greedy baseline: `rlcore train remax`"),
     ("grpo", ["gen.n_samples=1"], "gen.n_samples must be >= 2"),
+    ("grpo", ["adv.estimator=grop"], "no estimators named 'grop'. Did you mean 'grpo'"),
+    ("grpo", ["policy.loss=ppo2"], "no policy_losses named 'ppo2'"),
+    ("remax", ["remax.value_norm_beta=0.9"], "critic.norm_beta is set, but adv.estimator=remax "
+                                             "uses no critic"),
+    ("ppo", ["run.batch_size=1"], "cannot make policy.minibatches=2 minibatches"),
 ])
-def test_estimators_that_cannot_work_fail_early(name, sets, message):
-    _, cfg = resolve_experiment(name, None, sets)
+def test_settings_that_cannot_work_fail_when_the_config_is_resolved(name, sets, message):
     with pytest.raises(ConfigError, match=message):
-        build_experiment(name, cfg).graph()
+        resolve_experiment(name, None, sets)
 
 
 VARIANTS = {
-    "dapo": ["grpo.eps_clip_low=0.2", "grpo.eps_clip_high=0.28", "grpo.loss_agg=token-mean",
-             "grpo.overlong_buffer=2", "grpo.dynamic_sampling=true"],
-    "gspo": ["grpo.ratio_level=sequence", "grpo.eps_clip_low=3e-4", "grpo.eps_clip_high=4e-4"],
-    "dr_grpo": ["grpo.std_norm=false", "grpo.loss_agg=seq-mean-token-sum-norm"],
-    "rloo": ["grpo.adv_estimator=rloo", "grpo.kl_ctl=0.02"],
-    "reinforce_pp": ["grpo.adv_estimator=reinforce_pp", "grpo.kl_ctl=0.02",
-                     "grpo.kl_in_reward=true", "grpo.kl_estimator=k1"],
+    "dapo": ["policy.eps_clip_low=0.2", "policy.eps_clip_high=0.28", "policy.loss_agg=token-mean",
+             "adv.overlong_buffer=2", "dynamic_sampling.enabled=true"],
+    "gspo": ["policy.ratio_level=sequence", "policy.eps_clip_low=3e-4", "policy.eps_clip_high=4e-4"],
+    "dr_grpo": ["adv.std_norm=false", "policy.loss_agg=seq-mean-token-sum-norm"],
+    "rloo": ["adv.estimator=rloo", "kl.coef=0.02"],
+    "reinforce_pp": ["adv.estimator=reinforce_pp", "kl.coef=0.02",
+                     "kl.in_reward=true", "kl.estimator=k1"],
 }
 
 
@@ -70,9 +79,9 @@ def test_every_variant_trains(tmp_path, warm_start, variant):
 
 def test_dynamic_sampling_stops_when_every_group_is_uniform(tmp_path, warm_start):
     # format_penalty gives every non-empty answer 0: no group ever has a reward spread.
-    with pytest.raises(ExecutionError, match="after 2 extra batches 0 of 16 samples"):
-        train_rl("grpo", tmp_path, warm_start, "run.max_steps=2", "grpo.dynamic_sampling=true",
-                 "grpo.max_refills=2", "reward.functions=[format_penalty]")
+    with pytest.raises(RlcoreError, match="after 2 extra batches 0 of 16 samples"):
+        train_rl("grpo", tmp_path, warm_start, "run.max_steps=2", "dynamic_sampling.enabled=true",
+                 "dynamic_sampling.max_refills=2", "reward.functions=[format_penalty]")
 
 
 def test_grpo_raises_the_reward(tmp_path, warm_start):

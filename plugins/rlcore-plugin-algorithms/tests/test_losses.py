@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rlcore_plugin_algorithms import losses
+from rlcore_plugin_algorithms.packed import next_token_query, target_mask
 
 
 def packed(seqlens, vocab=11, seed=0):
@@ -15,23 +16,16 @@ def packed(seqlens, vocab=11, seed=0):
     return torch.randn(total, vocab, generator=g), torch.randint(0, vocab, (total,), generator=g), cu
 
 
-def test_next_token_logprobs_match_per_sequence_reference():
-    logits, ids, cu = packed([3, 5, 1, 4])
-    got = losses.next_token_logprobs(logits, ids, cu)
-    for b in range(len(cu) - 1):
-        s, e = int(cu[b]), int(cu[b + 1])
-        ref = torch.log_softmax(logits[s : e - 1], -1).gather(-1, ids[s + 1 : e, None]).squeeze(-1)
-        torch.testing.assert_close(got[s : e - 1], ref)
-        assert got[e - 1] == 0
-
-
 def test_sft_loss_is_cross_entropy_on_answer_tokens_only():
     logits, ids, cu = packed([4, 6])
     mask = torch.tensor([0, 0, 1, 1, 0, 0, 0, 1, 1, 1], dtype=torch.bool)
-    answer = losses.target_mask(mask, cu)
-    loss, n = losses.sft_loss(losses.next_token_logprobs(logits, ids, cu)[answer])
+    answer = target_mask(mask, cu)
+    query = next_token_query(ids, answer)
+    logp = torch.log_softmax(logits[query.positions], -1).gather(-1, query.targets[:, None])
+    loss, n = losses.sft_loss(logp.squeeze(-1))
     # predictions of tokens 2,3 (seq 0) and 7,8,9 (seq 1) come from positions 1,2 and 6,7,8
     positions, targets = torch.tensor([1, 2, 6, 7, 8]), ids[[2, 3, 7, 8, 9]]
+    assert query.positions.tolist() == positions.tolist()
     ref = torch.nn.functional.cross_entropy(logits[positions], targets)
     assert n == 5
     torch.testing.assert_close(loss, ref)

@@ -22,14 +22,15 @@ def ppo(run_dir, warm, *sets, nproc=1, resume=False):
 def test_show_draws_the_six_mfcs(cli_env):
     out = subprocess.run([RLCORE, "show", "ppo", "--format", "mermaid"], capture_output=True,
                          text=True, env=cli_env, check=True).stdout
-    for name in ("actor_gen", "rew_inf", "ref_inf", "critic_inf", "actor_train", "critic_train"):
+    for name in ("actor_gen", "rew_inf", "ref_inf", "critic_inf", "adv", "actor_train",
+                 "critic_train"):
         assert f'n_{name}["{name}' in out
 
 
 def test_no_reference_when_the_kl_coefficient_is_zero():
     from rlcore.runtime.experiment import build_experiment
 
-    _, cfg = resolve_experiment("ppo", None, ["ppo.kl_ctl=0"])
+    _, cfg = resolve_experiment("ppo", None, ["kl.coef=0"])
     exp = build_experiment("ppo", cfg)
     assert "ref" not in exp.graph().roles and "ref" not in {r.name for r in exp.roles()}
 
@@ -47,13 +48,13 @@ def test_reward_functions_from_the_command_line_with_weights():
 
 @pytest.mark.parametrize("sets, message", [
     (["reward.functions=[math_anser]"], "no rewards named 'math_anser'. Did you mean 'math_answer'"),
-    (["run.batch_size=1"], "run.batch_size=1 prompts cannot make ppo.ppo_n_minibatches=2"),
+    (["run.batch_size=1"], "run.batch_size=1 prompts cannot make policy.minibatches=2"),
 ])
 def test_bad_values_fail_before_any_process_starts(tmp_path, sets, message):
     from rlcore.errors import RlcoreError
 
-    record, cfg = resolve_experiment("ppo", None, sets)
     with pytest.raises(RlcoreError, match=message):
+        record, cfg = resolve_experiment("ppo", None, sets)
         launch(record.name, cfg, nproc=2, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
@@ -82,7 +83,7 @@ def test_ppo_raises_the_reward_and_resumes_exactly(tmp_path, warm_start):
 @pytest.mark.parametrize("stage", [1, 2, 3])
 def test_every_zero_stage_generates_and_trains(tmp_path, warm_start, stage):
     rows = ppo(tmp_path, warm_start, "run.max_steps=3", f"train.zero_stage={stage}",
-               f"critic_train.zero_stage={stage}", "run.eval_every=3", "eval.size=8")
+               f"critic.train.zero_stage={stage}", "run.eval_every=3", "eval.size=8")
     assert len(rows) == 3 and max(series(rows, "gen/logprob_drift")) <= 1e-4
     assert "eval/accuracy" in rows[-1]
 
@@ -90,7 +91,7 @@ def test_every_zero_stage_generates_and_trains(tmp_path, warm_start, stage):
 @pytest.mark.slow
 def test_two_processes_zero3(tmp_path, warm_start):
     rows = ppo(tmp_path, warm_start, "run.max_steps=40", "train.zero_stage=3",
-               "critic_train.zero_stage=3", nproc=2)
+               "critic.train.zero_stage=3", nproc=2)
     reward = series(rows, "reward/mean")
     assert len(reward) == 40 and mean(reward[-10:]) > mean(reward[:10]), reward
     assert max(series(rows, "gen/logprob_drift")) <= 1e-4

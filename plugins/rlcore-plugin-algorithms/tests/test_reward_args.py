@@ -9,7 +9,7 @@ from rlcore.cli.app import app
 from rlcore.config import resolve
 from rlcore.errors import ConfigError
 from rlcore.runtime.experiment import build_experiment
-from rlcore_plugin_algorithms.config import GRPOConfig
+from rlcore_plugin_algorithms.rl_config import GRPOConfig
 from rlcore_plugin_algorithms.rewards import RewardParamsError
 
 
@@ -30,11 +30,10 @@ def test_args_reach_the_single_function_key_by_key():
     assert reward_args(same)["params"] == reward_args(exp)["params"]
 
 
-def test_args_are_checked_like_params_before_any_process():
-    exp = grpo("reward.functions=[length_penalty]", "reward.args.max_len=20")
+def test_args_are_checked_like_params_when_the_config_is_resolved():
     with pytest.raises(RewardParamsError, match=r"'length_penalty' has no parameter 'max_len'.*"
                                                 r"Did you mean 'max_length'"):
-        exp.mfcs()
+        grpo("reward.functions=[length_penalty]", "reward.args.max_len=20")
 
 
 @pytest.mark.parametrize("sets, message", [

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from test_ppo_interfaces import scored_batch
+from test_rl_interfaces import scored_batch
 
 from rlcore.errors import ConfigError, UnknownItemError
 from rlcore.plugins import registry

@@ -261,7 +261,8 @@ class RLConfig:
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     kl: KLOptions = field(default_factory=KLOptions)
     adv: AdvantageOptions = field(default_factory=AdvantageOptions)
-    critic: CriticOptions | None = field(default_factory=CriticOptions)
+    critic: CriticOptions | None = field(default_factory=CriticOptions, metadata={
+        "help": "the value model, when adv.estimator needs one (gae); null: none"})
     dynamic_sampling: DynamicSamplingOptions = field(default_factory=DynamicSamplingOptions)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
     warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
@@ -271,11 +272,16 @@ class RLConfig:
     def validate(self) -> None:
         """Cross-key rules, checked once when the config is resolved (and for configs built in
         code): registered estimator and loss, enough samples, a critic exactly when needed."""
+        from rlcore.errors import UnknownItemError
         from rlcore.plugins import registry
 
         self.reward.validate()
-        record = registry.get("estimators", self.adv.estimator)  # unknown: close matches
-        registry.get("policy_losses", self.policy.loss)
+        try:
+            record = registry.get("estimators", self.adv.estimator)
+            registry.get("policy_losses", self.policy.loss)
+        except UnknownItemError as err:  # with close matches
+            key = "adv.estimator" if "estimators" in str(err) else "policy.loss"
+            raise ConfigError(f"{key}: {err}") from None
         if self.gen.n_samples < record.min_samples:
             raise ConfigError(f"adv.estimator={record.name} compares responses to one prompt: "
                               f"gen.n_samples must be >= {record.min_samples}, got "
@@ -350,7 +356,8 @@ class GRPOConfig(RLConfig):
                                                             estimator="k3"))
     adv: AdvantageOptions = field(default_factory=lambda: AdvantageOptions(estimator="grpo",
                                                                            norm=False))
-    critic: CriticOptions | None = None
+    critic: CriticOptions | None = field(default=None, metadata={
+        "help": "the value model, when adv.estimator needs one (gae); null: none"})
 
 
 @dataclass

@@ -200,7 +200,7 @@ class RL(SamplingExperiment):
             scored.append(BASELINE_REWARDS)
         mfcs.append(MFC("adv", "adv", "inference", "advantages",
                         input_keys=(INPUT_IDS, PROMPT_MASK, LOGPROBS, NO_EOS, *scored),
-                        output_keys=(ADVANTAGES, RETURNS, KL_COEF),
+                        output_keys=(ADVANTAGES, KL_COEF, *((RETURNS,) if c.critic else ())),
                         interface_args={"adv": c.adv, "kl": c.kl, "reward": c.reward,
                                         "max_new_tokens": c.gen.max_new_tokens}))
         ref = (REF_LOGPROBS,) if c.kl.uses_ref else ()

@@ -1,4 +1,5 @@
-"""PPO's interfaces on a tiny model: logits-mask replay, drift, the stale-weights guard, rewards."""
+"""The RL interfaces on a tiny model: logits-mask replay, drift, the stale-weights guard, the
+advantage node, the critic, rewards."""
 
 from __future__ import annotations
 
@@ -14,10 +15,22 @@ from rlcore.models.transformer import Transformer
 from rlcore.runtime.backends import DeepSpeedBackend, InferenceBackend
 from rlcore.runtime.interface import ModelHandle
 from rlcore.runtime.options import DeepSpeedOptions, OptimizerOptions
-from rlcore_plugin_algorithms.config import GenerationOptions, PPOOptions, RewardOptions
-from rlcore_plugin_algorithms.ppo import PPOActorInterface, PPOCriticInterface, StaleRolloutError
+from rlcore_plugin_algorithms.advantages import AdvantageInterface
 from rlcore_plugin_algorithms.rewards import RewardFunctionError, RewardFunctionInterface
-from rlcore_plugin_algorithms.rollout import action_mask
+from rlcore_plugin_algorithms.rl_config import (
+    AdvantageOptions,
+    CriticOptions,
+    GenerationOptions,
+    KLOptions,
+    PolicyOptions,
+    RewardOptions,
+)
+from rlcore_plugin_algorithms.rl_interfaces import (
+    CriticInterface,
+    PolicyInterface,
+    StaleRolloutError,
+)
+from rlcore_plugin_algorithms.sampling import SamplerInterface, action_mask
 
 TOKENIZER = load_tokenizer(None)
 
@@ -49,8 +62,8 @@ def prompts(n=4):
                                       metadata={"answer": answers})
 
 
-def actor(gen, ppo=None):
-    return PPOActorInterface(ppo or PPOOptions(), RewardOptions(), gen, seed=3)
+def actor(gen):
+    return SamplerInterface(gen, seed=3)
 
 
 def replay_ratio(gen):
@@ -97,9 +110,9 @@ def test_rollout_layout():
     assert int(rollout.data["version"].unique()) == 0
 
 
-def rollout_for_training(handle, gen):
-    iface = actor(gen, PPOOptions(ppo_n_minibatches=2))
-    rollout = iface.generate(handle, prompts())
+def rollout_for_training(handle, gen, estimator="gae"):
+    """A sampled batch with rewards 1, values 0 and the advantage node's outputs."""
+    rollout = actor(gen).generate(handle, prompts())
     n = sum(len(s) for s in rollout.seqlens["packed_input_ids"])
     rollout.update(PackedBatch.from_sequences(
         rollout.ids, {"rewards": [[[1.0]] * len(s) for s in rollout.seqlens["packed_input_ids"]]}))
@@ -107,7 +120,12 @@ def rollout_for_training(handle, gen):
     rollout.data["values"] = values
     rollout.seqlens["values"] = [list(s) for s in rollout.seqlens["packed_input_ids"]]
     assert n == 8
-    return iface, rollout
+    node = AdvantageInterface(AdvantageOptions(estimator=estimator), KLOptions(), RewardOptions(),
+                              gen.max_new_tokens)
+    out, stats = node.inference(None, rollout)
+    rollout.update(out)
+    assert stats["/reward/mean"] == 1.0
+    return PolicyInterface(PolicyOptions(minibatches=2), KLOptions(), gen), rollout
 
 
 def test_train_step_logs_drift_within_tolerance_and_refuses_stale_data():
@@ -126,14 +144,14 @@ def test_critic_values_and_train_step():
     handle = trainable(tiny(value_head=True))
     handle_actor = frozen(tiny())
     _, rollout = rollout_for_training(handle_actor, GenerationOptions(n_samples=2))
-    critic = PPOCriticInterface(PPOOptions(value_norm=True), RewardOptions())
+    critic = CriticInterface(CriticOptions(norm=True), PolicyOptions(), GenerationOptions())
     values = critic.inference(handle, rollout)
     assert values.num_tokens("values") == rollout.num_tokens("packed_input_ids")
     rollout.update(values)
     metrics = critic.train_step(handle, rollout)
     assert math.isfinite(metrics["loss"]) and "explained_var" in metrics
     state = critic.state_dict()
-    again = PPOCriticInterface(PPOOptions(value_norm=True), RewardOptions())
+    again = CriticInterface(CriticOptions(norm=True), PolicyOptions(), GenerationOptions())
     again.load_state_dict(state)
     assert again.moments.mean == pytest.approx(critic.moments.mean)
 
