@@ -9,8 +9,8 @@ from rlcore.cli.app import app
 from rlcore.config import resolve
 from rlcore.errors import ConfigError
 from rlcore.runtime.experiment import build_experiment
-from rlcore_plugin_algorithms.rl_config import GRPOConfig
 from rlcore_plugin_algorithms.rewards import RewardParamsError
+from rlcore_plugin_algorithms.rl_config import GRPOConfig
 
 
 def grpo(*sets):
