@@ -8,7 +8,6 @@ import torch
 import rlcore
 from rlcore.plugins.records import AdvantageEstimatorRecord, PolicyLossRecord
 
-
 CALLS = {"median_baseline": 0, "cispo": 0}
 
 
