@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from rlcore.errors import ConfigError
-from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore.sdk import ConfigError, ModelHandle, ModelInterface
 from rlcore_plugin_algorithms.rewards import per_sequence, responses
 
 if TYPE_CHECKING:
-    from rlcore.data.batch import PackedBatch
+    from rlcore.sdk import PackedBatch
 
 ARGS = "reward.interface_args"
 
@@ -93,7 +92,7 @@ class ClassifierRewardInterface(ModelInterface):
     @torch.no_grad()
     def scores(self, texts: list[str]) -> torch.Tensor:
         """The classifier's score of each text ``[n]``, in batches."""
-        from rlcore.runtime import distributed
+        from rlcore.sdk import distributed
 
         device = distributed.device()
         self.model.to(device)

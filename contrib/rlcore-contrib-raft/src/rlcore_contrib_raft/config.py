@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rlcore.runtime.options import DeepSpeedOptions, OptimizerOptions, RunOptions
+from rlcore.sdk import DeepSpeedOptions, OptimizerOptions, RunOptions
 from rlcore_plugin_algorithms.config import EvalOptions, ModelOptions
 from rlcore_plugin_algorithms.rl_config import GenerationOptions, RewardOptions, WarmStartOptions
 from rlcore_plugin_datasets.config import PromptConfig

@@ -6,10 +6,8 @@ node, the SFT warm start, the eval) and adds one interface of its own.
 
 from __future__ import annotations
 
-from rlcore.data.trajectory import INPUT_IDS as IDS
-from rlcore.data.trajectory import NO_EOS, PROMPT_MASK, REWARDS
-from rlcore.dfg import MFC
-from rlcore.runtime.roles import RoleSpec
+from rlcore.sdk import INPUT_IDS as IDS
+from rlcore.sdk import MFC, NO_EOS, PROMPT_MASK, REWARDS, RoleSpec
 from rlcore_plugin_algorithms.rl_experiments import SamplingExperiment
 
 

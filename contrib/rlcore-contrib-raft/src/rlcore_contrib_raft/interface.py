@@ -6,9 +6,7 @@ from typing import Any
 
 import torch
 
-from rlcore.data.batch import PackedBatch
-from rlcore.runtime.distributed import all_reduce
-from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore.sdk import ModelHandle, ModelInterface, PackedBatch, distributed
 from rlcore_plugin_algorithms.interfaces import answer_query
 from rlcore_plugin_algorithms.losses import sft_loss
 
@@ -65,7 +63,7 @@ class RAFTInterface(ModelInterface):
         tokens, last = 0, {}
         # Nothing kept on any rank: no step at all, since AdamW's momentum would still move the
         # weights on zero gradients. Otherwise the same number of steps on every rank.
-        epochs = self.epochs if all_reduce([len(kept_rewards)])[0] > 0 else 0
+        epochs = self.epochs if distributed.all_reduce([len(kept_rewards)])[0] > 0 else 0
         for _ in range(epochs):
             n = self.n_minibatches
             parts = kept.minibatches(n) if n > 1 and len(kept) >= n else [kept] * n

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlcore.models.config import TransformerConfig
-from rlcore.models.decoder_family import DecoderFamily
-from rlcore.models.hf_layout import DecoderKeys
+from rlcore.sdk import DecoderFamily, DecoderKeys, TransformerConfig
 
 # --8<-- [start:family]
 _PHI3_DEFAULT_IDS = 32000  # Phi3Config's default pad/eos id, which must lie inside the vocabulary

@@ -12,8 +12,7 @@ from typing import Any
 
 import torch
 
-from rlcore.data.batch import PackedBatch
-from rlcore.data.trajectory import (
+from rlcore.sdk import (
     ADVANTAGES,
     BASELINE_REWARDS,
     INPUT_IDS,
@@ -26,10 +25,12 @@ from rlcore.data.trajectory import (
     REWARDS,
     VALUES,
     AdvantageInputs,
+    ModelHandle,
+    ModelInterface,
+    PackedBatch,
+    distributed,
+    registry,
 )
-from rlcore.plugins import registry
-from rlcore.runtime import distributed
-from rlcore.runtime.interface import ModelHandle, ModelInterface
 from rlcore_plugin_algorithms import rl
 from rlcore_plugin_algorithms.packed import per_sequence_batch, per_token_batch
 from rlcore_plugin_algorithms.rl_config import AdvantageOptions, KLOptions, RewardOptions

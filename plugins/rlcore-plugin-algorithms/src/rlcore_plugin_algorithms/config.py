@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
+from rlcore.sdk import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
 from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig
 
 

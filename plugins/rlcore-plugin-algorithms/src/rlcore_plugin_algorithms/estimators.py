@@ -14,7 +14,7 @@ from rlcore_plugin_algorithms import rl
 if TYPE_CHECKING:
     import torch
 
-    from rlcore.data.trajectory import AdvantageInputs
+    from rlcore.sdk import AdvantageInputs
 
 def gae(x: AdvantageInputs) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalized advantage estimation over the critic's values (Schulman et al. 2016)."""

@@ -8,17 +8,22 @@ from typing import Any
 
 import torch
 
-from rlcore.data.batch import PackedBatch
-from rlcore.data.select import build_named, dataset_name
-from rlcore.data.trajectory import INPUT_IDS, LOSS_MASK, PROMPTS
-from rlcore.dfg import MFC
-from rlcore.errors import UnknownItemError
-from rlcore.first_party import install_hint
-from rlcore.models.loss_kernel import check_loss_kernel
-from rlcore.plugins import registry
-from rlcore.runtime.experiment import Experiment
-from rlcore.runtime.interface import ModelHandle
-from rlcore.runtime.roles import RoleSpec
+from rlcore.sdk import (
+    INPUT_IDS,
+    LOSS_MASK,
+    MFC,
+    PROMPTS,
+    Experiment,
+    ModelHandle,
+    PackedBatch,
+    RoleSpec,
+    UnknownItemError,
+    build_named,
+    check_loss_kernel,
+    dataset_name,
+    install_hint,
+    registry,
+)
 from rlcore_plugin_algorithms.config import ModelOptions
 from rlcore_plugin_algorithms.interfaces import answer_logps, sequence_scores
 
@@ -61,8 +66,7 @@ class PostTraining(Experiment):
     def build_tokenizer(self) -> Any:
         """The tokenizer of ``actor.tokenizer``, else of ``actor.path`` (checked as a model
         directory first), else the embedded one."""
-        from rlcore.data.tokenizer import load_tokenizer
-        from rlcore.runtime.experiment import check_model_dir
+        from rlcore.sdk import check_model_dir, load_tokenizer
 
         actor = self.config.actor
         if actor.path is not None:
@@ -73,7 +77,7 @@ class PostTraining(Experiment):
         if role.model:
             module, family = super().build_model(role, tokenizer)
         else:
-            from rlcore.models.transformer import Transformer
+            from rlcore.sdk import Transformer
 
             cfg = tiny_model_config(self.config.actor, len(tokenizer), self.config.dataset.max_length)
             if role.value_head:
@@ -123,7 +127,7 @@ class PostTraining(Experiment):
 
     def generation_accuracy(self, actor: ModelHandle) -> float:
         """Greedy exact-match accuracy on the held-out prompts (ZeRO-3: weights gathered)."""
-        from rlcore.models.generation import GenerationConfig, generate
+        from rlcore.sdk import GenerationConfig, generate
         from rlcore_plugin_rewards.rules import exact_match
 
         batch, tokenizer = self.eval_prompts, actor.tokenizer

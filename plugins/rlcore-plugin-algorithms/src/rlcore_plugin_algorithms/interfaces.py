@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlcore.data.batch import PackedBatch
-from rlcore.data.trajectory import INPUT_IDS
-from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore.sdk import INPUT_IDS, ModelHandle, ModelInterface, PackedBatch
 from rlcore_plugin_algorithms import losses
 from rlcore_plugin_algorithms.packed import (
     next_token_query,

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from rlcore.data.batch import PackedBatch
-from rlcore.data.trajectory import INPUT_IDS
-from rlcore.models.token_logprobs import TokenQuery
-from rlcore.runtime.interface import ModelHandle
+from rlcore.sdk import INPUT_IDS, ModelHandle, PackedBatch, TokenQuery
 
 
 def on_device(handle: ModelHandle, data: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ from rlcore_plugin_algorithms import rl
 if TYPE_CHECKING:
     import torch
 
-    from rlcore.data.trajectory import PolicyLossInputs
+    from rlcore.sdk import PolicyLossInputs
 
 
 def ppo(x: PolicyLossInputs) -> dict[str, torch.Tensor]:

@@ -21,8 +21,7 @@ import urllib.request
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
-from rlcore.data.batch import PackedBatch
-from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore.sdk import ModelHandle, ModelInterface, PackedBatch
 from rlcore_plugin_algorithms.rewards import RewardFunctionError, per_sequence, responses
 
 log = logging.getLogger(__name__)

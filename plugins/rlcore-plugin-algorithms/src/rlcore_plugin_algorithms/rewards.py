@@ -14,15 +14,20 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from rlcore.data.trajectory import INPUT_IDS as IDS
-from rlcore.data.trajectory import NO_EOS, PROMPT_MASK
-from rlcore.errors import ConfigError, RlcoreError
-from rlcore.plugins import registry
-from rlcore.runtime.interface import ModelHandle, ModelInterface
+from rlcore.sdk import INPUT_IDS as IDS
+from rlcore.sdk import (
+    NO_EOS,
+    PROMPT_MASK,
+    ConfigError,
+    ModelHandle,
+    ModelInterface,
+    RlcoreError,
+    registry,
+)
 from rlcore_plugin_rewards.rules import bind_params
 
 if TYPE_CHECKING:
-    from rlcore.data.batch import PackedBatch
+    from rlcore.sdk import PackedBatch
 
 
 
@@ -143,7 +148,7 @@ def per_sequence(data: PackedBatch, key: str, values: list[float]) -> PackedBatc
     """One float per sequence of ``data[IDS]`` under ``key``, grouped by sample."""
     import torch
 
-    from rlcore.data.batch import PackedBatch
+    from rlcore.sdk import PackedBatch
 
     rows, start = [], 0
     for lens in data.seqlens[IDS]:

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from rlcore.models.token_logprobs import entropy_from_logprobs
+from rlcore.sdk import entropy_from_logprobs
 from rlcore_plugin_algorithms.packed import per_sequence_sum
 
 KL_KINDS = ("k1", "k2", "k3")

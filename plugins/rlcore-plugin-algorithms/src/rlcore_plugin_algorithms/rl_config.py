@@ -20,8 +20,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from rlcore.errors import ConfigError
-from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, RunOptions
+from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, RunOptions
 from rlcore_plugin_algorithms.config import EvalOptions, ModelOptions, _train
 from rlcore_plugin_datasets.config import PromptConfig
 
@@ -272,8 +271,7 @@ class RLConfig:
     def validate(self) -> None:
         """Cross-key rules, checked once when the config is resolved (and for configs built in
         code): registered estimator and loss, enough samples, a critic exactly when needed."""
-        from rlcore.errors import UnknownItemError
-        from rlcore.plugins import registry
+        from rlcore.sdk import UnknownItemError, registry
 
         self.reward.validate()
         try:

@@ -15,14 +15,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from rlcore.data.batch import PackedBatch
-from rlcore.data.trajectory import (
+from rlcore.sdk import (
     ADVANTAGES,
     BASELINE_REWARDS,
     INPUT_IDS,
     KL_COEF,
     LOGITS_MASK,
     LOGPROBS,
+    MFC,
     NO_EOS,
     PROMPT_MASK,
     PROMPTS,
@@ -32,13 +32,16 @@ from rlcore.data.trajectory import (
     ROLLOUT,
     VALUES,
     VERSION,
+    DeepSpeedOptions,
+    InferenceOptions,
+    OptimizerOptions,
+    PackedBatch,
+    RlcoreError,
+    RoleSpec,
+    RunOptions,
+    StepContext,
+    registry,
 )
-from rlcore.dfg import MFC
-from rlcore.errors import RlcoreError
-from rlcore.plugins import registry
-from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
-from rlcore.runtime.roles import RoleSpec
-from rlcore.runtime.step import StepContext
 from rlcore_plugin_algorithms.config import SFTConfig
 from rlcore_plugin_algorithms.experiments import SFT, PostTraining
 from rlcore_plugin_algorithms.rl_config import GenerationOptions
@@ -135,10 +138,7 @@ class SamplingExperiment(PostTraining):
         config = self.warm_start_config()
         if config is None:
             return
-        from rlcore.config import to_plain
-        from rlcore.runtime.checkpoint import CheckpointManager, config_changes
-        from rlcore.runtime.distributed import rank
-        from rlcore.runtime.loop import run
+        from rlcore.sdk import CheckpointManager, config_changes, distributed, run, to_plain
 
         where = Path(run_dir) / WARM_START_DIR
         ckpt = CheckpointManager(where)
@@ -146,7 +146,7 @@ class SamplingExperiment(PostTraining):
         same = latest is not None and not config_changes(
             ckpt.trainer_state(latest).get("config", {}), to_plain(config))
         if not same or latest.name != ckpt.step_dir_name(config.run.max_steps):
-            if rank() == 0:
+            if distributed.rank() == 0:
                 print(f"warm start: {config.run.max_steps} SFT steps into {where} (once; "
                       "warm_start.sft_steps=0 skips it)")
             run("sft", config, where, resume=same)

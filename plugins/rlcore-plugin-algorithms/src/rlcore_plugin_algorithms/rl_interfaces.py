@@ -12,8 +12,7 @@ from typing import Any
 
 import torch
 
-from rlcore.data.batch import PackedBatch
-from rlcore.data.trajectory import (
+from rlcore.sdk import (
     ADVANTAGES,
     INPUT_IDS,
     KL_COEF,
@@ -24,12 +23,14 @@ from rlcore.data.trajectory import (
     RETURNS,
     VALUES,
     VERSION,
+    ModelHandle,
+    ModelInterface,
+    PackedBatch,
     PolicyLossInputs,
+    RlcoreError,
+    distributed,
+    registry,
 )
-from rlcore.errors import RlcoreError
-from rlcore.plugins import registry
-from rlcore.runtime import distributed
-from rlcore.runtime.interface import ModelHandle, ModelInterface
 from rlcore_plugin_algorithms import rl
 from rlcore_plugin_algorithms.packed import on_device, per_token_batch
 from rlcore_plugin_algorithms.rl_config import (

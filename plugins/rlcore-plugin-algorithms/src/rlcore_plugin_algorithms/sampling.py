@@ -13,8 +13,7 @@ from typing import Any
 
 import torch
 
-from rlcore.data.batch import PackedBatch
-from rlcore.data.trajectory import (
+from rlcore.sdk import (
     INPUT_IDS,
     LOGITS_MASK,
     LOGPROBS,
@@ -22,11 +21,14 @@ from rlcore.data.trajectory import (
     PROMPT_MASK,
     PROMPTS,
     VERSION,
+    GenerationConfig,
+    ModelHandle,
+    ModelInterface,
+    PackedBatch,
+    TokenQuery,
+    distributed,
+    generate,
 )
-from rlcore.models.generation import GenerationConfig, generate
-from rlcore.models.token_logprobs import TokenQuery
-from rlcore.runtime import distributed
-from rlcore.runtime.interface import ModelHandle, ModelInterface
 from rlcore_plugin_algorithms.packed import (
     next_token_query,
     next_token_valid,

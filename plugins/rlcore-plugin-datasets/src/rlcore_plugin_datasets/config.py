@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rlcore.data.config import DatasetConfig
+from rlcore.sdk import DatasetConfig
 
 
 @dataclass

@@ -11,9 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcore.data.sources import Row
-from rlcore.data.tokenizer import chat_segments, encode, has_chat_template, render_chat
-from rlcore.errors import DataError
+from rlcore.sdk import DataError, Row, chat_segments, encode, has_chat_template, render_chat
 
 INT = np.int64
 

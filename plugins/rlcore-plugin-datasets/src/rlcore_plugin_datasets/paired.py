@@ -13,9 +13,16 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from rlcore.data import embedded
-from rlcore.data.dataset import PackedDataset, Sample, fit_prompt
-from rlcore.data.sources import Row, check_messages, check_str, check_str_list
+from rlcore.sdk import (
+    PackedDataset,
+    Row,
+    Sample,
+    check_messages,
+    check_str,
+    check_str_list,
+    embedded,
+    fit_prompt,
+)
 from rlcore_plugin_datasets import forms
 from rlcore_plugin_datasets.config import PairedConfig
 

@@ -16,11 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rlcore.errors import ModelLoadError
-from rlcore.models.config import TransformerConfig
-from rlcore.models.decoder_family import DecoderFamily
-from rlcore.models.family import StateDict
-from rlcore.models.hf_layout import DecoderKeys
+from rlcore.sdk import DecoderFamily, DecoderKeys, ModelLoadError, StateDict, TransformerConfig
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 KEYS = DecoderKeys(

@@ -10,7 +10,7 @@ Quirks handled here:
 
 from __future__ import annotations
 
-from rlcore.models.decoder_family import DecoderFamily
+from rlcore.sdk import DecoderFamily
 
 
 class LlamaFamily(DecoderFamily):

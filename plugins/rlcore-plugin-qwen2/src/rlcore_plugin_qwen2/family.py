@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlcore.errors import ModelLoadError
-from rlcore.models.config import TransformerConfig
-from rlcore.models.decoder_family import LLAMA_DEFAULTS, DecoderFamily
+from rlcore.sdk import LLAMA_DEFAULTS, DecoderFamily, ModelLoadError, TransformerConfig
 
 
 class Qwen2Family(DecoderFamily):

@@ -14,10 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rlcore.config.schema import coerce, type_name
-from rlcore.errors import ConfigError, DataError
-from rlcore.plugins import registry
-from rlcore.plugins.lookup import did_you_mean
+from rlcore.sdk import ConfigError, DataError, coerce, did_you_mean, registry, type_name
 
 # ---------------------------------------------------------------------------- parameters
 
