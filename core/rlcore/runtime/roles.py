@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rlcore.errors import ConfigError, RlcoreError
+from rlcore.plugins.registry import resolve_impl
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ def optimizer_steps(graph: DataflowGraph, interfaces: Mapping[str, ModelInterfac
 def build_roles(exp: Any, graph: DataflowGraph, interfaces: Mapping[str, ModelInterface],
                 tokenizer: Any, total_steps: int) -> dict[str, ModelHandle]:
     """A :class:`ModelHandle` per role the graph uses, each wrapped by its backend."""
-    from rlcore.runtime.experiment import resolve_impl
     from rlcore.runtime.interface import ModelHandle
 
     specs = {r.name: r for r in exp.roles()}
