@@ -9,6 +9,8 @@ from typing import Any
 
 from rlcore.dfg.errors import MFCDefinitionError
 
+DATASET = "dataset"  # the source of every key that no MFC produces (a node when rendered)
+
 
 class InterfaceType(StrEnum):
     """What a call does to its model: sample, score, or update the weights."""
