@@ -110,11 +110,6 @@ class MFC:
             )
 
     @property
-    def interface_input_keys(self) -> tuple[str, ...]:
-        """Input keys as the interface sees them (after ``input_remap``)."""
-        return tuple(self.input_remap.get(k, k) for k in self.input_keys)
-
-    @property
     def interface_output_keys(self) -> dict[str, str]:
         """Interface output name -> graph key, for every declared output."""
         back = {graph: iface for iface, graph in self.output_remap.items()}
