@@ -155,7 +155,7 @@ def rlcore_environment():
 
 def run_rlcore(args, model_dir: Path, data_path: Path, run_dir: Path) -> dict:
     from rlcore.cli.train_cmd import resolve_experiment
-    from rlcore.runtime.launcher import launch
+    from rlcore.launch.launcher import launch
     from rlcore.runtime.metrics import MetricsLogger, read_metrics
 
     total = args.warmup + args.steps

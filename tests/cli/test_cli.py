@@ -157,10 +157,12 @@ def test_new_plugin_rejects_bad_names(tmp_path):
 def test_each_kind_has_a_template_folder_and_each_folder_a_kind():
     from importlib import resources
 
-    from rlcore.cli.scaffold_cmd import KINDS
+    from rlcore.cli.scaffold_cmd import SCAFFOLDS
+    from rlcore.plugins.records import KINDS
 
     folders = {p.name for p in (resources.files("rlcore.cli") / "templates").iterdir() if p.is_dir()}
-    assert folders == {"base", *KINDS}
+    assert folders == {"base", *SCAFFOLDS}
+    assert set(SCAFFOLDS) <= {k.singular for k in KINDS.values()}  # one owner of the kinds
 
 
 @pytest.mark.parametrize("kind", sorted(GENERATED))

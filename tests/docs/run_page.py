@@ -49,7 +49,7 @@ def check_interfaces(namespace: dict, where: str) -> None:
     import inspect
 
     from rlcore.dfg import MFC, DataflowGraph
-    from rlcore.runtime.experiment import resolve_impl
+    from rlcore.plugins.registry import resolve_impl
 
     found: list = []
     for value in namespace.values():

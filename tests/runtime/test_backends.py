@@ -231,3 +231,33 @@ def test_zero3_core_transformer_saves_hf_weights_that_load_back(tmp_path):
         torch.testing.assert_close(back(ids, cu), expected)
     with torch.no_grad():  # the wrapped model's own (partitioned) parameters are untouched
         torch.testing.assert_close(model(ids, cu), expected)
+
+
+def test_a_backend_written_before_needs_model_and_trainable_keeps_the_old_defaults(monkeypatch):
+    import sys
+    import types
+    import warnings
+
+    from rlcore.runtime.roles import backend_class
+
+    class Legacy:  # neither needs_model nor trainable, as the protocol once allowed
+        options_class = InferenceOptions
+
+        def __init__(self, options):
+            self.options = options
+
+        def wrap(self, module, *, total_steps):
+            return InferenceBackend(self.options).wrap(module)
+
+    mod = types.ModuleType("legacy_backend")
+    mod.Legacy = Legacy
+    monkeypatch.setitem(sys.modules, "legacy_backend", mod)
+    with pytest.warns(DeprecationWarning) as record:
+        cls = backend_class("legacy_backend:Legacy")
+    messages = [str(w.message) for w in record if w.category is DeprecationWarning]
+    assert len(messages) == 2 and "'needs_model'" in messages[0] and "'trainable'" in messages[1]
+    assert cls.needs_model is True and cls.trainable is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per class
+        assert backend_class("legacy_backend:Legacy") is Legacy
+    assert backend_class("inference") is InferenceBackend and InferenceBackend.needs_model

@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from rlcore.runtime.launcher import (
+from rlcore.launch.launcher import (
     collect_failures,
     deepspeed_command,
     torchrun_command,
@@ -20,13 +20,13 @@ def test_torchrun_and_deepspeed_commands(tmp_path):
     assert worker_args("sft", None, tmp_path, False)[-1] == "none"
     assert worker_args("sft", None, tmp_path, "/ck/step-1")[-1] == "/ck/step-1"
     cmd = torchrun_command(2, tmp_path / "logs", args)
-    assert cmd[:3] == [sys.executable, "-m", "rlcore.runtime.torchrun"]  # torchrun, wrapped
+    assert cmd[:3] == [sys.executable, "-m", "rlcore.launch.torchrun"]  # torchrun, wrapped
     assert cmd[cmd.index("--nproc-per-node") + 1] == "2"
     assert cmd[cmd.index("--max-restarts") + 1] == "0"
-    assert cmd[cmd.index("-m", 3):][:2] == ["-m", "rlcore.runtime.worker"]
+    assert cmd[cmd.index("-m", 3):][:2] == ["-m", "rlcore.launch.worker"]
     ds = deepspeed_command(Path("hosts"), None, args)
     assert ds[:5] == [sys.executable, "-m", "deepspeed.launcher.runner", "--hostfile", "hosts"]
-    assert ds[5:7] == ["--module", "rlcore.runtime.worker"] and "--num_gpus" not in ds
+    assert ds[5:7] == ["--module", "rlcore.launch.worker"] and "--num_gpus" not in ds
 
 
 def test_collect_failures_orders_by_time(tmp_path):
@@ -64,7 +64,7 @@ def test_write_config_first_removes_partial_checkpoints(tmp_path, capsys):
     before config.yaml is written, not only once the run itself starts."""
     import dataclasses
 
-    from rlcore.runtime.launcher import write_config
+    from rlcore.launch.launcher import write_config
 
     @dataclasses.dataclass
     class Tiny:
@@ -76,3 +76,27 @@ def test_write_config_first_removes_partial_checkpoints(tmp_path, capsys):
     path = write_config(Tiny(), tmp_path)
     assert not partial.exists() and path.read_text().strip() == "lr: 0.1"
     assert "partial checkpoint" in capsys.readouterr().out
+
+
+def test_old_runtime_paths_warn_and_still_work():
+    """Plugins written before rlcore.launch import the old paths: they warn and re-export."""
+    import importlib
+    import subprocess
+
+    import pytest
+
+    from rlcore.launch import launcher, rendezvous
+    from rlcore.runtime import distributed
+
+    for name in ("launcher", "rendezvous", "runlock", "torchrun", "worker"):
+        sys.modules.pop(f"rlcore.runtime.{name}", None)
+        with pytest.warns(DeprecationWarning, match=f"rlcore.launch.{name}"):
+            old = importlib.import_module(f"rlcore.runtime.{name}")
+        assert old.__name__ in (f"rlcore.launch.{name}", f"rlcore.runtime.{name}")
+    assert sys.modules["rlcore.runtime.launcher"].launch is launcher.launch
+    old = sys.modules["rlcore.runtime.rendezvous"]
+    assert old.from_options is rendezvous.from_options
+    assert old.worker_store is distributed.worker_store
+    out = subprocess.run([sys.executable, "-m", "rlcore.runtime.worker", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "--experiment" in out.stdout

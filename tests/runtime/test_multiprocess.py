@@ -8,8 +8,8 @@ import pytest
 from runtime_toy import ToyConfig
 from safetensors.torch import load_file
 
+from rlcore.launch.launcher import RankFailedError, launch
 from rlcore.runtime.checkpoint import CheckpointManager
-from rlcore.runtime.launcher import RankFailedError, launch
 from rlcore.runtime.metrics import read_metrics
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import threading
 import pytest
 from runtime_toy import ToyConfig
 
-from rlcore.runtime.launcher import RankFailedError, launch
+from rlcore.launch.launcher import RankFailedError, launch
 
 pytestmark = pytest.mark.slow
 

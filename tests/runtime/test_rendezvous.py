@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from rlcore.runtime import rendezvous
-from rlcore.runtime.launcher import torchrun_command
-from rlcore.runtime.rendezvous import LaunchError, Rendezvous, expand_nodelist, from_options
+from rlcore.launch import rendezvous
+from rlcore.launch.launcher import torchrun_command
+from rlcore.launch.rendezvous import LaunchError, Rendezvous, expand_nodelist, from_options
 
 
 def listening(pid: int) -> list[str]:
@@ -55,7 +55,7 @@ def test_slurm_environment_gives_node_rank_world_and_master():
 def test_torchrun_uses_the_hosted_store_and_never_hosts_one():
     cmd = torchrun_command(2, "logs", ["--experiment", "x"],
                            Rendezvous(2, 1, "10.0.0.5", 29500))
-    assert cmd[1:3] == ["-m", "rlcore.runtime.torchrun"]
+    assert cmd[1:3] == ["-m", "rlcore.launch.torchrun"]
     assert cmd[cmd.index("--rdzv-endpoint") + 1] == "10.0.0.5:29500"
     assert cmd[cmd.index("--rdzv-conf") + 1] == "is_host=false"
     assert cmd[cmd.index("--nnodes") + 1] == "2"

@@ -11,9 +11,9 @@ from runtime_toy import ToyConfig, ToyExperiment
 from safetensors.torch import load_file
 
 import rlcore
+from rlcore.launch.launcher import RankFailedError, launch
 from rlcore.runtime.checkpoint import CheckpointError, CheckpointManager
 from rlcore.runtime.experiment import build_experiment
-from rlcore.runtime.launcher import RankFailedError, launch
 from rlcore.runtime.loop import run
 from rlcore.runtime.metrics import read_metrics
 from rlcore.runtime.seeding import rng_state, set_rng_state

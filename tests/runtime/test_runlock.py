@@ -8,8 +8,8 @@ import sys
 import pytest
 from runtime_toy import ToyConfig
 
-from rlcore.runtime.launcher import launch
-from rlcore.runtime.runlock import LOCK_NAME, RunDirLock, RunDirLockedError
+from rlcore.launch.launcher import launch
+from rlcore.launch.runlock import LOCK_NAME, RunDirLock, RunDirLockedError
 
 
 def dead_pid() -> int:

@@ -33,7 +33,7 @@ _LAZY = {
     "trace": "rlcore.api.flow",
     "ItemsDataset": "rlcore.api.dataset",
     "ModuleInterface": "rlcore.api.adapter",
-    "pack_outputs": "rlcore.api.adapter",
+    "pack_outputs": "rlcore.api.outputs",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,4 +1,4 @@
-"""The ModelInterface over a user :class:`~rlcore.api.Module`, and output packing.
+"""The ModelInterface over a user :class:`~rlcore.api.Module`.
 
 The executor calls ``ModuleInterface`` like any registered interface; it binds
 the role's handle to the module, calls the module's ``forward_step`` or
@@ -9,17 +9,15 @@ the role's handle to the module, calls the module's ``forward_step`` or
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 
+from rlcore.api.module import Module
+from rlcore.api.outputs import pack_outputs
 from rlcore.data.batch import PackedBatch
 from rlcore.errors import RlcoreError
 from rlcore.runtime.interface import ModelHandle, ModelInterface
-
-if TYPE_CHECKING:
-    from rlcore.api.module import Module
 
 
 class ModuleInterface(ModelInterface):
@@ -51,98 +49,6 @@ class ModuleInterface(ModelInterface):
         m._bind(handle)
         out = m.train_step(data)
         return train_metrics(m, out)
-
-
-def run_forward(module: Module, data: PackedBatch) -> PackedBatch:
-    """``module.forward_step`` on ``data`` outside the engine's step: ``data`` plus the outputs."""
-    if not isinstance(data, PackedBatch):
-        raise RlcoreError(f"{module.name}: expected a PackedBatch, got {type(data).__name__}")
-    module._ensure_setup()
-    missing = [k for k in module.input_keys if k not in data.data]
-    if missing:
-        raise RlcoreError(f"{module.name}.forward_step reads {missing}; the batch has {data.keys}")
-    if module.has_model:
-        module.wrapped_model.eval()
-    inputs = data.select(list(module.input_keys))
-    with torch.no_grad():
-        out = pack_outputs(inputs, module.forward_step(inputs), f"{module.name}.forward_step")
-    absent = [k for k in module.output_keys if k not in out.data]
-    if absent:
-        raise RlcoreError(f"{module.name}.forward_step declares outputs {list(module.output_keys)} "
-                          f"but returned {out.keys}")
-    merged = PackedBatch(list(data.ids), dict(data.data), dict(data.seqlens), dict(data.metadata))
-    return merged.update(out.select(list(module.output_keys), metadata=False))
-
-
-def pack_outputs(data: PackedBatch, out: Any, where: str) -> PackedBatch:
-    """What ``forward_step`` returned, as a PackedBatch for ``data``'s samples (tensors on CPU).
-
-    Accepts a PackedBatch, or a dict whose values are: a tensor packed like one of
-    ``data``'s keys (same token count: that key's lengths are used), a tensor with
-    one value per sample, or a list with one entry per sample (one sequence, or a
-    list of sequences).
-    """
-    if isinstance(out, PackedBatch):
-        return out.to("cpu")
-    if not isinstance(out, Mapping):
-        raise RlcoreError(
-            f"{where} must return a dict of outputs or a PackedBatch, got {type(out).__name__}"
-        )
-    n = len(data)
-    tensors: dict[str, torch.Tensor] = {}
-    seqlens: dict[str, list[list[int]]] = {}
-    per_sample: dict[str, list[list[Any]]] = {}
-    for key, value in out.items():
-        if isinstance(value, np.ndarray):
-            value = torch.from_numpy(value)
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu()
-            if value.dim() == 0:
-                raise RlcoreError(f"{where}: output {key!r} is a 0-d tensor; return one value "
-                                  "per sample or per token")
-            lens = _packing_like(data, int(value.shape[0]))
-            if lens is None:
-                raise RlcoreError(
-                    f"{where}: output {key!r} has {int(value.shape[0])} rows, which matches "
-                    f"neither the {n} samples nor the token count of an input key "
-                    f"({ {k: data.num_tokens(k) for k in data.keys} }); return a list with "
-                    "one sequence per sample instead"
-                )
-            tensors[key], seqlens[key] = value, lens
-        elif isinstance(value, list | tuple):
-            if len(value) != n:
-                raise RlcoreError(f"{where}: output {key!r} lists {len(value)} entries for "
-                                  f"{n} samples")
-            per_sample[key] = [_sequences(v) for v in value]
-        else:
-            raise RlcoreError(f"{where}: output {key!r} is a {type(value).__name__}; return a "
-                              "tensor or a list with one entry per sample")
-    batch = PackedBatch(list(data.ids), tensors, seqlens)
-    if per_sample:
-        batch.update(PackedBatch.from_sequences(data.ids, per_sample))
-    return batch
-
-
-def _packing_like(data: PackedBatch, rows: int) -> list[list[int]] | None:
-    for k in data.keys:
-        if data.num_tokens(k) == rows:
-            return [list(s) for s in data.seqlens[k]]
-    if rows == len(data):
-        return [[1] for _ in range(rows)]
-    return None
-
-
-def _sequences(entry: Any) -> list[Any]:
-    """One sample's entry as a list of sequences."""
-    if isinstance(entry, torch.Tensor):
-        return [entry.detach().cpu()]
-    if isinstance(entry, np.ndarray) or np.isscalar(entry):
-        return [entry]
-    if isinstance(entry, list | tuple):
-        if entry and all(isinstance(e, torch.Tensor | np.ndarray | list | tuple) for e in entry):
-            return [e.detach().cpu() if isinstance(e, torch.Tensor) else e for e in entry]
-        return [list(entry)]
-    raise RlcoreError(f"cannot pack a {type(entry).__name__} as a sequence")
 
 
 def train_metrics(module: Module, out: Any) -> dict[str, float]:

@@ -393,7 +393,7 @@ class ExperimentEngine(Engine):
             if not isinstance(self.experiment_ref, str):
                 raise ConfigError("nproc > 1 needs the experiment as a registered name or "
                                   "'module:Class' string, so the ranks can import it")
-            from rlcore.runtime.launcher import launch
+            from rlcore.launch.launcher import launch
 
             self.summary = launch(self.experiment_ref, self.config, nproc=self.nproc,
                                   run_dir=self.run_dir, resume=resume)

@@ -258,9 +258,33 @@ class Module:
                               "a flow function")
         if len(batches) != 1:
             raise RlcoreError(f"{self.name}.{itype.value}() outside a flow takes one PackedBatch")
-        from rlcore.api.adapter import run_forward
+        return self._forward_now(batches[0])
 
-        return run_forward(self, batches[0])
+    def _forward_now(self, data: PackedBatch) -> PackedBatch:
+        """``forward_step`` on ``data`` outside the engine's step: ``data`` plus the outputs."""
+        import torch
+
+        from rlcore.api.outputs import pack_outputs
+        from rlcore.data.batch import PackedBatch
+
+        if not isinstance(data, PackedBatch):
+            raise RlcoreError(f"{self.name}: expected a PackedBatch, got {type(data).__name__}")
+        self._ensure_setup()
+        missing = [k for k in self.input_keys if k not in data.data]
+        if missing:
+            raise RlcoreError(f"{self.name}.forward_step reads {missing}; the batch has {data.keys}")
+        if self.has_model:
+            self.wrapped_model.eval()
+        inputs = data.select(list(self.input_keys))
+        with torch.no_grad():
+            out = pack_outputs(inputs, self.forward_step(inputs), f"{self.name}.forward_step")
+        absent = [k for k in self.output_keys if k not in out.data]
+        if absent:
+            raise RlcoreError(f"{self.name}.forward_step declares outputs {list(self.output_keys)} "
+                              f"but returned {out.keys}")
+        merged = PackedBatch(list(data.ids), dict(data.data), dict(data.seqlens),
+                             dict(data.metadata))
+        return merged.update(out.select(list(self.output_keys), metadata=False))
 
     def _record(self, method: str, itype: InterfaceType, args: tuple, options: dict) -> Any:
         unknown = sorted(set(options) - set(_CALL_OPTIONS))

@@ -2,7 +2,9 @@
 
 The files come from ``cli/templates/`` (``base/`` for every kind, then ``<kind>/``), filled in
 with :class:`string.Template` (``$name``, ``$module``, ``$Class``, ...); ``PKG`` in a path
-becomes ``rlcore_plugin_<module>``.
+becomes ``rlcore_plugin_<module>``. The kinds themselves, their hooks (``$hook``) and record
+classes (``$record``), are the plugin kernel's (:data:`rlcore.plugins.records.KINDS`); this
+module only adds what a scaffold needs.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import typer
 
 import rlcore
 from rlcore.errors import RlcoreError
+from rlcore.plugins.records import KINDS, Kind
 
 
 @dataclass(frozen=True)
-class Kind:
-    """One ``--kind``: ``templates/<name>/`` plus what the README says about it.
+class Scaffold:
+    """The template of one plugin kind: ``templates/<singular>/`` plus what the README says.
 
     ``item`` is the registered name (``$module`` is the plugin name with '_' for '-');
     ``what``, ``try_it`` and ``about`` fill the README; ``needs`` are extra requirements.
@@ -35,31 +38,37 @@ class Kind:
     about: str = ""
 
 
-# Adding a kind: a template folder ``templates/<kind>/`` and one entry here.
-KINDS = {
-    "reward": Kind("${module}_keyword", "a reward function, `$item`",
-                   "rlcore train grpo --set 'reward.functions=[$item]'"),
-    "experiment": Kind("$name", "an experiment, `$name` (SFT that also learns the prompt)",
-                       "rlcore train $name", ("rlcore-plugin-algorithms", "rlcore-plugin-datasets")),
-    "dataset": Kind("${module}_qa", "a dataset, `$item` (question/answer rows under a prompt "
-                    "template)", "rlcore train sft --set dataset.name=$item "
-                    "--set dataset.path=qa.jsonl", ("rlcore-plugin-algorithms",
-                                                    "rlcore-plugin-datasets"),
-                    'Each line of `qa.jsonl` is a row such as `{"question": "12+30=", "answer": '
-                    '"42"}`; the prompt is `Question: {question}\\nAnswer: ` unless you set '
-                    "`--set dataset.options.template='Q: {question} A: '` (any row field can "
-                    "appear in braces). The loss is on the answer."),
-    "interface": Kind("${module}_length_reward", "a model interface, `$item` (a reward node that "
-                      "scores response length in tokens)", "rlcore train grpo "
-                      "--set reward.interface=$item --set reward.interface_args.target_tokens=8",
-                      ("rlcore-plugin-algorithms",),
-                      "A response of `target_tokens` tokens scores 1; each token more or fewer "
-                      "costs 1/target_tokens. The run logs the mean response length as "
-                      "`rew_inf/response_tokens`."),
-    "family": Kind("$name", "a model family, `$name` (StarCoder2 declared on `DecoderFamily`)",
-                   "rlcore train sft --set actor.preset=$name", ("rlcore-plugin-algorithms",)),
+# Scaffolds by the singular of a kind in records.KINDS; adding one: ``templates/<singular>/``
+# and one entry here (a name that is not a registered kind fails at import).
+SCAFFOLDS: dict[str, Scaffold] = {
+    "reward": Scaffold(
+        "${module}_keyword", "a reward function, `$item`",
+        "rlcore train grpo --set 'reward.functions=[$item]'"),
+    "experiment": Scaffold(
+        "$name", "an experiment, `$name` (SFT that also learns the prompt)",
+        "rlcore train $name", ("rlcore-plugin-algorithms", "rlcore-plugin-datasets")),
+    "dataset": Scaffold(
+        "${module}_qa", "a dataset, `$item` (question/answer rows under a prompt template)",
+        "rlcore train sft --set dataset.name=$item --set dataset.path=qa.jsonl",
+        ("rlcore-plugin-algorithms", "rlcore-plugin-datasets"),
+        'Each line of `qa.jsonl` is a row such as `{"question": "12+30=", "answer": '
+        '"42"}`; the prompt is `Question: {question}\\nAnswer: ` unless you set '
+        "`--set dataset.options.template='Q: {question} A: '` (any row field can "
+        "appear in braces). The loss is on the answer."),
+    "interface": Scaffold(
+        "${module}_length_reward", "a model interface, `$item` (a reward node that scores "
+        "response length in tokens)", "rlcore train grpo --set reward.interface=$item "
+        "--set reward.interface_args.target_tokens=8", ("rlcore-plugin-algorithms",),
+        "A response of `target_tokens` tokens scores 1; each token more or fewer "
+        "costs 1/target_tokens. The run logs the mean response length as "
+        "`rew_inf/response_tokens`."),
+    "family": Scaffold(
+        "$name", "a model family, `$name` (StarCoder2 declared on `DecoderFamily`)",
+        "rlcore train sft --set actor.preset=$name", ("rlcore-plugin-algorithms",)),
 }
-PluginKind = StrEnum("PluginKind", {name: name for name in KINDS})  # typer lists the choices
+PLUGIN_KINDS: dict[str, Kind] = {k.singular: k for k in KINDS.values()}
+SCAFFOLD_KINDS: dict[str, Kind] = {name: PLUGIN_KINDS[name] for name in SCAFFOLDS}
+PluginKind = StrEnum("PluginKind", {name: name for name in SCAFFOLDS})  # typer lists the choices
 
 
 def _template_files(kind: PluginKind) -> dict[str, str]:
@@ -104,12 +113,14 @@ def new_plugin(
         raise RlcoreError(f"{root} already exists; choose another name or --dir")
     major, minor = (int(x) for x in rlcore.__version__.split(".")[:2])
     core_next = f"{major}.{minor + 1}" if major == 0 else f"{major + 1}"
-    spec = KINDS[kind.value]
+    spec, plugin_kind = SCAFFOLDS[kind.value], SCAFFOLD_KINDS[kind.value]
     values = {
         "name": name,
         "module": module,
         "Class": "".join(part.capitalize() for part in module.split("_")),
         "kind": kind.value,
+        "hook": plugin_kind.hook,
+        "record": plugin_kind.record.__name__,
     }
     values["item"] = Template(spec.item).substitute(values)
     requirements = [f"rlcore>={major}.{minor},<{core_next}", *spec.needs]

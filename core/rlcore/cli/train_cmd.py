@@ -77,8 +77,8 @@ def train(
     if dry_run:
         check_run(record.name, cfg)
         return
-    from rlcore.runtime.launcher import launch
-    from rlcore.runtime.rendezvous import from_options
+    from rlcore.launch.launcher import launch
+    from rlcore.launch.rendezvous import from_options
 
     rdzv = from_options(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
     if rdzv.source.startswith("Slurm"):

@@ -66,10 +66,6 @@ class LoadSummary:
         if len(self.truncated_examples) < 3:
             self.truncated_examples.append(f"{ref.unit} {ref.number}")
 
-    @property
-    def num_dropped(self) -> int:
-        return sum(self.dropped.values())
-
     def __str__(self) -> str:
         text = f"{self.source}: {self.rows} rows → {self.samples} samples"
         if self.truncated:

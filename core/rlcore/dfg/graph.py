@@ -20,8 +20,7 @@ from rlcore.dfg.errors import (
     UnusedOutputWarning,
 )
 from rlcore.dfg.mfc import MFC
-
-DATASET = "dataset"
+from rlcore.dfg.render import render as _render
 
 
 @dataclass(frozen=True)
@@ -237,8 +236,6 @@ class DataflowGraph:
 
     def render(self, fmt: str = "text") -> str:
         """The graph as ``text``, ``mermaid`` or ``dot``."""
-        from rlcore.dfg.render import render as _render
-
         return _render(self, fmt)
 
     def __repr__(self) -> str:

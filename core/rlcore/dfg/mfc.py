@@ -9,6 +9,8 @@ from typing import Any
 
 from rlcore.dfg.errors import MFCDefinitionError
 
+DATASET = "dataset"  # the source of every key that no MFC produces (a node when rendered)
+
 
 class InterfaceType(StrEnum):
     """What a call does to its model: sample, score, or update the weights."""
@@ -106,11 +108,6 @@ class MFC:
                 f"MFC {self.name!r}: input_remap {self.input_remap} gives the interface "
                 f"duplicate keys {targets}"
             )
-
-    @property
-    def interface_input_keys(self) -> tuple[str, ...]:
-        """Input keys as the interface sees them (after ``input_remap``)."""
-        return tuple(self.input_remap.get(k, k) for k in self.input_keys)
 
     @property
     def interface_output_keys(self) -> dict[str, str]:

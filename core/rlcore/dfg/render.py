@@ -6,9 +6,10 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
-from rlcore.dfg.graph import DATASET
+from rlcore.dfg.errors import DataflowError
+from rlcore.dfg.mfc import DATASET
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: graph.py imports this module
     from rlcore.dfg.graph import DataflowGraph
 
 FORMATS = ("text", "mermaid", "dot")
@@ -127,8 +128,6 @@ def render_dot(graph: DataflowGraph) -> str:
 
 def render(graph: DataflowGraph, fmt: str = "text") -> str:
     """Dispatch on ``fmt`` (one of :data:`FORMATS`)."""
-    from rlcore.dfg.errors import DataflowError
-
     renderers = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
     if fmt not in renderers:
         raise DataflowError(f"unknown graph format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -218,14 +218,6 @@ class PluginManager:
             self._collect()
         return info
 
-    def unregister(self, info: PluginInfo) -> None:
-        """Remove a plugin and everything it registered."""
-        if self.pm.get_plugin(info.name) is not None:
-            self.pm.unregister(name=info.name)
-        self._objects.pop(info.name, None)
-        self.plugins.remove(info)
-        self._collect()
-
     def _add_plugin(self, obj: Any, info: PluginInfo) -> bool:
         """Register ``obj``'s hooks with pluggy, each wrapped by :meth:`_isolated`."""
         try:

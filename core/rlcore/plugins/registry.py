@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlcore.plugins.manager import get_manager
-from rlcore.plugins.records import ModelFamilyRecord, Record
+from rlcore.plugins.records import ModelFamilyRecord, Record, load_object
 
 
 def get(kind: str, name: str) -> Record:
@@ -16,6 +16,13 @@ def get(kind: str, name: str) -> Record:
 def load(kind: str, name: str) -> Any:
     """Import and return the implementation of ``name``."""
     return get(kind, name).load()
+
+
+def resolve_impl(kind: str, ref: Any) -> Any:
+    """``ref`` itself, the object a ``"module:attr"`` string names, or registered item ``ref``."""
+    if not isinstance(ref, str):
+        return ref
+    return load_object(ref) if ":" in ref else load(kind, ref)
 
 
 def provider(kind: str, name: str) -> str:

@@ -235,6 +235,7 @@ class DeepSpeedBackend:
 
     options_class: ClassVar[type[DeepSpeedOptions]] = DeepSpeedOptions
     trainable: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True
 
     def __init__(self, options: DeepSpeedOptions | None = None):
         self.options = options or DeepSpeedOptions()
@@ -351,6 +352,7 @@ class InferenceBackend:
 
     options_class: ClassVar[type[InferenceOptions]] = InferenceOptions
     trainable: ClassVar[bool] = False
+    needs_model: ClassVar[bool] = True
 
     def __init__(self, options: InferenceOptions | None = None):
         self.options = options or InferenceOptions()

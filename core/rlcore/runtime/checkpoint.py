@@ -59,9 +59,7 @@ def save_weights(handle: ModelHandle, path: Path) -> None:
 
     Collective: under ZeRO-3 every rank takes part in gathering; rank 0 writes.
     """
-    gather = getattr(handle.model, "gathered_parameters", None)
-    ctx = gather() if gather is not None else contextlib.nullcontext()
-    with ctx:
+    with handle.model.gathered_parameters():
         if distributed.rank() != 0:
             return
         path.mkdir(parents=True, exist_ok=True)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 from typing import Any
 
 # What torchrun and DeepSpeed's launcher set for each rank (env:// initialisation).
 LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# What rlcore's launcher (rlcore.launch) sets for its ranks.
+STORE_ENV = "RLCORE_STORE"          # HOST:PORT of the run's store
+NODE_RANK_ENV = "RLCORE_NODE_RANK"  # set when node ranks are fixed (--node-rank, Slurm)
 
 
 def device() -> Any:
@@ -32,7 +36,7 @@ def init(timeout_s: float = 300.0) -> tuple[int, int]:
     import torch
     import torch.distributed as dist
 
-    from rlcore.runtime import jit_ops, rendezvous
+    from rlcore.runtime import jit_ops
 
     if not dist.is_initialized():
         jit_ops.skip_shm_comm()
@@ -40,18 +44,53 @@ def init(timeout_s: float = 300.0) -> tuple[int, int]:
         if torch.cuda.is_available():
             torch.cuda.set_device(device())
         timeout = datetime.timedelta(seconds=timeout_s)
-        if rendezvous.STORE_ENV in os.environ:
-            store, rank_, world = rendezvous.worker_store(timeout_s)
+        if STORE_ENV in os.environ:
+            store, rank_, world = worker_store(timeout_s)
             dist.init_process_group(backend, store=store, rank=rank_, world_size=world,
                                     timeout=timeout)
         elif not all(k in os.environ for k in LAUNCHER_ENV):  # no launcher: a group of one
-            rendezvous.use_loopback_transport(os.environ)
+            use_loopback_transport(os.environ)
             os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1,
                                     timeout=timeout)
         # DeepSpeed adopts an existing group, or creates it from the launcher's environment.
         deepspeed.init_distributed(dist_backend=backend, timeout=timeout, verbose=False)
     return dist.get_rank(), dist.get_world_size()
+
+
+def worker_store(timeout_s: float) -> tuple[Any, int, int]:
+    """This rank's ``(store, rank, world_size)`` from the launcher's store (``RLCORE_STORE``).
+
+    With fixed node ranks (``RLCORE_NODE_RANK``) a rank is ``node_rank * nproc + local_rank``,
+    so ``--node-rank`` and ``SLURM_PROCID`` decide the order of the ranks, not arrival order.
+    """
+    from torch.distributed import PrefixStore, TCPStore
+
+    host, _, port = os.environ[STORE_ENV].rpartition(":")
+    world = int(os.environ["WORLD_SIZE"])
+    rank = int(os.environ["RANK"])
+    if NODE_RANK_ENV in os.environ:
+        rank = int(os.environ[NODE_RANK_ENV]) * int(os.environ["LOCAL_WORLD_SIZE"]) + \
+            int(os.environ["LOCAL_RANK"])
+        os.environ["RANK"] = str(rank)
+    store = TCPStore(host.strip("[]"), int(port), None, False,
+                     timeout=datetime.timedelta(seconds=timeout_s))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return PrefixStore(f"rlcore/pg/{attempt}", store), rank, world
+
+
+def loopback_interface() -> str | None:
+    """The name of the loopback network interface (``lo`` on Linux, ``lo0`` on macOS)."""
+    names = [name for _, name in socket.if_nameindex()]
+    return next((n for n in ("lo", "lo0") if n in names), None)
+
+
+def use_loopback_transport(env: dict[str, str]) -> None:
+    """Keep gloo's and NCCL's own sockets on the loopback interface, unless the user chose one."""
+    name = loopback_interface()
+    if name is not None:
+        env.setdefault("GLOO_SOCKET_IFNAME", name)
+        env.setdefault("NCCL_SOCKET_IFNAME", name)
 
 
 def rank() -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rlcore.dfg import MFC, DataflowGraph, build_graph
 from rlcore.errors import ConfigError, RlcoreError
+from rlcore.plugins.registry import resolve_impl  # also re-exported here for older plugins
 from rlcore.runtime.options import RunOptions
 from rlcore.runtime.roles import RoleSpec
 
@@ -176,19 +177,6 @@ class Experiment:
                 check_model_dir(spec.model, f"role {spec.name!r}")
         total_steps_of(self.run_options(), self.build_batches(self.build_dataset(tokenizer)))
         self.load_eval_data(tokenizer)
-
-
-def resolve_impl(kind: str, ref: Any) -> Any:
-    """``ref`` itself, the object a ``"module:attr"`` string names, or registered item ``ref``."""
-    if not isinstance(ref, str):
-        return ref
-    if ":" in ref:
-        from rlcore.plugins.records import load_object
-
-        return load_object(ref)
-    from rlcore.plugins import registry
-
-    return registry.load(kind, ref)
 
 
 def build_experiment(name: str | type, config: Any = None) -> Experiment:

@@ -109,17 +109,18 @@ class Backend(Protocol):
     """A backend class, as registered by ``rlcore_backends`` (``BackendRecord.impl``).
 
     The runtime builds one per role, ``cls(options)`` with the role's options (or
-    ``cls.options_class()``), then ``wrap``s the role's module. A backend for roles
-    without a neural model sets the class attribute ``needs_model = False``: no module
-    is built and ``wrap`` gets None.
+    ``cls.options_class()``), then ``wrap``s the role's module.
     """
 
     options_class: ClassVar[type[Any]]
     """The options dataclass; ``options_class()`` gives the defaults."""
 
     trainable: ClassVar[bool]
-    """Whether ``wrap`` returns a trainable model (read with default False); its options
-    then have ``grad_accum_steps``, which sizes ``total_steps``."""
+    """Whether ``wrap`` returns a trainable model; its options then have
+    ``grad_accum_steps``, which sizes ``total_steps``."""
+
+    needs_model: ClassVar[bool]
+    """False for roles without a neural model: no module is built and ``wrap`` gets None."""
 
     def __init__(self, options: Any) -> None:
         """Validate and keep ``options`` (an ``options_class`` instance)."""

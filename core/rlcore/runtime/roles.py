@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rlcore.errors import ConfigError, RlcoreError
+from rlcore.plugins.registry import resolve_impl
 from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ def optimizer_steps(graph: DataflowGraph, interfaces: Mapping[str, ModelInterfac
 def build_roles(exp: Any, graph: DataflowGraph, interfaces: Mapping[str, ModelInterface],
                 tokenizer: Any, total_steps: int) -> dict[str, ModelHandle]:
     """A :class:`ModelHandle` per role the graph uses, each wrapped by its backend."""
-    from rlcore.runtime.experiment import resolve_impl
     from rlcore.runtime.interface import ModelHandle
 
     specs = {r.name: r for r in exp.roles()}
@@ -78,20 +78,41 @@ def build_roles(exp: Any, graph: DataflowGraph, interfaces: Mapping[str, ModelIn
         spec = specs[name]
         if name in trained and not spec.trainable:
             raise ConfigError(f"role {name!r} has a train_step MFC but is not marked trainable")
-        backend_cls = resolve_impl("backends", spec.backend_name)
+        backend_cls = backend_class(spec.backend_name)
         module, family = None, None
-        if getattr(backend_cls, "needs_model", True):
+        if backend_cls.needs_model:
             module, family = _build_module(exp, spec, specs, initial, tokenizer)
             if any(s.init_from == name for s in specs.values()):
                 initial[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
         options = spec.options if spec.options is not None else backend_cls.options_class()
         backend: Backend = backend_cls(options)
         steps = total_steps
-        if getattr(backend, "trainable", False):
+        if backend.trainable:
             steps = optimizer_steps(graph, interfaces, name, total_steps, options.grad_accum_steps)
         model = backend.wrap(module, total_steps=steps)
         handles[name] = ModelHandle(name, model.module, model, tokenizer, spec, family)
     return handles
+
+
+# What a backend written before the Backend protocol declared these class attributes meant.
+OLD_BACKEND_DEFAULTS = {"needs_model": True, "trainable": False}
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as ``name`` (or ``module:Class``).
+
+    One that lacks a class attribute of :class:`~rlcore.runtime.protocols.Backend` it was
+    once allowed to omit gets the old default, with a DeprecationWarning the first time.
+    """
+    cls = resolve_impl("backends", name)
+    for attr, default in OLD_BACKEND_DEFAULTS.items():
+        if not hasattr(cls, attr):
+            warnings.warn(f"backend {name!r} ({cls.__module__}.{cls.__qualname__}) does not set "
+                          f"the class attribute {attr!r} of rlcore.runtime.protocols.Backend; "
+                          f"using {default} as before. Set it: the default will be removed.",
+                          DeprecationWarning, stacklevel=3)
+            setattr(cls, attr, default)
+    return cls
 
 
 def _build_module(exp: Any, spec: RoleSpec, specs: dict[str, RoleSpec], initial: dict[str, dict],

@@ -46,7 +46,7 @@ class DatasetConformance:
     def dataset_class(self) -> type:
         if self.dataset is None:
             pytest.fail(f"{type(self).__name__} must set `dataset` (a registered name or class)")
-        from rlcore.runtime.experiment import resolve_impl
+        from rlcore.plugins.registry import resolve_impl
 
         return resolve_impl("datasets", self.dataset)
 

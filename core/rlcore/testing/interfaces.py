@@ -120,7 +120,7 @@ class InterfaceConformance:
         return prompt_batch(tokenizer, ["12+30=", "7+8="])
 
     def make_interface(self) -> Any:
-        from rlcore.runtime.experiment import resolve_impl
+        from rlcore.plugins.registry import resolve_impl
 
         if self.interface is None:
             pytest.fail(f"{type(self).__name__} must set `interface` (a registered name or class)")

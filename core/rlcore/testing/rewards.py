@@ -39,7 +39,7 @@ class RewardConformance:
     def function(self) -> Callable:
         if self.reward is None:
             pytest.fail(f"{type(self).__name__} must set `reward` (a registered name or function)")
-        from rlcore.runtime.experiment import resolve_impl
+        from rlcore.plugins.registry import resolve_impl
 
         return resolve_impl("rewards", self.reward)
 

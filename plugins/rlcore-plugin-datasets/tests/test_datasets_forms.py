@@ -192,7 +192,7 @@ def test_truncation_left_keeps_bos_and_summarises(tmp_path, tok):
     assert texts(tok, b)[0] == ["<bos>6789+1=x<eos>"]
     assert b.seqlens["packed_input_ids"] == [[10], [7]]
     s = ds.summary
-    assert (s.rows, s.samples, s.truncated, s.num_dropped) == (3, 2, 1, 1)
+    assert (s.rows, s.samples, s.truncated, sum(s.dropped.values())) == (3, 2, 1, 1)
     assert str(s) == (f"{path}: 3 rows → 2 samples; 1 prompts truncated from the left (e.g. "
                       "line 1); 1 dropped: answer alone reaches max_length=10 (e.g. line 3)")
     # max_prompt_length applies on its own
