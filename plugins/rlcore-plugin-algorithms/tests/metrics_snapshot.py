@@ -36,7 +36,7 @@ WALL_CLOCK = ("time", "perf/")
 def run_case(case: str, run_dir: Path) -> list[dict[str, float]]:
     """Train ``case`` into ``run_dir`` (one process) and return its per-step metrics."""
     from rlcore.cli.train_cmd import resolve_experiment
-    from rlcore.runtime.launcher import launch
+    from rlcore.launch.launcher import launch
 
     name, sets = CASES[case]
     record, cfg = resolve_experiment(name, None, sets)

@@ -7,7 +7,7 @@ import shutil
 from test_experiments import read_metrics
 
 from rlcore.cli.train_cmd import resolve_experiment
-from rlcore.runtime.launcher import launch
+from rlcore.launch.launcher import launch
 from rlcore_plugin_algorithms.rl_experiments import WARM_START_DIR
 
 SHORT = ["run.progress=false", "run.eval_every=0", "run.batch_size=16"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rlcore.cli.train_cmd import resolve_experiment
-from rlcore.runtime.launcher import launch
+from rlcore.launch.launcher import launch
 
 RLCORE = shutil.which("rlcore") or str(Path(sys.executable).parent / "rlcore")
 QUICK = ["run.progress=false", "dataset.embedded_size=512", "run.epochs=100"]

@@ -11,8 +11,8 @@ from rl_runs import train_rl
 from test_experiments import RLCORE, mean, series
 
 from rlcore.cli.train_cmd import resolve_experiment
+from rlcore.launch.launcher import launch
 from rlcore.runtime.health import NonFiniteError
-from rlcore.runtime.launcher import launch
 
 
 def ppo(run_dir, warm, *sets, nproc=1, resume=False):

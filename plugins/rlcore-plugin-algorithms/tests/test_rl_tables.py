@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from rlcore.cli.app import app
 from rlcore.cli.train_cmd import resolve_experiment
-from rlcore.runtime.launcher import launch
+from rlcore.launch.launcher import launch
 from rlcore.testing.rl_tables import EstimatorConformance, PolicyLossConformance
 
 
