@@ -97,13 +97,13 @@ def mem_available() -> int:
 
 def core_step(model, seqs, mode: str, device: str):
     """One step of rlcore's path: packed ids, TokenQuery on the answer (second-half) tokens."""
-    from rlcore_plugin_algorithms import losses
+    from rlcore_plugin_algorithms import losses, packed
 
     ids = torch.cat(seqs).to(device)
     lens = torch.tensor([len(s) for s in seqs])
     cu = torch.cat([torch.zeros(1, dtype=torch.int32), lens.cumsum(0).int()]).to(device)
     answer = torch.cat([torch.arange(n) >= n // 2 for n in lens.tolist()]).to(device)
-    query = losses.next_token_query(ids, losses.target_mask(answer, cu))
+    query = packed.next_token_query(ids, packed.target_mask(answer, cu))
     if mode == "logprob":
         with torch.no_grad():
             model(ids, cu, query)
@@ -112,7 +112,7 @@ def core_step(model, seqs, mode: str, device: str):
     if mode == "sft":
         loss, _ = losses.sft_loss(logp)
     else:
-        sums = losses.per_sequence_sum(losses.scatter_positions(logp, query.positions, ids.numel()), cu)
+        sums = packed.per_sequence_sum(packed.scatter_positions(logp, query.positions, ids.numel()), cu)
         ref = sums.detach() - 1.0
         loss = losses.dpo_loss(sums[0::2], sums[1::2], ref[0::2], ref[1::2], 0.1)[0].mean()
     loss.backward()

@@ -31,3 +31,7 @@ class ModelLoadError(RlcoreError):
 
 class PluginHookExit(RlcoreError):
     """A plugin called ``sys.exit()`` inside a lifecycle hook; the run stops, naming it."""
+
+
+class RenamedKeyWarning(FutureWarning):
+    """A config key was renamed; the old name still works (the CLI prints one line)."""

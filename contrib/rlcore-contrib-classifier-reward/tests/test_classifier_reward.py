@@ -80,7 +80,7 @@ class PPOWithClassifier(ExperimentConformance):
 
     experiment = "ppo"
     sets = ["warm_start.sft_steps=0", "run.batch_size=4", "gen.n_samples=2",
-            "gen.max_new_tokens=4", "actor.hidden_size=32", "ppo.ppo_n_minibatches=1",
+            "gen.max_new_tokens=4", "actor.hidden_size=32", "policy.minibatches=1",
             "reward.interface=classifier_reward"]
 
 

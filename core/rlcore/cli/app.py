@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -19,6 +20,7 @@ HELP = (
 )
 
 err_console = Console(stderr=True)
+_python_show_warning = warnings.showwarning
 
 
 def _version(value: bool) -> None:
@@ -92,10 +94,21 @@ def add_plugin_commands(root: typer.Typer) -> None:
 app = build_app(with_plugins=False)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """rlcore's own notes (a renamed config key) as one line; other warnings as Python shows them."""
+    from rlcore.errors import RenamedKeyWarning
+
+    if issubclass(category, RenamedKeyWarning):
+        err_console.print(f"[yellow]note:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
     """Console-script entry point: user errors print one clear message, never a traceback."""
     from rlcore.runtime.stopping import RunInterrupted
 
+    warnings.showwarning = _show_warning
     try:
         build_app()()
     except RunInterrupted as exc:

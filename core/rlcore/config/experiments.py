@@ -91,11 +91,13 @@ def experiment_class(experiment: str | type) -> type:
 
 
 def record_of(cls: type) -> Any:
-    """The experiment record whose ``impl`` names ``cls``, if any plugin registers it."""
+    """The experiment record whose ``impl`` names ``cls``, if exactly one plugin record does
+    (presets register one class under several names, each with its own config)."""
     from rlcore.plugins import registry
 
     ref = f"{getattr(cls, '__module__', '')}:{getattr(cls, '__qualname__', '')}"
-    return next((r for r in registry.items("experiments").values() if r.impl == ref), None)
+    found = [r for r in registry.items("experiments").values() if r.impl == ref]
+    return found[0] if len(found) == 1 else None
 
 
 def _load(experiment: str | type) -> type:

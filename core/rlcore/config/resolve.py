@@ -15,7 +15,7 @@ import yaml
 from rlcore.config.ranges import check_ranges
 from rlcore.config.schema import build, dataclass_in, field_types
 from rlcore.config.sources import load_yaml, parse_set
-from rlcore.errors import ConfigError
+from rlcore.errors import ConfigError, RenamedKeyWarning
 
 
 def resolve(
@@ -73,7 +73,7 @@ def _current_key(key: str, renamed: dict[str, str], where: str) -> str:
         if key == old or key.startswith(old + "."):
             current = new + key[len(old):]
             warnings.warn(f"config key {key!r} (from {where}) is now {current!r}; the old name "
-                          "still works", FutureWarning, stacklevel=3)
+                          "still works", RenamedKeyWarning, stacklevel=3)
             return current
     return key
 

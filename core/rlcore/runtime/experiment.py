@@ -38,7 +38,10 @@ class Experiment:
             if config_cls is None:
                 raise ConfigError(f"{type(self).__name__} has no config class to default from; "
                                   "name one in its ExperimentRecord (config=...) or as config_class")
+            from rlcore.config.resolve import check_config
+
             config = config_cls()
+            check_config(config, origin=f"the defaults of {config_cls.__name__}")
         self.config = config
 
     # ------------------------------------------------------------- what subclasses declare

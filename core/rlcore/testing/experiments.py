@@ -36,7 +36,9 @@ class ExperimentConformance:
 
         if self.experiment is None:
             pytest.fail(f"{type(self).__name__} must set `experiment` (a registered name or class)")
-        cls = config_class_of(experiment_class(self.experiment))
+        named = isinstance(self.experiment, str) and ":" not in self.experiment
+        # A registered name keeps its own config (presets share one experiment class).
+        cls = config_class_of(self.experiment if named else experiment_class(self.experiment))
         assert cls is not None, f"{self.experiment!r} names no config class"
         return resolve(cls, None, [*self.sets, *more])
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from rlcore.sdk import ConfigError, ModelHandle, ModelInterface
+from rlcore.sdk import INPUT_IDS, PROMPT_MASK, REWARDS, ConfigError, ModelHandle, ModelInterface
 from rlcore_plugin_algorithms.rewards import per_sequence, responses
 
 if TYPE_CHECKING:
@@ -79,9 +79,9 @@ class ClassifierRewardInterface(ModelInterface):
         texts, _, _ = responses(handle.tokenizer, data)
         if not self.with_prompt:
             return texts
-        ids, mask = data.data["packed_input_ids"], data.data["prompt_mask"].bool()
+        ids, mask = data.data[INPUT_IDS], data.data[PROMPT_MASK].bool()
         prompts, start = [], 0
-        for lens in data.seqlens["packed_input_ids"]:
+        for lens in data.seqlens[INPUT_IDS]:
             for n in lens:
                 piece = slice(start, start + n)
                 prompts.append(ids[piece][mask[piece]].tolist())
@@ -109,4 +109,4 @@ class ClassifierRewardInterface(ModelInterface):
         return torch.cat(out) if out else torch.zeros(0)
 
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
-        return per_sequence(data, "rewards", self.scores(self.texts(handle, data)).tolist())
+        return per_sequence(data, REWARDS, self.scores(self.texts(handle, data)).tolist())

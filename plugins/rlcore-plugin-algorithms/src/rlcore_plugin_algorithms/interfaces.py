@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlcore.sdk import INPUT_IDS, ModelHandle, ModelInterface, PackedBatch
+from rlcore.sdk import INPUT_IDS, LOSS_MASK, REWARDS, ModelHandle, ModelInterface, PackedBatch
 from rlcore_plugin_algorithms import losses
 from rlcore_plugin_algorithms.packed import (
     next_token_query,
@@ -26,7 +26,7 @@ def sequence_scores(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
 def answer_query(handle: ModelHandle, data: PackedBatch):
     """Token ids, cu_seqlens and the query scoring the ``loss_mask`` (answer) tokens."""
     ids, cu = on_device(handle, data)
-    mask = target_mask(data.data["loss_mask"].to(handle.device), cu)
+    mask = target_mask(data.data[LOSS_MASK].to(handle.device), cu)
     return ids, cu, next_token_query(ids, mask)
 
 
@@ -79,7 +79,7 @@ class RewardInterface(ModelInterface):
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         """One score per sequence under ``rewards``."""
-        return per_sequence_batch(data, "rewards", sequence_scores(handle, data).float().cpu())
+        return per_sequence_batch(data, REWARDS, sequence_scores(handle, data).float().cpu())
 
 
 class DPOInterface(ModelInterface):

@@ -21,7 +21,7 @@ import urllib.request
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
-from rlcore.sdk import ModelHandle, ModelInterface, PackedBatch
+from rlcore.sdk import REWARDS, ModelHandle, ModelInterface, PackedBatch
 from rlcore_plugin_algorithms.rewards import RewardFunctionError, per_sequence, responses
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class RemoteRewardInterface(ModelInterface):
 
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
         texts, samples, seq_ids = responses(handle.tokenizer, data)
-        return per_sequence(data, "rewards", self.score(texts, samples, seq_ids))
+        return per_sequence(data, REWARDS, self.score(texts, samples, seq_ids))
 
     def score(self, texts: list[str], samples: list[dict], seq_ids: list[str]) -> list[float]:
         """One score per response, in order; requests of ``request_size`` sent concurrently."""

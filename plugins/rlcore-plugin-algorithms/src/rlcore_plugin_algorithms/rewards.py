@@ -18,6 +18,7 @@ from rlcore.sdk import INPUT_IDS as IDS
 from rlcore.sdk import (
     NO_EOS,
     PROMPT_MASK,
+    REWARDS,
     ConfigError,
     ModelHandle,
     ModelInterface,
@@ -182,4 +183,4 @@ class RewardFunctionInterface(ModelInterface):
             scores = call_reward(name, fn, texts, samples, seq_ids, params)
             total = [t + weight * s for t, s in zip(total, scores, strict=True)]
             means[f"/reward/{name}"] = sum(scores) / max(len(scores), 1)
-        return per_sequence(data, "rewards", total), means
+        return per_sequence(data, REWARDS, total), means

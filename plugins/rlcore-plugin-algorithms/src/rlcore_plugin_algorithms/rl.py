@@ -10,12 +10,10 @@ import math
 
 import torch
 
-from rlcore.sdk import entropy_from_logprobs
 from rlcore_plugin_algorithms.packed import per_sequence_sum
 
 KL_KINDS = ("k1", "k2", "k3")
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
-ESTIMATORS = ("gae", "grpo", "rloo", "reinforce_pp", "remax")
 
 
 def _lengths(cu: torch.Tensor) -> torch.Tensor:
@@ -209,11 +207,6 @@ def aggregate(per_token: torch.Tensor, cu: torch.Tensor, mode: str,
         per_seq = per_seq / norm
     nonempty = lengths > 0
     return (per_seq * nonempty).sum() / nonempty.sum().clamp(min=1)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy ``[n]`` of ``softmax(logits)`` ``[n, V]``; ``-inf`` logits are excluded (no NaN)."""
-    return entropy_from_logprobs(torch.log_softmax(logits.float(), dim=-1))
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:

@@ -278,7 +278,8 @@ class RLConfig:
             record = registry.get("estimators", self.adv.estimator)
             registry.get("policy_losses", self.policy.loss)
         except UnknownItemError as err:  # with close matches
-            key = "adv.estimator" if "estimators" in str(err) else "policy.loss"
+            key = (f"{self.adv.section}.estimator" if "estimators" in str(err)
+                   else f"{self.policy.section}.loss")
             raise ConfigError(f"{key}: {err}") from None
         if self.gen.n_samples < record.min_samples:
             raise ConfigError(f"adv.estimator={record.name} compares responses to one prompt: "

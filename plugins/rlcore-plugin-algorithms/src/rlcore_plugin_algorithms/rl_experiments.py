@@ -239,8 +239,8 @@ class RL(SamplingExperiment):
                 raise RlcoreError(
                     f"dynamic sampling: after {refills} extra batches {len(kept)} of {target} "
                     f"samples are left on rank {ctx.rank} (their responses all got the same "
-                    "reward); raise dynamic_sampling.max_refills, change the task's difficulty "
-                    "or the sampling, or set dynamic_sampling.enabled=false")
+                    f"reward); raise {ds.section}.max_refills, change the task's difficulty "
+                    f"or the sampling, or set {ds.section}.enabled=false")
             try:
                 extra = ctx.next_batch()
             except StopIteration:

@@ -71,7 +71,7 @@ class _Trainer(ModelInterface):
         n = self.policy.minibatches
         if len(data) < n:
             raise RlcoreError(
-                f"policy.minibatches={n} but this rank holds {len(data)} prompts; raise "
+                f"{self.policy.section}.minibatches={n} but this rank holds {len(data)} prompts; raise "
                 f"run.batch_size to at least {n * distributed.world_size()} or lower it")
         return data.minibatches(n) if n > 1 else [data]
 
@@ -114,8 +114,8 @@ class PolicyInterface(_Trainer):
         (drift,) = _global([drift or 0.0], "max")
         if drift > p.logprob_drift_warn:
             log.warning("generation and training log-probs differ by up to %.3g for the same "
-                        "weights (policy.logprob_drift_warn=%.3g): the sampler and the trainer "
-                        "disagree", drift, p.logprob_drift_warn)
+                        "weights (%s.logprob_drift_warn=%.3g): the sampler and the trainer "
+                        "disagree", drift, p.section, p.logprob_drift_warn)
         return {**metrics, "/gen/logprob_drift": drift}
 
     def _update(self, handle: ModelHandle, mb: PackedBatch) -> tuple[dict[str, float], float]:

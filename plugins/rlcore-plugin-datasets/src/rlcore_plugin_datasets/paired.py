@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from rlcore.sdk import (
+    INPUT_IDS,
+    LOSS_MASK,
     PackedDataset,
     Row,
     Sample,
@@ -35,8 +37,8 @@ class PairedDataset(PackedDataset):
 
     kind: ClassVar[str] = "paired"
     dtypes: ClassVar[dict[str, torch.dtype]] = {
-        "packed_input_ids": torch.int64,
-        "loss_mask": torch.bool,
+        INPUT_IDS: torch.int64,
+        LOSS_MASK: torch.bool,
     }
 
     def __init__(self, config: PairedConfig, tokenizer: Any):
@@ -123,8 +125,8 @@ class PairedDataset(PackedDataset):
             out.append(Sample(
                 id=sid,
                 sequences={
-                    "packed_input_ids": [np.concatenate([p, chosen]), np.concatenate([p, rejected])],
-                    "loss_mask": [np.concatenate([no_loss, np.ones(len(chosen), dtype=bool)]),
+                    INPUT_IDS: [np.concatenate([p, chosen]), np.concatenate([p, rejected])],
+                    LOSS_MASK: [np.concatenate([no_loss, np.ones(len(chosen), dtype=bool)]),
                                   np.concatenate([no_loss, np.ones(len(rejected), dtype=bool)])],
                 },
                 metadata=dict(meta),

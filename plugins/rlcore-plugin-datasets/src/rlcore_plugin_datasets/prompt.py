@@ -12,7 +12,16 @@ from typing import Any, ClassVar
 
 import torch
 
-from rlcore.sdk import PackedDataset, Row, Sample, check_messages, check_str, embedded, fit_prompt
+from rlcore.sdk import (
+    PROMPTS,
+    PackedDataset,
+    Row,
+    Sample,
+    check_messages,
+    check_str,
+    embedded,
+    fit_prompt,
+)
 from rlcore_plugin_datasets import forms
 from rlcore_plugin_datasets.config import PromptConfig
 
@@ -21,7 +30,7 @@ class PromptDataset(PackedDataset):
     """Prompts from ``{"prompt", ...}`` or ``{"messages": [...], ...}`` rows."""
 
     kind: ClassVar[str] = "prompt"
-    dtypes: ClassVar[dict[str, torch.dtype]] = {"packed_prompts": torch.int64}
+    dtypes: ClassVar[dict[str, torch.dtype]] = {PROMPTS: torch.int64}
     # prompt ids by text, filled by build_samples for the rows it tokenizes
     _known: dict[str, list[int]] = {}
 
@@ -78,4 +87,4 @@ class PromptDataset(PackedDataset):
             if meta.get(k) is None and (wanted is None or k in wanted):
                 meta[k] = val
         return [Sample(id=f"{row.ref.unit}:{row.ref.number}",
-                       sequences={"packed_prompts": [fitted[0]]}, metadata=meta)]
+                       sequences={PROMPTS: [fitted[0]]}, metadata=meta)]

@@ -11,7 +11,17 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from rlcore.sdk import PackedDataset, Row, Sample, check_messages, check_str, embedded, fit_prompt
+from rlcore.sdk import (
+    INPUT_IDS,
+    LOSS_MASK,
+    PackedDataset,
+    Row,
+    Sample,
+    check_messages,
+    check_str,
+    embedded,
+    fit_prompt,
+)
 from rlcore_plugin_datasets import forms
 from rlcore_plugin_datasets.config import PromptAnswerConfig
 
@@ -23,8 +33,8 @@ class PromptAnswerDataset(PackedDataset):
 
     kind: ClassVar[str] = "prompt_answer"
     dtypes: ClassVar[dict[str, torch.dtype]] = {
-        "packed_input_ids": torch.int64,
-        "loss_mask": torch.bool,
+        INPUT_IDS: torch.int64,
+        LOSS_MASK: torch.bool,
     }
     # (prompt ids, answer ids) by text, filled by build_samples for the rows it tokenizes
     _known: tuple[dict[str, list[int]], dict[str, list[int]]] = ({}, {})
@@ -97,6 +107,6 @@ class PromptAnswerDataset(PackedDataset):
         mask = np.concatenate([pmask, np.ones(len(answer), dtype=bool)])
         return [Sample(
             id=f"{row.ref.unit}:{row.ref.number}",
-            sequences={"packed_input_ids": [seq], "loss_mask": [mask]},
+            sequences={INPUT_IDS: [seq], LOSS_MASK: [mask]},
             metadata=self.carried(row, consumed),
         )]
