@@ -103,6 +103,9 @@ def list_items(kind: str = typer.Argument(..., help=KIND_HELP, show_default=Fals
         console.print("Names marked (conflict) fail when used; `rlcore list-plugins` says how to resolve them.")
 
 
+RECORD_BASICS = {"name", "impl", "doc", "override", "config"}
+
+
 def info(
     kind: str = typer.Argument(..., help=KIND_HELP, show_default=False),
     name: str = typer.Argument(..., help="The item's name, as `rlcore list KIND` shows it."),
@@ -113,6 +116,7 @@ def info(
     default), which `--set reward.args.PARAM=VALUE` (the only function) or
     `--set reward.params.NAME.PARAM=VALUE` sets.
     """
+    import dataclasses
     import inspect
 
     from rlcore.config import describe_fields
@@ -124,9 +128,10 @@ def info(
     record = registry.get(kind_.plural, name)
     console.print(f"[bold]{kind_.singular} {name}[/]  ({registry.provider(kind_.plural, name)})")
     console.print(f"implementation: {record.impl}")
-    for extra in ("hf_model_types",):
-        if hasattr(record, extra):
-            console.print(f"{extra}: {', '.join(getattr(record, extra))}")
+    for field in dataclasses.fields(record):  # what the kind's record adds (hf_model_types, ...)
+        if field.name not in RECORD_BASICS:
+            value = getattr(record, field.name)
+            console.print(f"{field.name}: {', '.join(value) if isinstance(value, tuple) else value}")
     if record.doc:
         console.print(f"\n{escape(record.doc)}")
     config_ref = getattr(record, "config", None)

@@ -64,6 +64,8 @@ def test_rlcore_list_shows_both_tables():
         assert name in out, out
     out = CliRunner().invoke(app, ["list", "policy_losses"], env={"COLUMNS": "200"}).output
     assert "ppo" in out and "cispo" in out, out
+    out = CliRunner().invoke(app, ["info", "estimators", "median_baseline"]).output
+    assert "grouped: True" in out and "min_samples: 2" in out and "needs_critic: False" in out
 
 
 @pytest.mark.slow
