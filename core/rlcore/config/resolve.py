@@ -16,6 +16,7 @@ from rlcore.config.ranges import check_ranges
 from rlcore.config.schema import build, dataclass_in, field_types
 from rlcore.config.sources import load_yaml, parse_set
 from rlcore.errors import ConfigError, RenamedKeyWarning
+from rlcore.plugins.lookup import did_you_mean
 
 
 def resolve(
@@ -52,6 +53,7 @@ def resolve(
     for index, item in enumerate(sets, 1):
         key, raw, where = parse_set(item, index)
         _set_dotted(tree, _current_key(key, renamed, where), raw, where, sources)
+    _check_old_sections(tree, renamed, sources)
     config = build(cls, tree, "", sources, origin)
     check_config(config, sources, origin)
     return config
@@ -87,7 +89,22 @@ def _pop_renamed(data: dict, renamed: dict[str, str], prefix: str = "") -> list[
             found.extend(_leaves(data.pop(key), dotted))
         elif isinstance(data[key], dict) and any(old.startswith(dotted + ".") for old in renamed):
             found.extend(_pop_renamed(data[key], renamed, dotted + "."))
+            if not data[key]:
+                del data[key]
     return found
+
+
+def _check_old_sections(tree: dict, renamed: dict[str, str], sources: dict[str, str]) -> None:
+    """A key left under a section that was split up: name it and the closest old key."""
+    for section, value in tree.items():
+        moved = [old for old in renamed if old.startswith(f"{section}.")]
+        if not moved or not isinstance(value, dict) or not value:
+            continue
+        key = f"{section}.{next(iter(value))}"
+        raise ConfigError(
+            f"unknown config key {key!r} (from {sources.get(key, sources.get(section, 'the config'))}): the "
+            f"{section!r} section was split into sections of their own, and its keys were "
+            f"renamed (e.g. {moved[0]!r} is now {renamed[moved[0]]!r}).{did_you_mean(key, moved)}")
 
 
 def _leaves(value: Any, dotted: str) -> list[tuple[str, Any]]:

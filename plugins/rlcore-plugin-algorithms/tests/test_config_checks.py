@@ -88,3 +88,27 @@ def test_run_seed_orders_the_batches_and_dataset_seed_only_the_embedded_rows(tmp
 
     assert first_batch("dataset.seed=7") == first_batch("dataset.seed=8")
     assert first_batch("run.seed=7") != first_batch("run.seed=8")
+
+
+def test_the_keys_of_the_old_sections_still_work_with_a_note(tmp_path):
+    from rlcore.errors import RenamedKeyWarning
+
+    old = tmp_path / "old.yaml"
+    old.write_text("ppo:\n  kl_ctl: 0.1\n  value_norm: true\ncritic_train:\n  zero_stage: 1\n")
+    with pytest.warns(RenamedKeyWarning, match=r"'ppo.kl_ctl' \(from \S*old.yaml:2\) is now 'kl.coef'"):
+        _, cfg = resolve_experiment("ppo", old, ["ppo.ppo_n_minibatches=4", "run.batch_size=8"])
+    assert (cfg.kl.coef, cfg.critic.norm, cfg.critic.train.zero_stage) == (0.1, True, 1)
+    assert cfg.policy.minibatches == 4
+    with pytest.warns(RenamedKeyWarning, match="'grpo.dynamic_sampling'"):
+        _, cfg = resolve_experiment("grpo", None, ["grpo.dynamic_sampling=true"])
+    assert cfg.dynamic_sampling.enabled
+
+
+@pytest.mark.parametrize("name, item, message", [
+    ("ppo", "ppo.kl_ctll=1", r"'ppo.kl_ctll' \(from --set ppo.kl_ctll=1\): the 'ppo' section was "
+                             r"split.*Did you mean 'ppo.kl_ctl'"),
+    ("grpo", "ppo.kl_ctl=1", "unknown config key 'ppo'"),  # each preset keeps its own old names
+])
+def test_a_mistyped_old_key_is_named(name, item, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_experiment(name, None, [item])
