@@ -29,6 +29,11 @@ def hooks_md() -> str:
         "work; each plugin's implementation is isolated, and a failure is reported under the",
         "plugin's name (see \"How hooks are called\" in docs/plugins.md).",
         "",
+        "Guides that implement hooks: [a dataset](guides/custom-dataset.md),",
+        "[a model family](guides/new-family.md), [a reward interface](guides/classifier-reward.md),",
+        "[an experiment](guides/new-dataflow.md), [an advantage estimator or a policy",
+        "loss](guides/new-estimator.md) (`rlcore_advantage_estimators`, `rlcore_policy_losses`).",
+        "",
     ]
     for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
         if not name.startswith("rlcore_"):

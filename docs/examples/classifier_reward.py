@@ -12,11 +12,10 @@ import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 
-from rlcore.dfg import MFC
-from rlcore.runtime.interface import ModelHandle, ModelInterface
-from rlcore_plugin_algorithms.config import PPOConfig
-from rlcore_plugin_algorithms.ppo_experiment import PPO
+from rlcore.sdk import MFC, REWARDS, ModelHandle, ModelInterface
 from rlcore_plugin_algorithms.rewards import per_sequence, responses
+from rlcore_plugin_algorithms.rl_config import PPOConfig
+from rlcore_plugin_algorithms.rl_experiments import RL
 
 
 # --8<-- [start:interface]
@@ -56,7 +55,7 @@ class ClassifierReward(ModelInterface):
 
     def inference(self, handle: ModelHandle, data):
         texts, _, _ = responses(handle.tokenizer, data)  # the actor's tokenizer decodes
-        return per_sequence(data, "rewards", self.scores(texts))
+        return per_sequence(data, REWARDS, self.scores(texts))
 # --8<-- [end:interface]
 
 
@@ -70,14 +69,14 @@ class ClassifierPPOConfig(PPOConfig):
     classifier_label: int = field(default=1, metadata={"help": "class whose log-prob is the reward"})
 
 
-class ClassifierPPO(PPO):
-    """PPO whose reward node calls :class:`ClassifierReward` instead of reward functions."""
+class ClassifierPPO(RL):
+    """The RL experiment (PPO preset) whose reward node calls :class:`ClassifierReward`."""
 
     config_class = ClassifierPPOConfig
 
     def reward_mfc(self, name: str = "rew_inf", rename: dict[str, str] | None = None,
-                   output: str = "rewards") -> MFC:
-        mfc = super().reward_mfc(name, rename, output)  # keeps PPO's keys and wiring
+                   output: str = REWARDS) -> MFC:
+        mfc = super().reward_mfc(name, rename, output)  # keeps the RL graph's keys and wiring
         if self.config.classifier is None:
             return mfc
         return dataclasses.replace(mfc, interface="classifier_reward:ClassifierReward",
@@ -110,13 +109,12 @@ def main() -> None:
     import torch
 
     from rlcore.config import experiment_config
-    from rlcore.data.batch import PackedBatch
-    from rlcore.data.embedded import embedded_tokenizer
+    from rlcore.sdk import INPUT_IDS, PROMPT_MASK, PackedBatch, embedded
 
     with tempfile.TemporaryDirectory() as path:
         tiny_classifier(path)
         reward = ClassifierReward(path)
-        actor_tok = embedded_tokenizer()
+        actor_tok = embedded.embedded_tokenizer()
 
         # What the executor hands the reward node: prompt + response ids and the prompt mask.
         prompts, answers = ["12+30=", "7+8="], ["42", "great"]
@@ -125,11 +123,10 @@ def main() -> None:
             p_ids, a_ids = actor_tok(p)["input_ids"], actor_tok(a, add_special_tokens=False)["input_ids"]
             seqs.append([torch.tensor(p_ids + a_ids)])
             masks.append([torch.tensor([True] * len(p_ids) + [False] * len(a_ids))])
-        data = PackedBatch.from_sequences(["a", "b"], {"packed_input_ids": seqs,
-                                                       "prompt_mask": masks})
+        data = PackedBatch.from_sequences(["a", "b"], {INPUT_IDS: seqs, PROMPT_MASK: masks})
         handle = ModelHandle(role="reward", module=None, model=None, tokenizer=actor_tok)
         out = reward.inference(handle, data)
-        got = out.data["rewards"].tolist()
+        got = out.data[REWARDS].tolist()
         print("rewards:", got)
         assert torch.allclose(torch.tensor(got), torch.tensor(reward.scores(answers)))
         assert all(s < 0 for s in got)  # log-probabilities of class 1

@@ -16,12 +16,18 @@ import numpy as np
 import torch
 
 import rlcore
-from rlcore.data import embedded
-from rlcore.data.config import DatasetConfig
-from rlcore.data.dataset import PackedDataset, Sample, fit_prompt
-from rlcore.data.sources import Row, RowRef, check_str, require
-from rlcore.errors import DataError
+from rlcore.data.sources import RowRef, require  # not in rlcore.sdk
 from rlcore.plugins.records import DatasetRecord
+from rlcore.sdk import (
+    DataError,
+    DatasetConfig,
+    PackedDataset,
+    Row,
+    Sample,
+    check_str,
+    embedded,
+    fit_prompt,
+)
 
 
 # --8<-- [start:config]
@@ -96,14 +102,13 @@ def main() -> None:
     """Register the plugin in this process, load a CSV, batch it, and show a bad row's error."""
     import sys
 
-    from rlcore.data.embedded import embedded_tokenizer
-    from rlcore.data.loader import BatchIterator
     from rlcore.plugins import registry
     from rlcore.plugins.manager import get_manager
+    from rlcore.sdk import BatchIterator
 
     get_manager().register(sys.modules[__name__], name="csv_qa")
     cls = registry.load("datasets", "csv_qa")
-    tokenizer = embedded_tokenizer()
+    tokenizer = embedded.embedded_tokenizer()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "qa.csv"
         path.write_text("question,answer,source\n12+30=,42,mine\n7+8=,15,mine\n1+1=,2,mine\n")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where ``--8<-- "file"`` includes are looked up: mkdocs.yml's pymdownx.snippets base_path.
-SNIPPET_BASES = (ROOT / "docs" / "examples", ROOT / "contrib")
+SNIPPET_BASES = (ROOT / "docs" / "examples", ROOT / "contrib", ROOT / "plugins")
 DOC_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)")
