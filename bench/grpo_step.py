@@ -108,7 +108,6 @@ def write_prompts(where: Path, n: int, seed: int) -> tuple[Path, list[dict]]:
 
 
 def rlcore_sets(args, model_dir: Path, data_path: Path, total_steps: int) -> list[str]:
-    sec = args.experiment  # the algorithm's section is named after the experiment (grpo, ppo)
     sets = [
         f"actor.path={model_dir}", f"dataset.path={data_path}", "dataset.shuffle=false",
         f"run.batch_size={args.prompts}", f"gen.n_samples={args.group}",
@@ -118,12 +117,10 @@ def rlcore_sets(args, model_dir: Path, data_path: Path, total_steps: int) -> lis
         "train.grad_clip=1.0", "train.scheduler.kind=constant", "train.dtype=fp32",
         "train.zero_stage=0", f"run.max_steps={total_steps}", "run.eval_every=0",
         "run.progress=false", "run.save_every=0", f"run.seed={args.seed}", "warm_start.sft_steps=0",
-        f"{sec}.kl_ctl=0", f"{sec}.ppo_n_minibatches=1", f"{sec}.ppo_epochs=1",
-        f"{sec}.std_norm=true", f"{sec}.adv_norm=false",
-        f"{sec}.loss_agg=token-mean", f"{sec}.eps_clip=0.2", f"{sec}.entropy_coef=0.0",
+        "kl.coef=0", "policy.minibatches=1", "policy.epochs=1", "adv.estimator=grpo",
+        "adv.std_norm=true", "adv.norm=false", "policy.loss_agg=token-mean",
+        "policy.eps_clip=0.2", "policy.entropy_coef=0.0",
     ]
-    if args.experiment != "grpo":  # ppo: the same graph once the critic is gone
-        sets.append(f"{sec}.adv_estimator=grpo")
     if args.no_eos:
         sets.append(f"gen.min_new_tokens={args.new_tokens}")
     return sets + list(args.set)
@@ -336,7 +333,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--experiment", default="grpo",
                    help="rlcore experiment (default grpo; `ppo` runs the same graph with "
-                        "ppo.adv_estimator=grpo, no critic, no reference)")
+                        "adv.estimator=grpo, no critic, no reference)")
     p.add_argument("--prompts", type=int, default=8, help="prompts per step (run.batch_size)")
     p.add_argument("--group", type=int, default=8, help="completions per prompt (gen.n_samples)")
     p.add_argument("--new-tokens", type=int, default=16, help="gen.max_new_tokens = max_completion_length")

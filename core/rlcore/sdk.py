@@ -20,7 +20,8 @@ _SOURCES: dict[str, str] = {
     "rlcore.data.config": "DatasetConfig",
     "rlcore.data.loader": "BatchIterator",
     "rlcore.data.select": "build_named dataset_name",
-    "rlcore.data.sources": "Row check_messages check_str check_str_list",
+    "rlcore.data.sources": "Row RowRef require check_messages check_str check_str_list",
+    "rlcore.data.readers": "Reader register_reader",
     "rlcore.data.tokenizer": "load_tokenizer encode chat_segments has_chat_template render_chat",
     "rlcore.data.embedded": "*module*",
     "rlcore.data.trajectory": "*module* AdvantageInputs PolicyLossInputs Field TRAJECTORY ROLLOUT "
@@ -45,7 +46,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.transformer": "Transformer",
     "rlcore.models.config": "TransformerConfig",
     "rlcore.models.decoder_family": "DecoderFamily LLAMA_DEFAULTS",
-    "rlcore.models.hf_layout": "DecoderKeys",
+    "rlcore.models.hf_layout": "DecoderKeys LLAMA_BLOCK LLAMA_STYLE_TOP",
     "rlcore.models.family": "StateDict",
     "rlcore.models.generation": "GenerationConfig generate",
     "rlcore.models.token_logprobs": "TokenQuery entropy_from_logprobs",

@@ -16,17 +16,18 @@ import numpy as np
 import torch
 
 import rlcore
-from rlcore.data.sources import RowRef, require  # not in rlcore.sdk
 from rlcore.plugins.records import DatasetRecord
 from rlcore.sdk import (
     DataError,
     DatasetConfig,
     PackedDataset,
     Row,
+    RowRef,
     Sample,
     check_str,
     embedded,
     fit_prompt,
+    require,
 )
 
 
