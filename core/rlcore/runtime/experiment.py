@@ -185,7 +185,7 @@ class Experiment:
 def build_experiment(name: str | type, config: Any = None) -> Experiment:
     """The experiment ``name`` (registered name, ``module:Class`` or class) over ``config``.
 
-    A config built in code gets the range checks that a resolved config has passed.
+    A config built in code gets the checks a resolved config has passed (ranges, ``validate()``).
     """
     from rlcore.config.experiments import experiment_class
     from rlcore.config.resolve import check_config
