@@ -2,6 +2,7 @@
 remax presets (the same experiment, other defaults). Importing this never imports torch.
 
     gen      the sampler: how the actor samples responses
+    rollout  who samples (a rollout engine) and the off-policy correction
     reward   the reward role
     policy   the policy loss and its update (clip, ratio level, aggregation, epochs, ...)
     kl       the KL penalty to the reference (coefficient, controller, estimator, placement)
@@ -231,6 +232,29 @@ class DynamicSamplingOptions:
 
 
 @dataclass
+class RolloutOptions:
+    """Who samples (a registered rollout engine) and how samples from other weights are
+    corrected before the policy trains on them."""
+
+    section: ClassVar[str] = "rollout"
+
+    engine: str = field(default="local", metadata={
+        "help": "registered rollout engine (`rlcore list rollout-engines`); local: the "
+                "trainer's own module samples"})
+    correction: Literal["none", "tis", "icepop", "decoupled"] = field(default="none", metadata={
+        "help": "off-policy correction of the sampler/trainer mismatch: none, tis (truncated "
+                "importance weights), icepop (mask tokens outside a band), decoupled (PPO)"})
+    is_cap: float = field(default=2.0, metadata={
+        "help": "tis/decoupled: importance weights are capped at this", "range": "(0, inf)"})
+    mask_low: float = field(default=0.5, metadata={
+        "help": "icepop: tokens whose importance ratio is below this are masked",
+        "range": "(0, inf)"})
+    mask_high: float = field(default=2.0, metadata={
+        "help": "icepop: tokens whose importance ratio is above this are masked",
+        "range": "(0, inf)"})
+
+
+@dataclass
 class WarmStartOptions:
     """The SFT stage that runs first when the actor is the tiny built-in model (actor.path null)."""
 
@@ -263,6 +287,7 @@ class RLConfig:
     critic: CriticOptions | None = field(default_factory=CriticOptions, metadata={
         "help": "the value model, when adv.estimator needs one (gae); null: none"})
     dynamic_sampling: DynamicSamplingOptions = field(default_factory=DynamicSamplingOptions)
+    rollout: RolloutOptions = field(default_factory=RolloutOptions)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
     warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
     run: RunOptions = field(default_factory=_rl_run)
