@@ -1,7 +1,8 @@
-"""The core's own plugin: the standard backends, registered like any other plugin's items."""
+"""The core's own plugin: the standard backends and the local rollout engine, registered like
+any other plugin's items."""
 
 from rlcore.plugins.markers import hookimpl
-from rlcore.plugins.records import BackendRecord
+from rlcore.plugins.records import BackendRecord, RolloutEngineRecord
 
 
 @hookimpl
@@ -24,3 +25,10 @@ def rlcore_backends():
             doc="Roles without a neural model (reward functions): no module is built.",
         ),
     ]
+
+
+@hookimpl
+def rlcore_rollout_engines():
+    """The core sampler in the trainer's process."""
+    return [RolloutEngineRecord("local", impl="rlcore.rollout.local:LocalEngine",
+                                doc="The core KV-cache sampler on the trainer's own module.")]

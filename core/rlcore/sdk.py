@@ -52,6 +52,9 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.token_logprobs": "TokenQuery entropy_from_logprobs",
     "rlcore.models.hf_io": "load_pretrained save_pretrained",
     "rlcore.models.loss_kernel": "check_loss_kernel",
+    # rollout engines
+    "rlcore.rollout.engine": "RolloutEngine Rollout",
+    "rlcore.rollout.local": "LocalEngine",
     # the registry
     "rlcore.plugins.registry": "*module*",
     "rlcore.plugins.lookup": "did_you_mean",

@@ -20,6 +20,7 @@ from rlcore.plugins.records import (
     ModelFamilyRecord,
     PolicyLossRecord,
     RewardFunctionRecord,
+    RolloutEngineRecord,
 )
 
 if TYPE_CHECKING:
@@ -149,6 +150,24 @@ def rlcore_policy_losses() -> list[PolicyLossRecord]:
         def rlcore_policy_losses():
             return [PolicyLossRecord("cispo", impl="my_pkg.loss:cispo",
                                      doc="clipped importance-sampling weights")]
+    """
+
+
+@hookspec
+def rlcore_rollout_engines() -> list[RolloutEngineRecord]:
+    """Register rollout engines (``rollout.engine`` of the RL experiments).
+
+    Returns: a list of ``RolloutEngineRecord``; ``impl`` is built as ``impl(handle)`` from the
+    actor's model handle and satisfies ``rlcore.rollout.engine.RolloutEngine`` (generate with
+    log-probs and weight versions, update_weights, release/resume memory, close). Test it with
+    ``rlcore.testing.rollout.RolloutEngineConformance``.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_rollout_engines():
+            return [RolloutEngineRecord("vllm", impl="my_pkg.engine:VLLMEngine",
+                                        doc="vLLM on the rollout GPUs")]
     """
 
 

@@ -101,6 +101,11 @@ class PolicyLossRecord(Record):
 
 
 @dataclass(frozen=True)
+class RolloutEngineRecord(Record):
+    """A rollout engine: ``impl(handle, **options)`` satisfies ``rlcore.rollout.engine.RolloutEngine``."""
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of registered item: its plural (``rlcore list``), singular, hook and record."""
 
@@ -122,6 +127,7 @@ KINDS: dict[str, Kind] = {
         Kind("backends", "backend", "rlcore_backends", BackendRecord),
         Kind("estimators", "estimator", "rlcore_advantage_estimators", AdvantageEstimatorRecord),
         Kind("policy_losses", "policy_loss", "rlcore_policy_losses", PolicyLossRecord),
+        Kind("rollout_engines", "rollout_engine", "rlcore_rollout_engines", RolloutEngineRecord),
     )
 }
 KIND_OF_HOOK: dict[str, Kind] = {k.hook: k for k in KINDS.values()}
@@ -133,6 +139,7 @@ def kind_named(text: str) -> Kind:
     """The kind called ``text`` (plural or singular); anything else suggests the closest."""
     from rlcore.plugins.lookup import unknown_item_error
 
+    text = text.replace("-", "_")  # rollout-engines or rollout_engines
     for kind in KINDS.values():
         if text in (kind.plural, kind.singular):
             return kind

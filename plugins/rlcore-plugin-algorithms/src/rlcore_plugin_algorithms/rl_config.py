@@ -299,13 +299,14 @@ class RLConfig:
         from rlcore.sdk import UnknownItemError, registry
 
         self.reward.validate()
-        try:
-            record = registry.get("estimators", self.adv.estimator)
-            registry.get("policy_losses", self.policy.loss)
-        except UnknownItemError as err:  # with close matches
-            key = (f"{self.adv.section}.estimator" if "estimators" in str(err)
-                   else f"{self.policy.section}.loss")
-            raise ConfigError(f"{key}: {err}") from None
+        checks = {"estimators": (self.adv, "estimator"), "policy_losses": (self.policy, "loss"),
+                  "rollout_engines": (self.rollout, "engine")}
+        for kind, (section, key) in checks.items():
+            try:
+                registry.get(kind, getattr(section, key))  # unknown: an error with close matches
+            except UnknownItemError as err:
+                raise ConfigError(f"{section.section}.{key}: {err}") from None
+        record = registry.get("estimators", self.adv.estimator)
         if self.gen.n_samples < record.min_samples:
             raise ConfigError(f"adv.estimator={record.name} compares responses to one prompt: "
                               f"gen.n_samples must be >= {record.min_samples}, got "

@@ -85,7 +85,12 @@ class SamplingExperiment(PostTraining):
         return MFC(name, "actor", "generate", "sampler", input_keys=(PROMPTS,),
                    output_keys=tuple(outputs.values()),
                    output_remap={k: v for k, v in outputs.items() if k != v},
-                   interface_args={"gen": gen, "seed": self.config.run.seed})
+                   interface_args={"gen": gen, "seed": self.config.run.seed,
+                                   "engine": self.rollout_engine()})
+
+    def rollout_engine(self) -> str:
+        """The registered rollout engine that samples (default: ``local``)."""
+        return "local"
 
     def reward_mfc(self, name: str = "rew_inf", rename: dict[str, str] | None = None,
                    output: str = REWARDS) -> MFC:
@@ -159,6 +164,9 @@ class RL(SamplingExperiment):
     advantages once; the actor and the critic train (ReaL's PPO graph, one node more)."""
 
     name = "rl"
+
+    def rollout_engine(self) -> str:
+        return self.config.rollout.engine
 
     @property
     def estimator(self) -> Any:

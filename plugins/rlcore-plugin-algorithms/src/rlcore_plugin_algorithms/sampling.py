@@ -22,12 +22,14 @@ from rlcore.sdk import (
     PROMPTS,
     VERSION,
     GenerationConfig,
+    LocalEngine,
     ModelHandle,
     ModelInterface,
     PackedBatch,
+    RolloutEngine,
     TokenQuery,
     distributed,
-    generate,
+    registry,
 )
 from rlcore_plugin_algorithms.packed import (
     next_token_query,
@@ -43,13 +45,20 @@ class SamplerInterface(ModelInterface):
     """generate: sample ``gen.n_samples`` responses per prompt; inference: the log-probs of
     the response tokens as sampling saw them (the reference scores with it too)."""
 
-    def __init__(self, gen: GenerationOptions, seed: int = 1):
-        self.gen, self.seed = gen, seed
+    def __init__(self, gen: GenerationOptions, seed: int = 1, engine: str = "local"):
+        self.gen, self.seed, self.engine_name = gen, seed, engine
+        self.engine: RolloutEngine | None = None
 
     def generate(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+        """Sample with the ``rollout.engine``, brought to the actor's weight version first."""
+        if self.engine is None:
+            self.engine = registry.load("rollout_engines", self.engine_name)(handle)
+        if self.engine.version != handle.version:
+            self.engine.update_weights(handle.version)  # local: the module is shared
         g = generation_config(self.gen, handle.tokenizer)
         seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
-        return sample_responses(handle, data, g, self.gen.n_samples, seed, replays_mask(self.gen))
+        return sample_responses(handle, data, g, self.gen.n_samples, seed, replays_mask(self.gen),
+                                self.engine)
 
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
@@ -82,17 +91,17 @@ def generation_seed(base: int, version: int, rank: int, ids: list[str]) -> int:
 
 
 def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: GenerationConfig,
-                     n_samples: int, seed: int, with_mask: bool) -> PackedBatch:
-    """Sample ``n_samples`` responses per prompt of ``data[PROMPTS]`` with the actor."""
+                     n_samples: int, seed: int, with_mask: bool,
+                     engine: RolloutEngine | None = None) -> PackedBatch:
+    """Sample ``n_samples`` responses per prompt of ``data[PROMPTS]`` with ``engine`` (default:
+    the ``local`` engine on the actor's module)."""
     prompts = [data.sequences(PROMPTS, i)[0].tolist() for i in range(len(data))]
     flat = [p for p in prompts for _ in range(n_samples)]
-    module = handle.module
-    generator = torch.Generator(handle.device).manual_seed(seed)
-    with handle.model.gathered_parameters(), torch.no_grad():
-        out = generate(module, flat, gconfig, generator=generator)
-    eos = set(gconfig.eos_token_ids)
-    ids, prompt_mask, logprobs, masks, no_eos = [], [], [], [], []
-    vocab = module.config.vocab_size
+    engine = engine or LocalEngine(handle)
+    engine_version = engine.version
+    out = engine.generate(flat, gconfig, seed)
+    ids, prompt_mask, logprobs, masks = [], [], [], []
+    vocab = handle.module.config.vocab_size
     for prompt, tokens, lp, mask in zip(flat, out.tokens, out.logprobs, out.logits_mask,
                                         strict=True):
         n_prompt, n_new = len(prompt), len(tokens)
@@ -101,7 +110,6 @@ def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: Generation
         seq_lp = torch.zeros(n_prompt + n_new)
         seq_lp[n_prompt - 1 : n_prompt - 1 + n_new] = lp.float()
         logprobs.append(seq_lp)
-        no_eos.append(int(tokens[-1]) not in eos)
         if with_mask:
             full = torch.ones(n_prompt + n_new, vocab, dtype=torch.bool)
             if mask is not None:
@@ -111,7 +119,8 @@ def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: Generation
     groups = lambda seqs: [seqs[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
     sequences: dict[str, Any] = {
         INPUT_IDS: groups(ids), PROMPT_MASK: groups(prompt_mask), LOGPROBS: groups(logprobs),
-        NO_EOS: groups([[v] for v in no_eos]), VERSION: groups([[handle.version] for _ in no_eos]),
+        NO_EOS: groups([[f == "length"] for f in out.finish]),
+        VERSION: groups([[int(v.min()) if len(v) else engine_version] for v in out.versions]),
     }
     dtypes = {PROMPT_MASK: torch.bool, NO_EOS: torch.bool, VERSION: torch.int64,
               LOGPROBS: torch.float32}
