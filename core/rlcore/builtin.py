@@ -29,6 +29,11 @@ def rlcore_backends():
 
 @hookimpl
 def rlcore_rollout_engines():
-    """The core sampler in the trainer's process."""
-    return [RolloutEngineRecord("local", impl="rlcore.rollout.local:LocalEngine",
-                                doc="The core KV-cache sampler on the trainer's own module.")]
+    """The core sampler in the trainer's process, and separate rollout worker processes."""
+    return [
+        RolloutEngineRecord("local", impl="rlcore.rollout.local:LocalEngine",
+                            doc="The core KV-cache sampler on the trainer's own module."),
+        RolloutEngineRecord("worker", impl="rlcore.rollout.remote:WorkerEngine",
+                            doc="Separate rollout processes (rollout.procs), each with its own "
+                                "inference copy, fed over a gloo group; probe-checked syncs."),
+    ]

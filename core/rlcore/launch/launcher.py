@@ -28,6 +28,7 @@ from typing import Any
 from rlcore.errors import RlcoreError
 from rlcore.launch import rendezvous
 from rlcore.launch.rendezvous import LaunchError, Rendezvous
+from rlcore.launch.rollout_procs import environment, rollout_workers
 from rlcore.launch.runlock import RunDirLock
 from rlcore.launch.torchrun import FAILURES_ENV
 from rlcore.runtime.distributed import NODE_RANK_ENV, STORE_ENV, use_loopback_transport
@@ -193,8 +194,25 @@ def launch(
     if hostfile is not None and not rdzv.single_machine:
         raise LaunchError("--hostfile starts every node from this one (DeepSpeed's launcher); "
                           "drop --nnodes/--node-rank/--rdzv-endpoint, or drop --hostfile")
+    rollout = exp.rollout_processes()
+    if rollout:
+        if nproc <= rollout:
+            raise LaunchError(f"rollout.procs={rollout} leaves no trainer on --nproc {nproc}: "
+                              f"use --nproc {rollout + 1} or more (N-K processes train)")
+        if hostfile is not None or not rdzv.single_machine:
+            raise LaunchError("rollout.procs: rollout workers run on the launching machine; "
+                              "multi-node runs with rollout workers are not supported yet")
+    with rollout_workers(rollout, run_dir / "logs") as rollout_env:
+        return _launch_trainers(exp, experiment, config, nproc - rollout, hostfile, run_dir,
+                                resume, timeout_s, rdzv, rollout_env)
+
+
+def _launch_trainers(exp: Any, experiment: str, config: Any, nproc: int, hostfile: Path | None,
+                     run_dir: Path, resume: bool | str, timeout_s: float | None,
+                     rdzv: Rendezvous, extra_env: dict[str, str]) -> dict[str, Any] | None:
+    """The trainer ranks: in this process when there is one, else under torchrun/DeepSpeed."""
     if nproc == 1 and hostfile is None and rdzv.single_machine:
-        with RunDirLock(run_dir):
+        with RunDirLock(run_dir), environment(extra_env):
             if config is not None:
                 write_config(config, run_dir)
             from rlcore.runtime.loop import run
@@ -212,7 +230,7 @@ def launch(
         args = worker_args(experiment, config_path, run_dir, resume)
         log_dir = _next_attempt_dir(run_dir, rdzv.node_rank)
         log_dir.mkdir(parents=True)
-        env = dict(os.environ)
+        env = {**os.environ, **extra_env}
         env.setdefault("OMP_NUM_THREADS", "1")
         if hostfile is not None:
             cmd = deepspeed_command(Path(hostfile), nproc if nproc > 1 else None, args)

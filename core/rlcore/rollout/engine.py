@@ -50,6 +50,11 @@ class RolloutEngine(Protocol):
         """The weight version the next generated token will come from."""
         ...
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        """What the last weight sync measured, as step-level metrics (``/rollout/sync_check``)."""
+        ...
+
     def generate(self, prompts: list[list[int]], config: GenerationConfig, seed: int) -> Rollout:
         """Sample one response per prompt (token ids); the same ``seed`` and weights repeat it."""
         ...

@@ -24,6 +24,7 @@ class LocalEngine:
     def __init__(self, handle: ModelHandle):
         self.handle = handle
         self._version = handle.version
+        self.metrics: dict[str, float] = {}
 
     @property
     def version(self) -> int:

@@ -70,6 +70,10 @@ class Experiment:
     def prepare(self, run_dir: Path) -> None:
         """Work before the roles are built, on every rank (e.g. a warm-start stage); default none."""
 
+    def rollout_processes(self) -> int:
+        """Processes of the launch that sample instead of training (default none)."""
+        return 0
+
     def weight_syncs(self) -> dict[str, str]:
         """``{trained role: frozen role}`` whose weights follow it after every step (default none)."""
         return {}

@@ -240,7 +240,19 @@ class RolloutOptions:
 
     engine: str = field(default="local", metadata={
         "help": "registered rollout engine (`rlcore list rollout-engines`); local: the "
-                "trainer's own module samples"})
+                "trainer's own module samples; worker: the rollout.procs processes (the "
+                "default when rollout.procs > 0)"})
+    procs: int = field(default=0, metadata={
+        "help": "processes of --nproc N that sample (the other N-K train); 0: colocated",
+        "range": "[0, inf)"})
+    max_staleness: int = field(default=0, metadata={
+        "help": "weight versions a trained sample may lag behind; 0: on-policy (only 0 for now)",
+        "range": "[0, inf)"})
+    sync_check_tol: float = field(default=1e-4, metadata={
+        "help": "worker: largest probe log-prob difference after a weight sync before the run "
+                "stops", "range": "(0, inf)"})
+    sync_timeout_s: float = field(default=60.0, metadata={
+        "help": "worker: seconds a weight sync may take before it fails", "range": "(0, inf)"})
     correction: Literal["none", "tis", "icepop", "decoupled"] = field(default="none", metadata={
         "help": "off-policy correction of the sampler/trainer mismatch: none, tis (truncated "
                 "importance weights), icepop (mask tokens outside a band), decoupled (PPO)"})
@@ -319,6 +331,23 @@ class RLConfig:
                               f"policy.minibatches={self.policy.minibatches} minibatches; raise "
                               "the batch size or lower the minibatches")
         self._check_critic(record)
+        self._check_rollout()
+
+    def _check_rollout(self) -> None:
+        """Workers sample only with the worker engine; staleness needs the async pipeline."""
+        r = self.rollout
+        if r.procs and r.engine == "local":
+            r.engine = "worker"
+        if r.engine == "worker" and not r.procs:
+            raise ConfigError("rollout.engine=worker samples on rollout processes: set "
+                              "rollout.procs=K and launch with --nproc N > K")
+        if r.max_staleness:
+            raise ConfigError(f"rollout.max_staleness={r.max_staleness}: asynchronous training "
+                              "is not available yet; use 0 (on-policy, workers sample while "
+                              "the trainers wait)")
+        if r.mask_low >= r.mask_high:
+            raise ConfigError(f"rollout.mask_low={r.mask_low} must be below "
+                              f"rollout.mask_high={r.mask_high}")
 
     def _check_critic(self, record: Any) -> None:
         """A critic section exactly when the estimator needs one; its defaults when missing."""

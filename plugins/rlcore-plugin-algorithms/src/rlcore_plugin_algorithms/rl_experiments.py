@@ -86,11 +86,11 @@ class SamplingExperiment(PostTraining):
                    output_keys=tuple(outputs.values()),
                    output_remap={k: v for k, v in outputs.items() if k != v},
                    interface_args={"gen": gen, "seed": self.config.run.seed,
-                                   "engine": self.rollout_engine()})
+                                   **self.rollout_engine()})
 
-    def rollout_engine(self) -> str:
-        """The registered rollout engine that samples (default: ``local``)."""
-        return "local"
+    def rollout_engine(self) -> dict[str, Any]:
+        """The sampler's ``engine`` (a registered rollout engine) and its ``engine_args``."""
+        return {"engine": "local", "engine_args": {}}
 
     def reward_mfc(self, name: str = "rew_inf", rename: dict[str, str] | None = None,
                    output: str = REWARDS) -> MFC:
@@ -165,8 +165,14 @@ class RL(SamplingExperiment):
 
     name = "rl"
 
-    def rollout_engine(self) -> str:
-        return self.config.rollout.engine
+    def rollout_engine(self) -> dict[str, Any]:
+        r = self.config.rollout
+        args = {"sync_check_tol": r.sync_check_tol, "sync_timeout_s": r.sync_timeout_s,
+                "wait_timeout_s": self.config.run.collective_timeout_s}
+        return {"engine": r.engine, "engine_args": args if r.engine == "worker" else {}}
+
+    def rollout_processes(self) -> int:
+        return self.config.rollout.procs
 
     @property
     def estimator(self) -> Any:

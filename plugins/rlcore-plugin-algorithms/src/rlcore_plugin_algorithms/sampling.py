@@ -8,6 +8,7 @@ top-k, top-p, min-tokens). :class:`SamplerInterface` takes only generation optio
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
@@ -45,20 +46,24 @@ class SamplerInterface(ModelInterface):
     """generate: sample ``gen.n_samples`` responses per prompt; inference: the log-probs of
     the response tokens as sampling saw them (the reference scores with it too)."""
 
-    def __init__(self, gen: GenerationOptions, seed: int = 1, engine: str = "local"):
-        self.gen, self.seed, self.engine_name = gen, seed, engine
+    def __init__(self, gen: GenerationOptions, seed: int = 1, engine: str = "local",
+                 engine_args: dict[str, Any] | None = None):
+        self.gen, self.seed = gen, seed
+        self.engine_name, self.engine_args = engine, dict(engine_args or {})
         self.engine: RolloutEngine | None = None
 
-    def generate(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
+    def generate(self, handle: ModelHandle, data: PackedBatch) -> tuple[PackedBatch, dict]:
         """Sample with the ``rollout.engine``, brought to the actor's weight version first."""
         if self.engine is None:
-            self.engine = registry.load("rollout_engines", self.engine_name)(handle)
-        if self.engine.version != handle.version:
+            self.engine = shared_engine(self.engine_name, self.engine_args, handle)
+        synced = self.engine.version != handle.version
+        if synced:
             self.engine.update_weights(handle.version)  # local: the module is shared
         g = generation_config(self.gen, handle.tokenizer)
         seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
-        return sample_responses(handle, data, g, self.gen.n_samples, seed, replays_mask(self.gen),
-                                self.engine)
+        batch = sample_responses(handle, data, g, self.gen.n_samples, seed,
+                                 replays_mask(self.gen), self.engine)
+        return batch, dict(self.engine.metrics) if synced else {}
 
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
@@ -69,6 +74,18 @@ class SamplerInterface(ModelInterface):
         query = action_query(ids, act, g, data.data.get(LOGITS_MASK))
         logp, _ = handle.model(ids, cu, query)
         return per_token_batch(data, "logprobs", scatter_positions(logp, query.positions, ids.numel()))
+
+
+_ENGINES: dict[tuple[str, str, str], tuple[ModelHandle, RolloutEngine]] = {}
+
+
+def shared_engine(name: str, args: dict[str, Any], handle: ModelHandle) -> RolloutEngine:
+    """One engine per (engine, arguments, role handle) in this process: the sampler and ReMax's
+    greedy sampler of a role use the same engine (and its workers); a new run gets a new one."""
+    key = (name, json.dumps(args, sort_keys=True), handle.role)
+    if key not in _ENGINES or _ENGINES[key][0] is not handle:
+        _ENGINES[key] = (handle, registry.load("rollout_engines", name)(handle, **args))
+    return _ENGINES[key][1]
 
 
 def generation_config(gen: GenerationOptions, tokenizer: Any) -> GenerationConfig:
