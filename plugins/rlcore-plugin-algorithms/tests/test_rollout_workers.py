@@ -1,0 +1,90 @@
+"""Rollout workers (rollout.procs): separate sampling processes give the colocated run's
+numbers, and a worker whose weights differ from the trainer's stops the run by name."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from rl_runs import train_rl
+
+from rlcore.errors import RlcoreError
+from rlcore.launch.launcher import RankFailedError
+
+WALL_CLOCK = ("time", "perf/")
+STEPS = ["run.max_steps=2"]
+
+
+def same_numbers(colocated, workers):
+    assert [r["step"] for r in workers] == [r["step"] for r in colocated]
+    for a, b in zip(colocated, workers, strict=True):
+        for key, value in a.items():
+            if not key.startswith(WALL_CLOCK):
+                assert b[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (a["step"], key)
+        assert b["rollout/sync_check"] <= 1e-5 and b["time/weight_sync"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainers", [1, 2])
+def test_workers_sample_what_the_trainers_would(tmp_path, warm_start, trainers):
+    colocated = train_rl("grpo", tmp_path / "colocated", warm_start, *STEPS, nproc=trainers)
+    workers = train_rl("grpo", tmp_path / "workers", warm_start, *STEPS, "rollout.procs=1",
+                       nproc=trainers + 1)
+    same_numbers(colocated, workers)
+    assert (tmp_path / "workers" / "logs" / "rollout-worker-1.log").exists()
+
+
+DAMAGED = """
+import torch
+from rlcore.rollout import worker
+handle = worker.Worker.handle
+def damaged(self, kind, meta, tensors):
+    if kind == "weights":
+        tensors = {k: v + 0.1 if v.is_floating_point() else v for k, v in tensors.items()}
+    return handle(self, kind, meta, tensors)
+worker.Worker.handle = damaged
+worker.main()
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_with_other_weights_stops_the_run(tmp_path, warm_start, monkeypatch):
+    import rlcore.launch.rollout_procs as procs
+
+    real = procs.subprocess.Popen
+
+    def damaged_worker(cmd, **kw):
+        if cmd[1:] == ["-m", "rlcore.rollout.worker"]:
+            cmd = [sys.executable, "-c", DAMAGED]
+        return real(cmd, **kw)
+
+    monkeypatch.setattr(procs.subprocess, "Popen", damaged_worker)
+    with pytest.raises((RlcoreError, RankFailedError),
+                       match=r"weight sync check failed: rollout worker 1 .* version 0"):
+        train_rl("grpo", tmp_path, warm_start, *STEPS, "rollout.procs=1", nproc=2)
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_worker(p)]  # all stopped
+
+
+def test_placement_is_checked_before_anything_starts(tmp_path):
+    from rlcore.cli.train_cmd import resolve_experiment
+    from rlcore.launch.launcher import launch
+
+    record, cfg = resolve_experiment("grpo", None, ["rollout.procs=2", "warm_start.sft_steps=0"])
+    assert cfg.rollout.engine == "worker"
+    with pytest.raises(RlcoreError, match="rollout.procs=2 leaves no trainer on --nproc 2"):
+        launch(record.name, cfg, nproc=2, run_dir=tmp_path / "run")
+    with pytest.raises(RlcoreError, match="asynchronous training is not available yet"):
+        resolve_experiment("grpo", None, ["rollout.procs=1", "rollout.max_staleness=1"])
+    with pytest.raises(RlcoreError, match="rollout.engine=worker samples on rollout processes"):
+        resolve_experiment("grpo", None, ["rollout.engine=worker"])
+    assert not (tmp_path / "run").exists()
+
+
+def _is_worker(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"rlcore.rollout.worker" in f.read()
+    except OSError:
+        return False
+
