@@ -243,15 +243,40 @@ class RolloutOptions:
                 "trainer's own module samples"})
     correction: Literal["none", "tis", "icepop", "decoupled"] = field(default="none", metadata={
         "help": "off-policy correction of the sampler/trainer mismatch: none, tis (truncated "
-                "importance weights), icepop (mask tokens outside a band), decoupled (PPO)"})
+                "importance weights), icepop (mask tokens outside a band), decoupled (PPO); "
+                "docs/ppo.md#off-policy-correction"})
     is_cap: float = field(default=2.0, metadata={
-        "help": "tis/decoupled: importance weights are capped at this", "range": "(0, inf)"})
+        "help": "tis: importance weights are truncated at this; decoupled: tokens whose weight "
+                "exceeds it are dropped", "range": "(1, inf)"})
     mask_low: float = field(default=0.5, metadata={
         "help": "icepop: tokens whose importance ratio is below this are masked",
         "range": "(0, inf)"})
     mask_high: float = field(default=2.0, metadata={
         "help": "icepop: tokens whose importance ratio is above this are masked",
         "range": "(0, inf)"})
+
+    USES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "none": (), "tis": ("is_cap",), "icepop": ("mask_low", "mask_high"),
+        "decoupled": ("is_cap",)}
+
+    def validate(self) -> None:
+        """Refuse a band that drops the on-policy tokens, and bounds that the chosen
+        correction ignores (a forgotten ``rollout.correction``)."""
+        s, kind = self.section, self.correction
+        for key in ("is_cap", "mask_low", "mask_high"):
+            if key not in self.USES[kind] and getattr(self, key) != getattr(RolloutOptions(), key):
+                users = " or ".join(k for k, keys in self.USES.items() if key in keys)
+                raise ConfigError(f"{s}.{key} is set, but {s}.correction={kind} does not use it; "
+                                  f"set {s}.correction={users} or leave {s}.{key} at its default")
+        if kind != "icepop":
+            return
+        if self.mask_low >= self.mask_high:
+            raise ConfigError(f"{s}.mask_low={self.mask_low} must be below {s}.mask_high="
+                              f"{self.mask_high}: icepop keeps the tokens whose ratio lies between")
+        if not self.mask_low < 1.0 < self.mask_high:
+            raise ConfigError(f"{s}.mask_low={self.mask_low} and {s}.mask_high={self.mask_high} "
+                              "must lie on either side of 1: a token sampled by the trainer's own "
+                              "weights has ratio 1, and icepop would mask it")
 
 
 @dataclass
@@ -299,6 +324,7 @@ class RLConfig:
         from rlcore.sdk import UnknownItemError, registry
 
         self.reward.validate()
+        self.rollout.validate()
         try:
             record = registry.get("estimators", self.adv.estimator)
             registry.get("policy_losses", self.policy.loss)
