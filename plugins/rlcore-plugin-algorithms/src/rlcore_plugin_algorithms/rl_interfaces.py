@@ -86,7 +86,8 @@ class PolicyInterface(_Trainer):
     def __init__(self, policy: PolicyOptions, kl: KLOptions, gen: GenerationOptions,
                  rollout: RolloutOptions | None = None):
         super().__init__(policy, gen)
-        self.kl, self.rollout = kl, rollout
+        self.kl = kl
+        self.rollout = rollout if rollout is not None and rollout.correction != "none" else None
         self.loss_fn = registry.load("policy_losses", policy.loss)
 
     def check_version(self, handle: ModelHandle, data: PackedBatch) -> None:
