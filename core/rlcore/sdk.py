@@ -27,7 +27,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.data.trajectory": "*module* AdvantageInputs PolicyLossInputs Field TRAJECTORY ROLLOUT "
                               "PROMPTS INPUT_IDS LOSS_MASK PROMPT_MASK LOGPROBS LOGITS_MASK "
                               "NO_EOS VERSION REWARDS BASELINE_REWARDS VALUES REF_LOGPROBS "
-                              "ADVANTAGES RETURNS KL_COEF",
+                              "ADVANTAGES RETURNS KL_COEF PROX_LOGPROBS",
     # errors and config values
     "rlcore.errors": "RlcoreError ConfigError DataError ModelLoadError UnknownItemError",
     "rlcore.config": "to_plain",

@@ -37,6 +37,7 @@ REWARDS = "rewards"
 BASELINE_REWARDS = "baseline_rewards"
 VALUES = "values"
 REF_LOGPROBS = "packed_ref_logprobs"
+PROX_LOGPROBS = "packed_prox_logprobs"
 ADVANTAGES = "advantages"
 RETURNS = "returns"
 KL_COEF = "kl_coef"
@@ -53,6 +54,8 @@ TRAJECTORY: tuple[Field, ...] = (
     Field(BASELINE_REWARDS, "sample", "the reward of the prompt's greedy response (ReMax)"),
     Field(VALUES, "token", "the critic's value at each position"),
     Field(REF_LOGPROBS, "token", "log-probs of the sampled tokens under the reference"),
+    Field(PROX_LOGPROBS, "token", "log-probs of the sampled tokens under the actor at the "
+                                  "step's start (proximal policy; rollout.correction only)"),
     Field(ADVANTAGES, "token", "the advantage of each action (0 elsewhere)"),
     Field(RETURNS, "token", "the critic's regression target at each action (0 elsewhere)"),
     Field(KL_COEF, "sequence", "the KL coefficient this step's losses use"),

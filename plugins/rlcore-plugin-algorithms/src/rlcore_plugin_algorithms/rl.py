@@ -1,12 +1,14 @@
 """PPO-family RL math over compact packed per-action tensors.
 
 Each of B sequences has its action values packed flat in one ``[N]`` tensor; ``cu`` ``[B+1]`` holds
-the offsets. Formulas follow Schulman et al. (PPO, GAE), Ziegler et al. 2019 and TRL/verl.
+the offsets. Formulas follow Schulman et al. (PPO, GAE), Ziegler et al. 2019 and TRL/verl; the
+off-policy corrections TIS (Yao et al. 2025), IcePop (Ling team 2025) and decoupled PPO.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -170,6 +172,54 @@ def policy_loss(
         "clipped": surr_clipped > surr,
         "approx_kl": (0.5 * log_ratio**2).detach(),
     }
+
+
+# ---------------------------------------------------------------------- off-policy correction
+# The sampler's (behaviour) log-probs ``behav`` and the trainer's at the step's start (proximal)
+# ``prox`` differ when another engine, precision or weight version sampled. A correction takes
+# the policy loss's ratio against ``prox`` and weighs each token's loss by a detached ``c_t``:
+#     loss_t = c_t * max(-A_t * rho_t, -A_t * clip(rho_t, 1 - eps_low, 1 + eps_high)),
+#     rho_t = exp(logp_t - prox_t),  c_t = f(w_t),  w_t = exp(prox_t - behav_t).
+
+CORRECTIONS = ("none", "tis", "icepop", "decoupled")
+
+
+def behaviour_ratio(prox: torch.Tensor, behav: torch.Tensor) -> torch.Tensor:
+    """``w = exp(prox - behav)`` per token, detached (the log-ratio clamped to +-20)."""
+    return torch.exp((prox.float() - behav.float()).clamp(-20.0, 20.0)).detach()
+
+
+def tis_weights(w: torch.Tensor, cap: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Truncated IS (Yao et al. 2025): weight ``min(w, cap)``; no token is dropped."""
+    return w.clamp(max=cap), torch.zeros_like(w, dtype=torch.bool)
+
+
+def icepop_weights(w: torch.Tensor, low: float, high: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """IcePop (Ling team 2025): weight ``w`` inside ``[low, high]``, 0 outside (dropped)."""
+    dropped = (w < low) | (w > high)
+    return torch.where(dropped, torch.zeros_like(w), w), dropped
+
+
+def decoupled_weights(w: torch.Tensor, cap: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoupled PPO's behaviour weight (Hilton et al. 2021, as AReaL caps it): ``w`` up to
+    ``cap``; tokens above it weigh 0 (dropped)."""
+    dropped = w > cap
+    return torch.where(dropped, torch.zeros_like(w), w), dropped
+
+
+def correction_weights(prox: torch.Tensor, behav: torch.Tensor,
+                       options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight ``[N]`` on each token's policy loss for ``options.correction`` (the
+    ``rollout`` section), and the tokens it drops (bool ``[N]``)."""
+    w = behaviour_ratio(prox, behav)
+    kind = options.correction
+    if kind == "tis":
+        return tis_weights(w, options.is_cap)
+    if kind == "icepop":
+        return icepop_weights(w, options.mask_low, options.mask_high)
+    if kind == "decoupled":
+        return decoupled_weights(w, options.is_cap)
+    raise ValueError(f"no weights for correction {kind!r}; use one of {CORRECTIONS[1:]}")
 
 
 def value_loss(

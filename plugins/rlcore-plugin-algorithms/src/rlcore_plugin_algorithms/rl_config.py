@@ -255,15 +255,50 @@ class RolloutOptions:
         "help": "worker: seconds a weight sync may take before it fails", "range": "(0, inf)"})
     correction: Literal["none", "tis", "icepop", "decoupled"] = field(default="none", metadata={
         "help": "off-policy correction of the sampler/trainer mismatch: none, tis (truncated "
-                "importance weights), icepop (mask tokens outside a band), decoupled (PPO)"})
+                "importance weights), icepop (mask tokens outside a band), decoupled (PPO); "
+                "docs/ppo.md#off-policy-correction"})
     is_cap: float = field(default=2.0, metadata={
-        "help": "tis/decoupled: importance weights are capped at this", "range": "(0, inf)"})
+        "help": "tis: importance weights are truncated at this; decoupled: tokens whose weight "
+                "exceeds it are dropped", "range": "(1, inf)"})
     mask_low: float = field(default=0.5, metadata={
         "help": "icepop: tokens whose importance ratio is below this are masked",
         "range": "(0, inf)"})
     mask_high: float = field(default=2.0, metadata={
         "help": "icepop: tokens whose importance ratio is above this are masked",
         "range": "(0, inf)"})
+
+    USES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "none": (), "tis": ("is_cap",), "icepop": ("mask_low", "mask_high"),
+        "decoupled": ("is_cap",)}
+
+    def validate(self) -> None:
+        """Workers sample only with the worker engine (the default when there are workers);
+        staleness needs the asynchronous pipeline; refuse a band that drops the on-policy
+        tokens, and bounds that the chosen correction ignores (a forgotten correction)."""
+        s, kind = self.section, self.correction
+        if self.procs and self.engine == "local":
+            self.engine = "worker"
+        if self.engine == "worker" and not self.procs:
+            raise ConfigError(f"{s}.engine=worker samples on rollout processes: set "
+                              f"{s}.procs=K and launch with --nproc N > K")
+        if self.max_staleness:
+            raise ConfigError(f"{s}.max_staleness={self.max_staleness}: asynchronous training "
+                              "is not available yet; use 0 (on-policy, workers sample while "
+                              "the trainers wait)")
+        for key in ("is_cap", "mask_low", "mask_high"):
+            if key not in self.USES[kind] and getattr(self, key) != getattr(RolloutOptions(), key):
+                users = " or ".join(k for k, keys in self.USES.items() if key in keys)
+                raise ConfigError(f"{s}.{key} is set, but {s}.correction={kind} does not use it; "
+                                  f"set {s}.correction={users} or leave {s}.{key} at its default")
+        if kind != "icepop":
+            return
+        if self.mask_low >= self.mask_high:
+            raise ConfigError(f"{s}.mask_low={self.mask_low} must be below {s}.mask_high="
+                              f"{self.mask_high}: icepop keeps the tokens whose ratio lies between")
+        if not self.mask_low < 1.0 < self.mask_high:
+            raise ConfigError(f"{s}.mask_low={self.mask_low} and {s}.mask_high={self.mask_high} "
+                              "must lie on either side of 1: a token sampled by the trainer's own "
+                              "weights has ratio 1, and icepop would mask it")
 
 
 @dataclass
@@ -311,6 +346,7 @@ class RLConfig:
         from rlcore.sdk import UnknownItemError, registry
 
         self.reward.validate()
+        self.rollout.validate()
         checks = {"estimators": (self.adv, "estimator"), "policy_losses": (self.policy, "loss"),
                   "rollout_engines": (self.rollout, "engine")}
         for kind, (section, key) in checks.items():
@@ -331,23 +367,7 @@ class RLConfig:
                               f"policy.minibatches={self.policy.minibatches} minibatches; raise "
                               "the batch size or lower the minibatches")
         self._check_critic(record)
-        self._check_rollout()
 
-    def _check_rollout(self) -> None:
-        """Workers sample only with the worker engine; staleness needs the async pipeline."""
-        r = self.rollout
-        if r.procs and r.engine == "local":
-            r.engine = "worker"
-        if r.engine == "worker" and not r.procs:
-            raise ConfigError("rollout.engine=worker samples on rollout processes: set "
-                              "rollout.procs=K and launch with --nproc N > K")
-        if r.max_staleness:
-            raise ConfigError(f"rollout.max_staleness={r.max_staleness}: asynchronous training "
-                              "is not available yet; use 0 (on-policy, workers sample while "
-                              "the trainers wait)")
-        if r.mask_low >= r.mask_high:
-            raise ConfigError(f"rollout.mask_low={r.mask_low} must be below "
-                              f"rollout.mask_high={r.mask_high}")
 
     def _check_critic(self, record: Any) -> None:
         """A critic section exactly when the estimator needs one; its defaults when missing."""

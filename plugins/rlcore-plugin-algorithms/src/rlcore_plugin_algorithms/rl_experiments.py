@@ -5,6 +5,8 @@ base of every experiment that samples from the actor (RAFT in contrib too).
 
 The advantage estimator's record decides the graph: a critic when it needs one, a greedy
 baseline (ReMax) when it asks for one; ``ref`` only when the KL coefficient is not fixed at 0.
+With ``rollout.correction`` other than none, ``actor_inf`` scores the sampled tokens with the
+actor's weights before ``actor_train`` (the proximal log-probs; docs/ppo.md#off-policy-correction).
 With the tiny built-in actor (``actor.path`` null) an SFT warm start runs first, once, into
 ``RUN_DIR/warm_start`` (see :meth:`SamplingExperiment.prepare`).
 """
@@ -26,6 +28,7 @@ from rlcore.sdk import (
     NO_EOS,
     PROMPT_MASK,
     PROMPTS,
+    PROX_LOGPROBS,
     REF_LOGPROBS,
     RETURNS,
     REWARDS,
@@ -218,10 +221,17 @@ class RL(SamplingExperiment):
                         interface_args={"adv": c.adv, "kl": c.kl, "reward": c.reward,
                                         "max_new_tokens": c.gen.max_new_tokens}))
         ref = (REF_LOGPROBS,) if c.kl.uses_ref else ()
+        prox, policy_args = (), {"policy": c.policy, "kl": c.kl, "gen": c.gen}
+        if c.rollout.correction != "none":  # the actor's own log-probs before it updates
+            mfcs.append(MFC("actor_inf", "actor", "inference", "sampler",
+                            input_keys=(INPUT_IDS, PROMPT_MASK, *mask),
+                            output_keys=(PROX_LOGPROBS,), output_remap={"logprobs": PROX_LOGPROBS},
+                            interface_args=sampler.interface_args))
+            prox, policy_args = (PROX_LOGPROBS,), {**policy_args, "rollout": c.rollout}
         mfcs.append(MFC("actor_train", "actor", "train_step", "policy",
                         input_keys=(INPUT_IDS, PROMPT_MASK, LOGPROBS, VERSION, *mask, ADVANTAGES,
-                                    KL_COEF, *ref),
-                        interface_args={"policy": c.policy, "kl": c.kl, "gen": c.gen}))
+                                    KL_COEF, *ref, *prox),
+                        interface_args=policy_args))
         if c.critic is not None:
             mfcs.append(MFC("critic_train", "critic", "train_step", "critic",
                             input_keys=(INPUT_IDS, PROMPT_MASK, VALUES, RETURNS),

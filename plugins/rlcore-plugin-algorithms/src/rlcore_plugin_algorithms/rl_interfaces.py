@@ -19,6 +19,7 @@ from rlcore.sdk import (
     LOGITS_MASK,
     LOGPROBS,
     PROMPT_MASK,
+    PROX_LOGPROBS,
     REF_LOGPROBS,
     RETURNS,
     VALUES,
@@ -38,6 +39,7 @@ from rlcore_plugin_algorithms.rl_config import (
     GenerationOptions,
     KLOptions,
     PolicyOptions,
+    RolloutOptions,
 )
 from rlcore_plugin_algorithms.sampling import (
     action_counts,
@@ -77,11 +79,15 @@ class _Trainer(ModelInterface):
 
 
 class PolicyInterface(_Trainer):
-    """train_step: the ``policy.loss`` entry on the advantages, plus the KL and entropy terms."""
+    """train_step: the ``policy.loss`` entry on the advantages, plus the KL and entropy terms.
+    With ``rollout`` (a correction other than none) the ratio is against the proximal log-probs
+    and each token's policy loss is weighted (:func:`rl.correction_weights`)."""
 
-    def __init__(self, policy: PolicyOptions, kl: KLOptions, gen: GenerationOptions):
+    def __init__(self, policy: PolicyOptions, kl: KLOptions, gen: GenerationOptions,
+                 rollout: RolloutOptions | None = None):
         super().__init__(policy, gen)
         self.kl = kl
+        self.rollout = rollout if rollout is not None and rollout.correction != "none" else None
         self.loss_fn = registry.load("policy_losses", policy.loss)
 
     def check_version(self, handle: ModelHandle, data: PackedBatch) -> None:
@@ -111,6 +117,8 @@ class PolicyInterface(_Trainer):
         metrics = {k: sum(v) / len(v) for k, v in sums.items()}
         metrics["ratio_max"] = max(sums["ratio_max"])
         metrics["updates"] = float(len(sums["loss"]))
+        if self.rollout is not None:
+            metrics.update(self.correction_metrics(data))
         (drift,) = _global([drift or 0.0], "max")
         if drift > p.logprob_drift_warn:
             log.warning("generation and training log-probs differ by up to %.3g for the same "
@@ -128,13 +136,14 @@ class PolicyInterface(_Trainer):
         g = generation_config(self.gen, handle.tokenizer)
         query = action_query(ids, act, g, mb.data.get(LOGITS_MASK), entropy=True)
         logp, entropy = handle.model(ids, cu, query)
-        old = mb.data[LOGPROBS].to(dev)[act]
-        drift = float((logp.detach() - old).abs().max()) if logp.numel() else 0.0
+        behav, old, weight = self.old_logprobs(mb, act)
+        drift = float((logp.detach() - behav).abs().max()) if logp.numel() else 0.0
         log_ratio = rl.sequence_log_ratio(logp, old, cu_act) if p.ratio_level == "sequence" \
             else logp.float() - old.float()
         out = self.loss_fn(PolicyLossInputs(logp, old, log_ratio, mb.data[ADVANTAGES].to(dev)[act],
                                             cu_act, p))
-        per_token = out["loss"]
+        pg = out["loss"] if weight is None else out["loss"] * weight
+        per_token = pg
         coef = float(mb.data[KL_COEF][0]) if len(mb.data[KL_COEF]) else 0.0
         if REF_LOGPROBS in mb.data and coef:
             ref = mb.data[REF_LOGPROBS].to(dev)[act]
@@ -149,13 +158,35 @@ class PolicyInterface(_Trainer):
         approx_kl = out.get("approx_kl", 0.5 * log_ratio.detach() ** 2)
         return {
             "loss": loss.item(),
-            "pg_loss": self.aggregate(out["loss"].detach(), cu_act).item(),
+            "pg_loss": self.aggregate(pg.detach(), cu_act).item(),
             "clip_frac": clipped.float().mean().item(),
             "approx_kl": approx_kl.mean().item(),
             "ratio_max": ratio.max().item(),
             "entropy": entropy.detach().mean().item(),
             **step,
         }, drift
+
+    def old_logprobs(self, mb: PackedBatch, act: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The actions' sampling log-probs, those the ratio is taken against (the proximal ones
+        under a correction, else the same) and the correction's weights (None without one)."""
+        behav = mb.data[LOGPROBS].to(act.device)[act]
+        if self.rollout is None:
+            return behav, behav, None
+        prox = mb.data[PROX_LOGPROBS].to(act.device)[act]
+        return behav, prox, rl.correction_weights(prox, behav, self.rollout)[0]
+
+    def correction_metrics(self, data: PackedBatch) -> dict[str, float]:
+        """Step-level: the mean weight over this rank's tokens and, for corrections that drop
+        tokens, the share dropped (the weights depend on the step's data, not on updates)."""
+        act = action_mask(data.data[PROMPT_MASK], data.cu_seqlens(INPUT_IDS))
+        weight, dropped = rl.correction_weights(data.data[PROX_LOGPROBS][act],
+                                                data.data[LOGPROBS][act], self.rollout)
+        n = max(weight.numel(), 1)
+        out = {"/rollout/is_weight_mean": float(weight.sum()) / n}
+        if self.rollout.correction != "tis":
+            out["/rollout/masked_frac"] = float(dropped.sum()) / n
+        return out
 
     def _early_stop(self, m: dict[str, float]) -> bool:
         p = self.policy
