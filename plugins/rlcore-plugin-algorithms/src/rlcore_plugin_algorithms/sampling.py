@@ -52,8 +52,10 @@ class SamplerInterface(ModelInterface):
         self.engine_name, self.engine_args = engine, dict(engine_args or {})
         self.engine: RolloutEngine | None = None
 
-    def generate(self, handle: ModelHandle, data: PackedBatch) -> tuple[PackedBatch, dict]:
-        """Sample with the ``rollout.engine``, brought to the actor's weight version first."""
+    def generate(self, handle: ModelHandle,
+                 data: PackedBatch) -> PackedBatch | tuple[PackedBatch, dict[str, float]]:
+        """Sample with the ``rollout.engine``, brought to the actor's weight version first; a
+        sync that measured something (the worker engine) adds its metrics."""
         if self.engine is None:
             self.engine = shared_engine(self.engine_name, self.engine_args, handle)
         synced = self.engine.version != handle.version
@@ -63,7 +65,8 @@ class SamplerInterface(ModelInterface):
         seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
         batch = sample_responses(handle, data, g, self.gen.n_samples, seed,
                                  replays_mask(self.gen), self.engine)
-        return batch, dict(self.engine.metrics) if synced else {}
+        metrics = dict(self.engine.metrics) if synced else {}
+        return (batch, metrics) if metrics else batch
 
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
