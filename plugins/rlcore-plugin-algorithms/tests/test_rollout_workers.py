@@ -4,6 +4,7 @@ numbers, and a worker whose weights differ from the trainer's stops the run by n
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -88,3 +89,45 @@ def _is_worker(pid: str) -> bool:
     except OSError:
         return False
 
+
+
+@pytest.mark.slow
+def test_a_killed_run_with_workers_resumes_with_the_same_numbers(tmp_path, warm_start, cli_env):
+    """SIGKILL the launcher mid-run: its worker exits, and the same command resumes exactly."""
+    import shutil
+    import signal
+    import time
+
+    from test_experiments import RLCORE, read_metrics
+
+    from rlcore_plugin_algorithms.rl_experiments import WARM_START_DIR
+
+    sets = ["run.progress=false", "run.eval_every=0", "run.batch_size=8", "run.max_steps=8",
+            "run.save_every=2", "rollout.procs=1"]
+    args = ["train", "grpo", "--nproc", "2", *[f"--set={s}" for s in sets]]
+    runs = {}
+    for name in ("straight", "killed"):
+        runs[name] = tmp_path / name
+        shutil.copytree(warm_start, runs[name] / WARM_START_DIR)
+    subprocess.run([RLCORE, *args, "--run-dir", str(runs["straight"])], check=True, env=cli_env,
+                   capture_output=True, timeout=600)
+    proc = subprocess.Popen([RLCORE, *args, "--run-dir", str(runs["killed"])], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (runs["killed"] / "checkpoints" / "step-00000004" / "COMPLETE").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "ended before the kill"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(3)  # a worker notices its launcher is gone within 2 s
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_worker(p)]
+    subprocess.run([RLCORE, *args, "--run-dir", str(runs["killed"])], check=True, env=cli_env,
+                   capture_output=True, timeout=600)
+    straight, resumed = (read_metrics(runs[n]) for n in ("straight", "killed"))
+    by_step = {r["step"]: r for r in resumed if r.get("step")}
+    assert sorted(by_step) == list(range(1, 9))
+    for row in straight:
+        if row.get("step"):
+            for key in ("reward/mean", "actor_train/loss", "rollout/sync_check"):
+                assert by_step[row["step"]][key] == pytest.approx(row[key], abs=1e-6), key
