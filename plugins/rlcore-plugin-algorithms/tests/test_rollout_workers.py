@@ -24,6 +24,7 @@ def same_numbers(colocated, workers):
             if not key.startswith(WALL_CLOCK):
                 assert b[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (a["step"], key)
         assert b["rollout/sync_check"] <= 1e-5 and b["time/weight_sync"] > 0
+        assert b["rollout/staleness_max"] == b["rollout/staleness_mean"] == 0.0  # on-policy
 
 
 @pytest.mark.slow

@@ -228,6 +228,8 @@ class RL(SamplingExperiment):
                             output_keys=(PROX_LOGPROBS,), output_remap={"logprobs": PROX_LOGPROBS},
                             interface_args=sampler.interface_args))
             prox, policy_args = (PROX_LOGPROBS,), {**policy_args, "rollout": c.rollout}
+        if c.rollout.procs:  # workers sample: bound and report how old the data is
+            policy_args["max_staleness"] = c.rollout.max_staleness
         mfcs.append(MFC("actor_train", "actor", "train_step", "policy",
                         input_keys=(INPUT_IDS, PROMPT_MASK, LOGPROBS, VERSION, *mask, ADVANTAGES,
                                     KL_COEF, *ref, *prox),

@@ -84,22 +84,31 @@ class PolicyInterface(_Trainer):
     and each token's policy loss is weighted (:func:`rl.correction_weights`)."""
 
     def __init__(self, policy: PolicyOptions, kl: KLOptions, gen: GenerationOptions,
-                 rollout: RolloutOptions | None = None):
+                 rollout: RolloutOptions | None = None, max_staleness: int | None = None):
         super().__init__(policy, gen)
-        self.kl = kl
+        self.kl, self.max_staleness = kl, max_staleness
         self.rollout = rollout if rollout is not None and rollout.correction != "none" else None
         self.loss_fn = registry.load("policy_losses", policy.loss)
 
-    def check_version(self, handle: ModelHandle, data: PackedBatch) -> None:
-        versions = sorted(set(data.data[VERSION].tolist()))
-        if versions != [handle.version]:
+    def check_version(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
+        """Refuse data more than ``max_staleness`` weight versions old (None: exactly the
+        actor's version); with a bound, report the staleness as step-level metrics."""
+        lag = handle.version - data.data[VERSION].long()
+        bound = self.max_staleness or 0
+        if bool((lag < 0).any()) or int(lag.max()) > bound:
+            versions = sorted(set(data.data[VERSION].tolist()))
             raise StaleRolloutError(
                 f"actor_train got data sampled by weight versions {versions}, but the actor is at "
-                f"version {handle.version}; this update is on-policy, so rollouts must come from "
-                "the current weights (was a generate call skipped or run on another role?)")
+                f"version {handle.version} and rollout.max_staleness={bound}; rollouts older "
+                "than that are never trained on (was a generate call skipped, run on another "
+                "role, or did a weight sync not reach the sampler?)")
+        if self.max_staleness is None:
+            return {}
+        return {"/rollout/staleness_max": float(lag.max()),
+                "/rollout/staleness_mean": float(lag.float().mean())}
 
     def train_step(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
-        self.check_version(handle, data)
+        staleness = self.check_version(handle, data)
         p = self.policy
         sums: dict[str, list[float]] = {}
         drift: float | None = None
@@ -117,6 +126,7 @@ class PolicyInterface(_Trainer):
         metrics = {k: sum(v) / len(v) for k, v in sums.items()}
         metrics["ratio_max"] = max(sums["ratio_max"])
         metrics["updates"] = float(len(sums["loss"]))
+        metrics.update(staleness)
         if self.rollout is not None:
             metrics.update(self.correction_metrics(data))
         (drift,) = _global([drift or 0.0], "max")
