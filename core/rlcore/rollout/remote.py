@@ -84,10 +84,9 @@ class WorkerEngine:
 
     def generate(self, prompts: list[list[int]], config: GenerationConfig, seed: int) -> Rollout:
         """This rank's responses; every trainer rank calls it together."""
-        jobs = _all_gather((prompts, seed))
+        jobs = distributed.all_gather_object((prompts, seed))
         results = self._dispatch(jobs, config) if self.rank == 0 else None
-        mine = _scatter(results)
-        return Rollout(*mine)
+        return Rollout(*distributed.scatter_object(results))
 
     def _dispatch(self, jobs: list[tuple[list[list[int]], int]], config: Any) -> list[tuple]:
         """Rank 0: every rank's job to a worker (round robin), each rank's rollout back."""
@@ -131,22 +130,3 @@ def _masks(flat: torch.Tensor | None, masked: list[bool], tokens: list[torch.Ten
         start += len(t) if has else 0
     return out
 
-
-def _all_gather(obj: Any) -> list[Any]:
-    import torch.distributed as dist
-
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return [obj]
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _scatter(results: list[Any] | None) -> Any:
-    import torch.distributed as dist
-
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return results[0]
-    out: list[Any] = [None]
-    dist.scatter_object_list(out, results, src=0)
-    return out[0]

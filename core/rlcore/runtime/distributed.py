@@ -123,6 +123,17 @@ def all_gather_object(obj: Any) -> list[Any]:
     return out
 
 
+def scatter_object(objs: list[Any] | None) -> Any:
+    """Rank 0's ``objs[r]`` on each rank ``r`` (``objs`` is read on rank 0 only)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return objs[0]
+    out: list[Any] = [None]
+    dist.scatter_object_list(out, objs, src=0)
+    return out[0]
+
+
 def mean_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """Average each metric over the ranks that report it."""
     gathered = all_gather_object(dict(metrics))
