@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlcore.data.trajectory import NOT_TOKENS
+
 
 class BatchError(ValueError):
     """A PackedBatch is inconsistent or an operation was asked something impossible."""
@@ -127,8 +129,9 @@ class PackedBatch:
         return int(self.data[key].shape[0])
 
     def sample_costs(self, key: str | None = None) -> list[int]:
-        """Tokens per sample: of ``key``, or by default the largest key for each sample."""
-        keys = [key] if key is not None else list(self.seqlens)
+        """Tokens per sample: of ``key``, or by default the largest key for each sample (keys
+        whose rows are not tokens, ``trajectory.NOT_TOKENS``, left out)."""
+        keys = [key] if key is not None else [k for k in self.seqlens if k not in NOT_TOKENS]
         if not keys:
             return [0] * len(self)
         return [max(sum(self.seqlens[k][i]) for k in keys) for i in range(len(self))]
