@@ -16,13 +16,13 @@ from rlcore.sdk import (
     ADVANTAGES,
     INPUT_IDS,
     KL_COEF,
-    LOGITS_MASK,
     LOGPROBS,
     PROMPT_MASK,
     REF_LOGPROBS,
     RETURNS,
     VALUES,
     VERSION,
+    KeptTokens,
     ModelHandle,
     ModelInterface,
     PackedBatch,
@@ -126,7 +126,7 @@ class PolicyInterface(_Trainer):
         act = action_mask(mb.data[PROMPT_MASK].to(dev), cu)
         cu_act = action_counts(act, cu)
         g = generation_config(self.gen, handle.tokenizer)
-        query = action_query(ids, act, g, mb.data.get(LOGITS_MASK), entropy=True)
+        query = action_query(ids, act, g, KeptTokens.from_batch(mb.data), entropy=True)
         logp, entropy = handle.model(ids, cu, query)
         old = mb.data[LOGPROBS].to(dev)[act]
         drift = float((logp.detach() - old).abs().max()) if logp.numel() else 0.0
