@@ -55,4 +55,4 @@ def test_kept_ids_do_not_count_as_tokens_when_balancing():
     kept = KeptTokens.from_mask(random_mask(4, 30)).sequence_keys()
     b = PackedBatch.from_sequences(["a"], {"packed_input_ids": [[torch.arange(4)]],
                                            **{k: [[v]] for k, v in kept.items()}})
-    assert b.num_tokens("logits_keep_ids") > 4 and b.sample_costs() == [4]
+    assert b.num_tokens("logits_keep_ids") > 4 and b.sample_costs() == [4] and b.num_tokens() == 4

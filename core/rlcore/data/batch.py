@@ -123,9 +123,10 @@ class PackedBatch:
         return list(self.data)
 
     def num_tokens(self, key: str | None = None) -> int:
-        """Total length of ``key`` (default: the longest key) over the batch."""
+        """Total length of ``key`` (default: the longest key, ``NOT_TOKENS`` left out)."""
         if key is None:
-            return max((int(self.data[k].shape[0]) for k in self.data), default=0)
+            return max((int(v.shape[0]) for k, v in self.data.items() if k not in NOT_TOKENS),
+                       default=0)
         return int(self.data[key].shape[0])
 
     def sample_costs(self, key: str | None = None) -> list[int]:
