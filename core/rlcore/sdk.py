@@ -25,7 +25,8 @@ _SOURCES: dict[str, str] = {
     "rlcore.data.tokenizer": "load_tokenizer encode chat_segments has_chat_template render_chat",
     "rlcore.data.embedded": "*module*",
     "rlcore.data.trajectory": "*module* AdvantageInputs PolicyLossInputs Field TRAJECTORY ROLLOUT "
-                              "PROMPTS INPUT_IDS LOSS_MASK PROMPT_MASK LOGPROBS LOGITS_MASK "
+                              "PROMPTS INPUT_IDS LOSS_MASK PROMPT_MASK LOGPROBS LOGITS_KEEP_IDS "
+                              "LOGITS_KEEP_COUNTS KEPT_TOKENS "
                               "NO_EOS VERSION REWARDS BASELINE_REWARDS VALUES REF_LOGPROBS "
                               "ADVANTAGES RETURNS KL_COEF PROX_LOGPROBS",
     # errors and config values
@@ -50,6 +51,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.family": "StateDict",
     "rlcore.models.generation": "GenerationConfig generate",
     "rlcore.models.token_logprobs": "TokenQuery entropy_from_logprobs",
+    "rlcore.models.kept_tokens": "KeptTokens",
     "rlcore.models.hf_io": "load_pretrained save_pretrained",
     "rlcore.models.loss_kernel": "check_loss_kernel",
     # rollout engines

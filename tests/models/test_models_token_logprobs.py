@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rlcore.models.kept_tokens import KeptTokens
 from rlcore.models.token_logprobs import TokenQuery, score_tokens
 from rlcore.models.transformer import Transformer
 from rlcore.testing.families import pack, random_sequences, randomize_
@@ -23,8 +24,8 @@ def full_scores(hidden, weight, query: TokenQuery):
     z = torch.nn.functional.linear(hidden, weight).float()[query.positions]
     if query.temperature != 1.0:
         z = z / query.temperature
-    if query.logits_mask is not None:
-        z = z.masked_fill(~query.logits_mask, float("-inf"))
+    if query.kept is not None:
+        z = z.masked_fill(~query.kept.to_mask(z.shape[1]), float("-inf"))
     logp_all = torch.log_softmax(z, dim=-1)
     logp = logp_all.gather(-1, query.targets[:, None]).squeeze(-1)
     entropy = -(logp_all.exp() * torch.where(torch.isneginf(logp_all), 0.0, logp_all)).sum(-1)
@@ -35,13 +36,16 @@ def random_query(n_tokens: int, vocab: int, *, masked: bool, temperature: float,
     gen = torch.Generator().manual_seed(3)
     positions = torch.randperm(n_tokens, generator=gen)[: n_tokens * 2 // 3].sort().values
     n = positions.numel()
-    mask = None
-    if masked:
-        mask = torch.rand(n, vocab, generator=gen) < 0.6
+    kept = None
+    if masked:  # rows that keep few, rows that cut few, a row that cuts nothing
+        mask = torch.rand(n, vocab, generator=gen) < torch.linspace(0.05, 0.95, n)[:, None]
+        mask[n // 2] = True
         targets = torch.multinomial(mask.float(), 1, generator=gen).squeeze(-1)  # allowed tokens
+        kept = KeptTokens.from_mask(mask)
+        assert (kept.counts > 0).any() and (kept.counts < 0).any() and (kept.counts == 0).any()
     else:
         targets = torch.randint(0, vocab, (n,), generator=gen)
-    return TokenQuery(positions, targets, temperature, mask, entropy=True, chunk_tokens=chunk)
+    return TokenQuery(positions, targets, temperature, kept, entropy=True, chunk_tokens=chunk)
 
 
 @pytest.mark.parametrize("masked,temperature", [(False, 1.0), (True, 0.7), (False, 1.3)])
@@ -110,8 +114,8 @@ def test_model_query_matches_model_logits(config):
 def test_bad_mask_shape_and_value_head_are_clear_errors(config):
     model = Transformer(config)
     ids, cu = pack(random_sequences(config.vocab_size, [4]))
-    bad = TokenQuery(torch.arange(3), ids[1:], logits_mask=torch.ones(4, 2, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"logits_mask has shape \(4, 2\); expected \[3, 97\]"):
+    bad = TokenQuery(torch.arange(3), ids[1:], kept=KeptTokens.empty(4))
+    with pytest.raises(ValueError, match=r"kept tokens cover 4 positions; expected 3"):
         model(ids, cu, bad)
     config.value_head = True
     with pytest.raises(ValueError, match="value-head model has no token log-probs"):

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlcore.data.trajectory import NOT_TOKENS
+
 
 class BatchError(ValueError):
     """A PackedBatch is inconsistent or an operation was asked something impossible."""
@@ -121,14 +123,16 @@ class PackedBatch:
         return list(self.data)
 
     def num_tokens(self, key: str | None = None) -> int:
-        """Total length of ``key`` (default: the longest key) over the batch."""
+        """Total length of ``key`` (default: the longest key, ``NOT_TOKENS`` left out)."""
         if key is None:
-            return max((int(self.data[k].shape[0]) for k in self.data), default=0)
+            return max((int(v.shape[0]) for k, v in self.data.items() if k not in NOT_TOKENS),
+                       default=0)
         return int(self.data[key].shape[0])
 
     def sample_costs(self, key: str | None = None) -> list[int]:
-        """Tokens per sample: of ``key``, or by default the largest key for each sample."""
-        keys = [key] if key is not None else list(self.seqlens)
+        """Tokens per sample: of ``key``, or by default the largest key for each sample (keys
+        whose rows are not tokens, ``trajectory.NOT_TOKENS``, left out)."""
+        keys = [key] if key is not None else [k for k in self.seqlens if k not in NOT_TOKENS]
         if not keys:
             return [0] * len(self)
         return [max(sum(self.seqlens[k][i]) for k in keys) for i in range(len(self))]

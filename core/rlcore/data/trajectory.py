@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Field:
-    """One batch key: its name, whether it is per token, per sequence or per sample, and what."""
+    """One batch key: its name, whether it is per token, sequence, sample or kept id, and what."""
 
     key: str
-    per: Literal["token", "sequence", "sample"]
+    per: Literal["token", "sequence", "sample", "kept id"]
     doc: str
 
 
@@ -30,7 +30,9 @@ INPUT_IDS = "packed_input_ids"
 LOSS_MASK = "loss_mask"
 PROMPT_MASK = "prompt_mask"
 LOGPROBS = "packed_logprobs"
-LOGITS_MASK = "logits_mask"
+LOGITS_KEEP_IDS = "logits_keep_ids"
+LOGITS_KEEP_COUNTS = "logits_keep_counts"
+LEGACY_LOGITS_MASK = "logits_mask"  # the dense [T, V] form; read no more (a clear error)
 NO_EOS = "seq_no_eos_mask"
 VERSION = "version"
 REWARDS = "rewards"
@@ -47,7 +49,9 @@ TRAJECTORY: tuple[Field, ...] = (
     Field(INPUT_IDS, "token", "prompt + response tokens of each sampled sequence"),
     Field(PROMPT_MASK, "token", "True on prompt tokens"),
     Field(LOGPROBS, "token", "at t, the sampling log-prob of token t+1 (0 off the response)"),
-    Field(LOGITS_MASK, "token", "[T, V] tokens allowed when token t+1 was sampled (top-k/p cuts)"),
+    Field(LOGITS_KEEP_COUNTS, "token", "at t, how token t+1's sampling cut the vocabulary: 0 "
+          "nothing cut, c > 0 c ids kept, c < 0 -c ids cut (rlcore.models.kept_tokens)"),
+    Field(LOGITS_KEEP_IDS, "kept id", "those ids, flat in token order (packed per sequence)"),
     Field(NO_EOS, "sequence", "the response was cut at max_new_tokens (no eos)"),
     Field(VERSION, "sequence", "the actor's weight version that sampled the sequence"),
     Field(REWARDS, "sequence", "the reward role's score"),
@@ -60,8 +64,11 @@ TRAJECTORY: tuple[Field, ...] = (
     Field(RETURNS, "token", "the critic's regression target at each action (0 elsewhere)"),
     Field(KL_COEF, "sequence", "the KL coefficient this step's losses use"),
 )
-# The keys one sampling call writes (``logits_mask`` only when sampling cut tokens).
+# The keys one sampling call writes (``KEPT_TOKENS`` too when sampling can cut tokens).
 ROLLOUT = (INPUT_IDS, PROMPT_MASK, LOGPROBS, NO_EOS, VERSION)
+KEPT_TOKENS = (LOGITS_KEEP_IDS, LOGITS_KEEP_COUNTS)
+# Keys whose rows are not tokens: a sample's cost (batch balancing) does not count them.
+NOT_TOKENS = frozenset({LOGITS_KEEP_IDS})
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rlcore.errors import ConfigError
+from rlcore.models.kept_tokens import KeptTokens
 
 
 @dataclass
@@ -45,18 +46,24 @@ class GenerationConfig:
 
 @dataclass
 class GenerationOutput:
-    """Per prompt: new ``tokens`` [n], their ``logprobs`` [n] and ``logits_mask`` [n, vocab] or None.
+    """Per prompt: new ``tokens`` [n], their ``logprobs`` [n] and the ``kept`` tokens or None.
 
     ``logprobs`` are under the processed distribution (after min-tokens, temperature, top-k/p);
-    ``logits_mask`` is True where a token was allowed, None when nothing was ever cut.
+    ``kept`` holds the tokens allowed at each of the n steps, None when nothing was ever cut.
     """
 
     tokens: list[torch.Tensor]
     logprobs: list[torch.Tensor]
-    logits_mask: list[torch.Tensor | None]
+    kept: list[KeptTokens | None]
+    vocab_size: int
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def logits_mask(self) -> list[torch.Tensor | None]:
+        """Per prompt, bool ``[n, vocab]`` (True = allowed) or None: ``kept`` made dense."""
+        return [None if k is None else k.to_mask(self.vocab_size) for k in self.kept]
 
 
 def process_logits(logits, step: int, g: GenerationConfig):
@@ -126,7 +133,8 @@ def generate(model, prompts: list[list[int]], gconfig: GenerationConfig,
         processed, cut = process_logits(logits.float(), step, g)
         tok = sample(processed, g, generator)
         logprob = processed.log_softmax(-1).gather(1, tok[:, None])[:, 0]
-        steps.append((rows, tok, logprob, torch.isfinite(processed) if cut else None))
+        steps.append((rows, tok, logprob, KeptTokens.from_mask(torch.isfinite(processed))
+                      if cut else KeptTokens.empty(len(rows), device)))
         if step == g.max_new_tokens - 1:
             break
         alive = ~torch.isin(tok, eos)
@@ -144,18 +152,14 @@ def _collect(steps, n: int, vocab: int) -> GenerationOutput:
     rows = torch.cat([s[0] for s in steps])
     tok = torch.cat([s[1] for s in steps]).cpu()
     logprob = torch.cat([s[2] for s in steps]).cpu()
-    any_cut = any(s[3] is not None for s in steps)
-    if any_cut:
-        mask = torch.cat([s[3] if s[3] is not None else torch.ones(len(s[0]), vocab, dtype=torch.bool,
-                                                                     device=s[0].device)
-                          for s in steps]).cpu()
+    kept_all = KeptTokens.cat([s[3] for s in steps]).to("cpu")
     # Rows were appended step by step, so a stable sort by row keeps each prompt's tokens in order.
     order = torch.sort(rows.cpu(), stable=True).indices
     counts = torch.bincount(rows.cpu(), minlength=n).tolist()
     tokens = list(tok[order].split(counts))
     logprobs = list(logprob[order].split(counts))
-    masks: list[torch.Tensor | None] = [None] * n
-    if any_cut:
-        for i, m in enumerate(mask[order].split(counts)):
-            masks[i] = None if bool(m.all()) else m
-    return GenerationOutput(tokens, logprobs, masks)
+    kept: list[KeptTokens | None] = [None] * n
+    if kept_all.any_cut():
+        for i, k in enumerate(kept_all.select(order).split(counts)):
+            kept[i] = k if k.any_cut() else None
+    return GenerationOutput(tokens, logprobs, kept, vocab)

@@ -2,7 +2,8 @@
 
 The LM head runs over a chunk of positions at a time and keeps only ``[N]``-sized results;
 the backward recomputes each chunk's logits instead of storing them. Peak memory thus holds
-one ``[chunk, vocab]`` block rather than ``[T, vocab]`` logits, their log-softmax and grad.
+one ``[chunk, vocab]`` block rather than ``[T, vocab]`` logits, their log-softmax and grad;
+sampling's cuts (:class:`~rlcore.models.kept_tokens.KeptTokens`) become dense one chunk at a time.
 Values and gradients equal the full computation (log_softmax of ``F.linear``) up to rounding.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from rlcore.models.kept_tokens import KeptTokens
 from rlcore.models.loss_kernel import liger_logprobs, use_liger
 
 # Logit elements per chunk (fp32: 128 MiB); 220 positions of a 152k vocabulary.
@@ -23,15 +25,15 @@ CHUNK_ELEMENTS = 2**25
 class TokenQuery:
     """What to score: hidden ``positions`` ``[N]`` of a packed batch, each predicting ``targets`` ``[N]``.
 
-    ``temperature`` divides the logits and ``logits_mask`` (bool ``[N, vocab]``, True = allowed)
-    cuts tokens, as sampling did; ``entropy`` asks for the entropy of each position's distribution.
+    ``temperature`` divides the logits and ``kept`` (the tokens allowed at each of the ``N``
+    positions) cuts the others, as sampling did; ``entropy`` asks for the entropy of each position's distribution.
     ``chunk_tokens`` overrides how many positions share one head matmul.
     """
 
     positions: torch.Tensor
     targets: torch.Tensor
     temperature: float = 1.0
-    logits_mask: torch.Tensor | None = None
+    kept: KeptTokens | None = None
     entropy: bool = False
     chunk_tokens: int | None = None
 
@@ -45,25 +47,26 @@ def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery, 
     chunk = query.chunk_tokens or max(1, CHUNK_ELEMENTS // weight.shape[0])
     h = hidden.index_select(0, query.positions.to(hidden.device).long())
     targets = query.targets.to(hidden.device).long()
-    if (kernel != "chunked" and use_liger(kernel, hidden.device) and query.logits_mask is None
+    kept = query.kept
+    if (kernel != "chunked" and use_liger(kernel, hidden.device) and kept is None
             and not query.entropy):
         return liger_logprobs(h, weight, targets, float(query.temperature)), None
-    mask = None if query.logits_mask is None else query.logits_mask.to(hidden.device)
-    if mask is not None and mask.shape != (n, weight.shape[0]):
-        raise ValueError(f"logits_mask has shape {tuple(mask.shape)}; expected [{n}, {weight.shape[0]}] "
-                         "(one row of the vocabulary per scored position)")
-    logp, entropy = _ChunkedHead.apply(h, weight, targets, mask, float(query.temperature),
+    if kept is not None and len(kept) != n:
+        raise ValueError(f"kept tokens cover {len(kept)} positions; expected {n} "
+                         "(one entry per scored position)")
+    kept = None if kept is None else kept.to(hidden.device)
+    logp, entropy = _ChunkedHead.apply(h, weight, targets, kept, float(query.temperature),
                                        bool(query.entropy), int(chunk))
     return logp, (entropy if query.entropy else None)
 
 
-def _chunk_logits(h, weight, temperature, mask):
-    """fp32 logits of one chunk as sampling saw them: head matmul, temperature, mask."""
+def _chunk_logits(h, weight, temperature, kept, start):
+    """fp32 logits of the chunk at ``start`` as sampling saw them: head, temperature, cuts."""
     z = F.linear(h, weight).float()  # a fresh tensor: edited in place below
     if temperature != 1.0:
         z.div_(temperature)
-    if mask is not None:
-        z.masked_fill_(~mask, float("-inf"))
+    if kept is not None:
+        z.masked_fill_(~kept.to_mask(z.shape[1], start, start + z.shape[0]), float("-inf"))
     return z
 
 
@@ -76,25 +79,25 @@ class _ChunkedHead(torch.autograd.Function):
     """Head + log-softmax + gather (+ entropy) per chunk; the backward recomputes each chunk."""
 
     @staticmethod
-    def forward(ctx, h, weight, targets, mask, temperature, with_entropy, chunk):
+    def forward(ctx, h, weight, targets, kept, temperature, with_entropy, chunk):
         n = h.shape[0]
         logp = torch.empty(n, dtype=torch.float32, device=h.device)
         entropy = torch.zeros(n if with_entropy else 0, dtype=torch.float32, device=h.device)
         lse = torch.empty(n, dtype=torch.float32, device=h.device)
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
-            z = _chunk_logits(h[s:e], weight, temperature, None if mask is None else mask[s:e])
+            z = _chunk_logits(h[s:e], weight, temperature, kept, s)
             lse[s:e] = torch.logsumexp(z, dim=-1)
             logp[s:e] = z.gather(-1, targets[s:e, None]).squeeze(-1) - lse[s:e]
             if with_entropy:
                 entropy[s:e] = entropy_from_logprobs(z.sub_(lse[s:e, None]))
-        ctx.save_for_backward(h, weight, targets, mask, lse, entropy)
-        ctx.temperature, ctx.with_entropy, ctx.chunk = temperature, with_entropy, chunk
+        ctx.save_for_backward(h, weight, targets, lse, entropy)
+        ctx.kept, ctx.temperature, ctx.with_entropy, ctx.chunk = kept, temperature, with_entropy, chunk
         return logp, entropy
 
     @staticmethod
     def backward(ctx, g_logp, g_entropy):
-        h, weight, targets, mask, lse, entropy = ctx.saved_tensors
+        h, weight, targets, lse, entropy = ctx.saved_tensors
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_h = torch.empty_like(h) if need_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
@@ -102,7 +105,7 @@ class _ChunkedHead(torch.autograd.Function):
         n = h.shape[0]
         for s in range(0, n, ctx.chunk):
             e = min(n, s + ctx.chunk)
-            z = _chunk_logits(h[s:e], weight, ctx.temperature, None if mask is None else mask[s:e])
+            z = _chunk_logits(h[s:e], weight, ctx.temperature, ctx.kept, s)
             logp_all = z.sub_(lse[s:e, None])
             g = g_logp[s:e, None].float()
             if use_entropy:

@@ -30,13 +30,14 @@ Finish = Literal["stop", "length"]
 class Rollout:
     """Per prompt: new ``tokens`` [n], their sampling ``logprobs`` [n] and weight ``versions``
     [n], why generation ``finish``-ed (``stop``: an eos; ``length``: max_new_tokens), and
-    ``logits_mask``, what sampling allowed at each new token (None when nothing was cut)."""
+    ``kept``, what sampling allowed at each new token as
+    :class:`~rlcore.models.kept_tokens.KeptTokens` (None when nothing was cut)."""
 
     tokens: list[torch.Tensor]
     logprobs: list[torch.Tensor]
     versions: list[torch.Tensor]
     finish: list[Finish]
-    logits_mask: list[Any]
+    kept: list[Any]
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rlcore.errors import RlcoreError
+from rlcore.models.kept_tokens import KeptTokens
 from rlcore.rollout import wire
 from rlcore.rollout.engine import Rollout
 from rlcore.rollout.worker import model_config, probe_logprobs
@@ -109,7 +110,7 @@ class WorkerEngine:
                 versions = [torch.full((len(t),), meta["version"], dtype=torch.int64)
                             for t in tokens]
                 results[j] = (tokens, logprobs, versions, meta["finish"][i],
-                              _masks(out.get(f"masks{i}"), meta["masked"][i], tokens))
+                              _kept(out, i, meta["masked"][i], tokens))
         return results
 
     def release_memory(self) -> None:
@@ -123,10 +124,12 @@ class WorkerEngine:
             wire.send(self.group, w, "close")
 
 
-def _masks(flat: torch.Tensor | None, masked: list[bool], tokens: list[torch.Tensor]) -> list:
-    out, start = [], 0
-    for has, t in zip(masked, tokens, strict=True):
-        out.append(flat[start : start + len(t)] if has else None)
-        start += len(t) if has else 0
-    return out
+def _kept(out: dict[str, torch.Tensor], job: int, masked: list[bool],
+          tokens: list[torch.Tensor]) -> list[KeptTokens | None]:
+    """Each response's kept tokens (None where nothing was cut), from the compact arrays."""
+    if f"kept_counts{job}" not in out:
+        return [None] * len(tokens)
+    cut = KeptTokens(out[f"kept_ids{job}"], out[f"kept_counts{job}"])
+    parts = iter(cut.split([len(t) for t, has in zip(tokens, masked, strict=True) if has]))
+    return [next(parts) if has else None for has in masked]
 

@@ -73,10 +73,11 @@ class Worker:
                                        for t in res.tokens])
             out[f"tokens{j}"], out[f"lengths{j}"] = wire.pack(res.tokens)
             out[f"logprobs{j}"], _ = wire.pack([lp.float() for lp in res.logprobs])
-            masks = [m for m in res.logits_mask if m is not None]
-            out_meta["masked"].append([m is not None for m in res.logits_mask])
-            if masks:
-                out[f"masks{j}"] = torch.cat(masks)
+            cut = [k for k in res.kept if k is not None]
+            out_meta["masked"].append([k is not None for k in res.kept])
+            if cut:  # what sampling kept, compact: ids + per-token counts
+                out[f"kept_ids{j}"], _ = wire.pack([k.ids for k in cut])
+                out[f"kept_counts{j}"], _ = wire.pack([k.counts for k in cut])
         wire.send(self.group, 0, "rollout", out_meta, out)
 
 

@@ -84,19 +84,37 @@ def replay_ratio(gen):
 ])
 def test_logits_mask_replay_gives_ratio_one(gen):
     ratio, rollout = replay_ratio(gen)
-    assert "logits_mask" in rollout.data and not rollout.data["logits_mask"].all()
+    assert (rollout.data["logits_keep_counts"] != 0).any()
     assert (ratio - 1).abs().max() <= 1e-4
 
 
 def test_without_the_mask_the_ratio_is_not_one():
     ratio, rollout = replay_ratio(GenerationOptions(top_k=3, n_samples=2))
-    del rollout.data["logits_mask"], rollout.seqlens["logits_mask"]
+    for key in ("logits_keep_ids", "logits_keep_counts"):
+        del rollout.data[key], rollout.seqlens[key]
     iface = actor(GenerationOptions(top_k=3, n_samples=2))
     handle = frozen(tiny())
     scored = iface.inference(handle, rollout)
     act = action_mask(rollout.data["prompt_mask"], rollout.cu_seqlens("packed_input_ids"))
     unmasked = torch.exp(scored.data["logprobs"][act] - rollout.data["packed_logprobs"][act])
     assert (unmasked - 1).abs().max() > 0.05  # the cut mass is missing from the ratio
+
+
+@pytest.mark.parametrize("gen, per_token", [
+    (GenerationOptions(top_k=5, n_samples=3), 5),  # the kept ids
+    (GenerationOptions(min_new_tokens=3, n_samples=2), 1),  # the cut eos, first 3 steps only
+])
+def test_the_stored_cuts_cost_what_was_kept_not_the_vocabulary(gen, per_token):
+    """Before: a bool [T, vocab] mask (T * V elements). Now: <= ``per_token`` ids per
+    response token, plus one int32 count per token."""
+    _, rollout = replay_ratio(gen)
+    t, vocab = rollout.num_tokens("packed_input_ids"), len(TOKENIZER)
+    responses = int((~rollout.data["prompt_mask"]).sum())
+    ids, counts = rollout.data["logits_keep_ids"], rollout.data["logits_keep_counts"]
+    assert counts.shape == (t,) and counts.dtype == ids.dtype == torch.int32
+    assert 0 < ids.numel() <= per_token * responses
+    assert ids.numel() + counts.numel() < t * vocab / 10
+    assert rollout.sample_costs() == rollout.sample_costs("packed_input_ids")
 
 
 def test_rollout_layout():

@@ -21,8 +21,8 @@ from rlcore.sdk import (
     ADVANTAGES,
     BASELINE_REWARDS,
     INPUT_IDS,
+    KEPT_TOKENS,
     KL_COEF,
-    LOGITS_MASK,
     LOGPROBS,
     MFC,
     NO_EOS,
@@ -84,7 +84,7 @@ class SamplingExperiment(PostTraining):
         (rollout key -> graph key)."""
         gen = gen or self.config.gen
         if outputs is None:
-            outputs = {k: k for k in (*ROLLOUT, *((LOGITS_MASK,) if replays_mask(gen) else ()))}
+            outputs = {k: k for k in (*ROLLOUT, *(KEPT_TOKENS if replays_mask(gen) else ()))}
         return MFC(name, "actor", "generate", "sampler", input_keys=(PROMPTS,),
                    output_keys=tuple(outputs.values()),
                    output_remap={k: v for k, v in outputs.items() if k != v},
@@ -197,7 +197,7 @@ class RL(SamplingExperiment):
 
     def mfcs(self) -> list[MFC]:
         c, est = self.config, self.estimator
-        mask = (LOGITS_MASK,) if replays_mask(c.gen) else ()
+        mask = KEPT_TOKENS if replays_mask(c.gen) else ()
         sampler = self.sampler_mfc()
         mfcs = [sampler, self.reward_mfc()]
         scored = [REWARDS]

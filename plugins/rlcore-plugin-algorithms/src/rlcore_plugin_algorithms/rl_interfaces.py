@@ -16,7 +16,6 @@ from rlcore.sdk import (
     ADVANTAGES,
     INPUT_IDS,
     KL_COEF,
-    LOGITS_MASK,
     LOGPROBS,
     PROMPT_MASK,
     PROX_LOGPROBS,
@@ -24,6 +23,7 @@ from rlcore.sdk import (
     RETURNS,
     VALUES,
     VERSION,
+    KeptTokens,
     ModelHandle,
     ModelInterface,
     PackedBatch,
@@ -144,7 +144,7 @@ class PolicyInterface(_Trainer):
         act = action_mask(mb.data[PROMPT_MASK].to(dev), cu)
         cu_act = action_counts(act, cu)
         g = generation_config(self.gen, handle.tokenizer)
-        query = action_query(ids, act, g, mb.data.get(LOGITS_MASK), entropy=True)
+        query = action_query(ids, act, g, KeptTokens.from_batch(mb.data), entropy=True)
         logp, entropy = handle.model(ids, cu, query)
         behav, old, weight = self.old_logprobs(mb, act)
         drift = float((logp.detach() - behav).abs().max()) if logp.numel() else 0.0

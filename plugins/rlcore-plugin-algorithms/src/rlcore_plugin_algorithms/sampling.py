@@ -2,8 +2,9 @@
 names every key), and their log-probs replayed as sampling saw them.
 
 A generated batch holds, per prompt sample, ``n_samples`` sequences of prompt + response
-(:data:`~rlcore.data.trajectory.ROLLOUT`, plus ``logits_mask`` only when sampling cut tokens:
-top-k, top-p, min-tokens). :class:`SamplerInterface` takes only generation options and a seed.
+(:data:`~rlcore.data.trajectory.ROLLOUT`, plus the tokens sampling kept,
+:data:`~rlcore.data.trajectory.KEPT_TOKENS`, only when sampling can cut tokens: top-k, top-p,
+min-tokens). :class:`SamplerInterface` takes only generation options and a seed.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import torch
 
 from rlcore.sdk import (
     INPUT_IDS,
-    LOGITS_MASK,
+    LOGITS_KEEP_COUNTS,
+    LOGITS_KEEP_IDS,
     LOGPROBS,
     NO_EOS,
     PROMPT_MASK,
     PROMPTS,
     VERSION,
     GenerationConfig,
+    KeptTokens,
     LocalEngine,
     ModelHandle,
     ModelInterface,
@@ -74,7 +77,7 @@ class SamplerInterface(ModelInterface):
         ids, cu = on_device(handle, data)
         act = action_mask(data.data[PROMPT_MASK].to(handle.device), cu)
         g = generation_config(self.gen, handle.tokenizer)
-        query = action_query(ids, act, g, data.data.get(LOGITS_MASK))
+        query = action_query(ids, act, g, KeptTokens.from_batch(data.data))
         logp, _ = handle.model(ids, cu, query)
         return per_token_batch(data, "logprobs", scatter_positions(logp, query.positions, ids.numel()))
 
@@ -120,21 +123,19 @@ def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: Generation
     engine = engine or LocalEngine(handle)
     engine_version = engine.version
     out = engine.generate(flat, gconfig, seed)
-    ids, prompt_mask, logprobs, masks = [], [], [], []
-    vocab = handle.module.config.vocab_size
-    for prompt, tokens, lp, mask in zip(flat, out.tokens, out.logprobs, out.logits_mask,
-                                        strict=True):
+    ids, prompt_mask, logprobs, kept = [], [], [], []
+    for prompt, tokens, lp, cut in zip(flat, out.tokens, out.logprobs, out.kept, strict=True):
         n_prompt, n_new = len(prompt), len(tokens)
         ids.append(torch.cat([torch.tensor(prompt), tokens]))
         prompt_mask.append(torch.arange(n_prompt + n_new) < n_prompt)
         seq_lp = torch.zeros(n_prompt + n_new)
         seq_lp[n_prompt - 1 : n_prompt - 1 + n_new] = lp.float()
         logprobs.append(seq_lp)
-        if with_mask:
-            full = torch.ones(n_prompt + n_new, vocab, dtype=torch.bool)
-            if mask is not None:
-                full[n_prompt - 1 : n_prompt - 1 + n_new] = mask
-            masks.append(full)
+        if with_mask:  # at t, the tokens allowed for token t+1: nothing cut off the response
+            seq = KeptTokens.cat([KeptTokens.empty(n_prompt - 1),
+                                  cut if cut is not None else KeptTokens.empty(n_new),
+                                  KeptTokens.empty(1)])
+            kept.append(seq.sequence_keys())
     n = n_samples
     groups = lambda seqs: [seqs[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
     sequences: dict[str, Any] = {
@@ -142,14 +143,12 @@ def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: Generation
         NO_EOS: groups([[f == "length"] for f in out.finish]),
         VERSION: groups([[int(v.min()) if len(v) else engine_version] for v in out.versions]),
     }
-    dtypes = {PROMPT_MASK: torch.bool, NO_EOS: torch.bool, VERSION: torch.int64,
-              LOGPROBS: torch.float32}
-    batch = PackedBatch.from_sequences(data.ids, sequences, dtypes=dtypes)
     if with_mask:
-        # One row of the vocabulary per token: packed directly, from_sequences wants 1-D rows.
-        batch.data[LOGITS_MASK] = torch.cat(masks)
-        batch.seqlens[LOGITS_MASK] = [list(s) for s in batch.seqlens[INPUT_IDS]]
-    return batch
+        for key in (LOGITS_KEEP_IDS, LOGITS_KEEP_COUNTS):
+            sequences[key] = groups([k[key] for k in kept])
+    dtypes = {PROMPT_MASK: torch.bool, NO_EOS: torch.bool, VERSION: torch.int64,
+              LOGPROBS: torch.float32, LOGITS_KEEP_IDS: torch.int32, LOGITS_KEEP_COUNTS: torch.int32}
+    return PackedBatch.from_sequences(data.ids, sequences, dtypes=dtypes)
 
 
 def action_mask(prompt_mask: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:
@@ -173,13 +172,13 @@ def sampling_temperature(gconfig: GenerationConfig) -> float:
 
 
 def action_query(input_ids: torch.Tensor, act: torch.Tensor, gconfig: GenerationConfig,
-                 logits_mask: torch.Tensor | None, entropy: bool = False) -> TokenQuery:
+                 kept: KeptTokens | None, entropy: bool = False) -> TokenQuery:
     """A query for the log-probs of the actions (``act``) as sampling saw them: same
-    temperature, same cut tokens (the rows of ``logits_mask`` [T, V] at the actions)."""
+    temperature, same cut tokens (the batch's ``kept`` [T] at the actions)."""
     query = next_token_query(input_ids, act, temperature=sampling_temperature(gconfig),
                              entropy=entropy)
-    if logits_mask is not None:
-        query.logits_mask = logits_mask.to(input_ids.device)[query.positions]
+    if kept is not None:
+        query.kept = kept.to(input_ids.device).select(query.positions)
     return query
 
 
