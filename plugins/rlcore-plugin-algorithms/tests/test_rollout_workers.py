@@ -28,11 +28,14 @@ def same_numbers(colocated, workers):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("trainers", [1, 2])
-def test_workers_sample_what_the_trainers_would(tmp_path, warm_start, trainers):
-    colocated = train_rl("grpo", tmp_path / "colocated", warm_start, *STEPS, nproc=trainers)
-    workers = train_rl("grpo", tmp_path / "workers", warm_start, *STEPS, "rollout.procs=1",
-                       nproc=trainers + 1)
+@pytest.mark.parametrize("trainers, sets", [(1, []), (2, []), (1, ["gen.top_k=5"])],
+                         ids=["1-trainer", "2-trainers", "1-trainer-top-k"])
+def test_workers_sample_what_the_trainers_would(tmp_path, warm_start, trainers, sets):
+    """Same numbers; with top-k the kept tokens travel compactly and replay exactly."""
+    colocated = train_rl("grpo", tmp_path / "colocated", warm_start, *STEPS, *sets,
+                         nproc=trainers)
+    workers = train_rl("grpo", tmp_path / "workers", warm_start, *STEPS, *sets,
+                       "rollout.procs=1", nproc=trainers + 1)
     same_numbers(colocated, workers)
     assert (tmp_path / "workers" / "logs" / "rollout-worker-1.log").exists()
 
