@@ -202,10 +202,7 @@ class RL(SamplingExperiment):
         mfcs = [sampler, self.reward_mfc()]
         scored = [REWARDS]
         if c.kl.uses_ref:
-            mfcs.append(MFC("ref_inf", "ref", "inference", "sampler",
-                            input_keys=(INPUT_IDS, PROMPT_MASK, *mask), output_keys=(REF_LOGPROBS,),
-                            output_remap={"logprobs": REF_LOGPROBS},
-                            interface_args=sampler.interface_args))
+            mfcs.append(self.scorer_mfc("ref_inf", "ref", REF_LOGPROBS, sampler))
             scored.append(REF_LOGPROBS)
         critic_args = {"critic": c.critic, "policy": c.policy, "gen": c.gen}
         if c.critic is not None:
@@ -223,10 +220,7 @@ class RL(SamplingExperiment):
         ref = (REF_LOGPROBS,) if c.kl.uses_ref else ()
         prox, policy_args = (), {"policy": c.policy, "kl": c.kl, "gen": c.gen}
         if c.rollout.correction != "none":  # the actor's own log-probs before it updates
-            mfcs.append(MFC("actor_inf", "actor", "inference", "sampler",
-                            input_keys=(INPUT_IDS, PROMPT_MASK, *mask),
-                            output_keys=(PROX_LOGPROBS,), output_remap={"logprobs": PROX_LOGPROBS},
-                            interface_args=sampler.interface_args))
+            mfcs.append(self.scorer_mfc("actor_inf", "actor", PROX_LOGPROBS, sampler))
             prox, policy_args = (PROX_LOGPROBS,), {**policy_args, "rollout": c.rollout}
         if c.rollout.procs:  # workers sample: bound and report how old the data is
             policy_args["max_staleness"] = c.rollout.max_staleness
@@ -239,6 +233,13 @@ class RL(SamplingExperiment):
                             input_keys=(INPUT_IDS, PROMPT_MASK, VALUES, RETURNS),
                             interface_args=critic_args))
         return mfcs
+
+    def scorer_mfc(self, name: str, role: str, output: str, sampler: MFC) -> MFC:
+        """``role``'s log-probs of the sampled tokens, as sampling saw them, under ``output``."""
+        mask = KEPT_TOKENS if replays_mask(self.config.gen) else ()
+        return MFC(name, role, "inference", "sampler", input_keys=(INPUT_IDS, PROMPT_MASK, *mask),
+                   output_keys=(output,), output_remap={"logprobs": output},
+                   interface_args=sampler.interface_args)
 
     def baseline_mfcs(self) -> list[MFC]:
         """ReMax's baseline: one greedy response per prompt, scored by the reward node."""
