@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rlcore.sdk import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
+from rlcore_plugin_algorithms._moved import forwarder
 from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig
 
 
@@ -107,3 +108,9 @@ class DPOConfig:
     train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
     run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=300, batch_size=16, eval_every=100))
     eval: PairEvalOptions = field(default_factory=PairEvalOptions)
+
+
+# Moved to rl_config.py with the composed RL sections (PPOOptions and GRPOOptions are gone).
+__getattr__ = forwarder(__name__, {n: f"rlcore_plugin_algorithms.rl_config:{n}" for n in (
+    "PPOConfig", "GRPOConfig", "RemaxConfig", "RLConfig", "GenerationOptions", "RewardOptions",
+    "CriticOptions", "WarmStartOptions")})

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rlcore_plugin_algorithms._moved import forwarder
+
 
 def sft_loss(answer_logprobs: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Mean negative log-likelihood of the answer tokens' log-probs ``[N]``, and N."""
@@ -54,3 +56,8 @@ def dpo_loss(
     chosen_rewards = beta * (policy_chosen - ref_chosen).detach()
     rejected_rewards = beta * (policy_rejected - ref_rejected).detach()
     return losses, chosen_rewards, rejected_rewards
+
+
+__getattr__ = forwarder(__name__, {n: f"rlcore_plugin_algorithms.packed:{n}" for n in (
+    "next_token_query", "scatter_positions", "next_token_valid", "target_mask",
+    "per_sequence_sum")})
