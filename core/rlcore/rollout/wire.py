@@ -73,7 +73,10 @@ def _wait(work: Any, timeout_s: float | None, what: str) -> None:
     from rlcore.errors import RlcoreError
 
     try:
-        work.wait(datetime.timedelta(seconds=timeout_s)) if timeout_s else work.wait()
+        if timeout_s:
+            work.wait(datetime.timedelta(seconds=timeout_s))
+        else:
+            work.wait()
     except RuntimeError as exc:
         raise RlcoreError(f"rollout: {what} failed or timed out"
                           f"{f' after {timeout_s:g} s' if timeout_s else ''}: {exc}") from None
