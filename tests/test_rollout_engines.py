@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 from typer.testing import CliRunner
 
 from rlcore.cli.app import app
@@ -11,6 +13,28 @@ from rlcore.testing.rollout import RolloutEngineConformance
 
 class TestLocalEngine(RolloutEngineConformance):
     engine = "local"
+
+
+class TestWorkerEngine(RolloutEngineConformance):
+    """The ``worker`` engine with one rollout process of its own per test."""
+
+    engine = "worker"
+
+    def make_engine(self, handle):
+        import contextlib
+        import tempfile
+        from pathlib import Path
+
+        from rlcore.launch.rollout_procs import environment, rollout_workers
+
+        self.workers = contextlib.ExitStack()
+        env = self.workers.enter_context(rollout_workers(1, Path(tempfile.mkdtemp())))
+        self.workers.enter_context(environment(env))
+        return super().make_engine(handle)
+
+    def teardown_method(self) -> None:
+        super().teardown_method()
+        self.workers.close()
 
 
 def test_rollout_engines_are_listed_under_either_spelling():
@@ -61,3 +85,67 @@ def test_the_suite_catches_a_stale_engine():
         with pytest.raises(AssertionError):
             getattr(suite, test)()
         suite.teardown_method()
+
+
+SLOW_WORKER = """
+import time
+import rlcore.models.generation as generation
+real = generation.generate
+def slow(*args, before_decode=None, **kw):
+    def step():
+        time.sleep(0.1)
+        before_decode()
+    return real(*args, before_decode=step, **kw)
+generation.generate = slow
+from rlcore.rollout import worker
+worker.main()
+"""
+
+
+def _slow_worker_engine(monkeypatch, tmp_path, handle, partial):
+    """A worker engine whose one worker takes 0.1 s a token."""
+    import contextlib
+    import sys
+
+    import rlcore.launch.rollout_procs as procs
+    from rlcore.rollout.remote import WorkerEngine
+
+    real = procs.subprocess.Popen
+    monkeypatch.setattr(procs.subprocess, "Popen", lambda cmd, **kw: real(
+        [sys.executable, "-c", SLOW_WORKER] if cmd[1:] == ["-m", "rlcore.rollout.worker"]
+        else cmd, **kw))
+    stack = contextlib.ExitStack()
+    env = stack.enter_context(procs.rollout_workers(1, tmp_path))
+    stack.enter_context(procs.environment(env))
+    return stack, WorkerEngine(handle, partial=partial)
+
+
+def test_partial_rollouts_tag_each_token_with_the_weights_that_made_it(monkeypatch, tmp_path):
+    """Weights sent while a generation runs: with rollout.partial the later tokens come from
+    them (and say so), and the sync check covers them; without, the generation ends on v0."""
+    import torch
+
+    from rlcore.models.generation import GenerationConfig
+    from rlcore.testing.interfaces import make_handle
+
+    g = GenerationConfig(max_new_tokens=20, temperature=0.7, eos_token_ids=[])
+    for partial in (True, False):
+        handle = make_handle()
+        stack, engine = _slow_worker_engine(monkeypatch, tmp_path / str(partial), handle, partial)
+        with stack:
+            prompts = [handle.tokenizer(p)["input_ids"] for p in ("12+7=", "3+45=")]
+            ticket = engine.submit(prompts, g, seed=1)
+            time.sleep(0.5)  # a few tokens in
+            with torch.no_grad():
+                for p in handle.module.parameters():
+                    p.add_(0.05)
+            engine.update_weights(1)
+            out = engine.collect(ticket)
+            for versions in out.versions:
+                assert len(versions) == 20 and int(versions[0]) == 0
+                assert bool((versions[1:] >= versions[:-1]).all())  # never back to older weights
+                assert int(versions[-1]) == (1 if partial else 0), versions
+            if partial:
+                assert engine.metrics["/rollout/sync_check"] <= 1e-5
+            assert engine.collect(engine.submit(prompts, g, seed=2)).versions[0].unique().tolist() == [1]
+            engine.close()

@@ -55,7 +55,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.hf_io": "load_pretrained save_pretrained",
     "rlcore.models.loss_kernel": "check_loss_kernel",
     # rollout engines
-    "rlcore.rollout.engine": "RolloutEngine Rollout",
+    "rlcore.rollout.engine": "AsyncRolloutEngine RolloutEngine Rollout",
     "rlcore.rollout.local": "LocalEngine",
     # the registry
     "rlcore.plugins.registry": "*module*",

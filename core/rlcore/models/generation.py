@@ -7,6 +7,7 @@ trick with noise from ``generator``, so a seed fixes the output.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -104,8 +105,12 @@ def sample(logits, g: GenerationConfig, generator: torch.Generator | None):
 
 @torch.inference_mode()
 def generate(model, prompts: list[list[int]], gconfig: GenerationConfig,
-             generator: torch.Generator | None = None, seed: int | None = None) -> GenerationOutput:
-    """Generate continuations of ``prompts`` with ``model`` (a core Transformer with an LM head)."""
+             generator: torch.Generator | None = None, seed: int | None = None,
+             before_decode: Callable[[], None] | None = None) -> GenerationOutput:
+    """Generate continuations of ``prompts`` with ``model`` (a core Transformer with an LM head).
+
+    ``before_decode`` runs before each decode step (new token t >= 1 comes from the weights the
+    model has after its t-th call): a rollout worker loads newer weights there."""
     g = gconfig.validate()
     cfg = model.config
     if cfg.value_head:
@@ -143,6 +148,8 @@ def generate(model, prompts: list[list[int]], gconfig: GenerationConfig,
                 break
             cache.select(alive.nonzero()[:, 0])
             rows, tok = rows[alive], tok[alive]
+        if before_decode is not None:
+            before_decode()
         logits = model.decode(tok, cache)
     return _collect(steps, n, cfg.vocab_size)
 

@@ -8,7 +8,8 @@ common part of the core sampler, vLLM and SGLang (docs/rollout.md maps each call
   every new token, and what sampling kept where it cut tokens (for exact replay);
 - ``update_weights`` with a version: all weights, a named subset (adapters), or none when the
   engine shares the trainer's module;
-- ``release_memory`` / ``resume_memory`` between phases (vLLM's sleep and wake), and ``close``.
+- ``release_memory`` / ``resume_memory`` between phases (vLLM's sleep and wake), and ``close``;
+- for asynchronous RL, ``submit`` / ``collect`` (:class:`AsyncRolloutEngine`).
 Importing this module does not import torch.
 """
 
@@ -53,7 +54,8 @@ class RolloutEngine(Protocol):
 
     @property
     def metrics(self) -> dict[str, float]:
-        """What the last weight sync measured, as step-level metrics (``/rollout/sync_check``)."""
+        """What the last ``generate`` or ``collect`` measured, as step-level metrics
+        (``/rollout/sync_check``, ``/time/weight_sync``, ``/time/rollout_wait``...); may be empty."""
         ...
 
     def generate(self, prompts: list[list[int]], config: GenerationConfig, seed: int) -> Rollout:
@@ -76,4 +78,16 @@ class RolloutEngine(Protocol):
 
     def close(self) -> None:
         """Stop and free everything; the engine is not used again."""
+        ...
+
+
+class AsyncRolloutEngine(RolloutEngine, Protocol):
+    """An engine that samples while the trainers train (``rollout.max_staleness`` > 0)."""
+
+    def submit(self, prompts: list[list[int]], config: GenerationConfig, seed: int) -> int:
+        """Start sampling ``prompts`` and return at once with a ticket for :meth:`collect`."""
+        ...
+
+    def collect(self, ticket: int) -> Rollout:
+        """Wait for a submitted batch; its tokens' ``versions`` say which weights made them."""
         ...

@@ -11,7 +11,9 @@ Subclass it in the engine plugin's tests and name the engine (a registered name 
 The suite builds a tiny random model and its handle (override ``make_handle`` for another) and
 checks: one response per prompt with a finish reason and a version per token; log-probs equal
 the trainer's recomputed ones for the same weights; greedy output equals the core's greedy;
-after ``update_weights(v)`` tokens carry version v and new weights are used; a seed repeats.
+after ``update_weights(v)`` tokens carry version v and new weights are used; a seed repeats;
+an engine with ``submit``/``collect`` (asynchronous RL) gives back what ``generate`` would, in
+any order of collection.
 """
 
 from __future__ import annotations
@@ -111,8 +113,8 @@ class RolloutEngineConformance:
         with torch.no_grad():
             new = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
                    for k, v in self.handle.model.full_state_dict().items()}
+        self.handle.module.load_state_dict(new)  # the trainer holds the weights it sends
         self.engine_.update_weights(8, new)
-        self.handle.module.load_state_dict(new)  # the reference: the same weights in the trainer
         out = self.engine_.generate(self.prompts, self.config(greedy=True), seed=5)
         assert all(set(v.tolist()) == {8} for v in out.versions)
         assert [t.tolist() for t in out.tokens] == self.greedy_reference()
@@ -125,3 +127,16 @@ class RolloutEngineConformance:
         assert [t.tolist() for t in again.tokens] == [t.tolist() for t in first.tokens]
         assert all(bool((a == b).all()) for a, b in zip(first.logprobs, again.logprobs,
                                                         strict=True))
+
+    def test_submitted_batches_come_back_as_generate_gives_them(self):
+        if not hasattr(self.engine_, "submit"):
+            pytest.skip("the engine samples synchronously only (no submit/collect)")
+        g = self.config()
+        first = self.engine_.submit(self.prompts, g, seed=11)
+        second = self.engine_.submit(self.prompts[:2], g, seed=12)
+        late, early = self.engine_.collect(second), self.engine_.collect(first)
+        for got, seed, prompts in ((early, 11, self.prompts), (late, 12, self.prompts[:2])):
+            ref = self.engine_.generate(prompts, g, seed=seed)
+            assert [t.tolist() for t in got.tokens] == [t.tolist() for t in ref.tokens]
+            assert all(bool((a == b).all()) for a, b in zip(got.logprobs, ref.logprobs,
+                                                            strict=True))
