@@ -8,6 +8,7 @@ metric is finite, logs, evaluates, checkpoints and resumes.
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from rlcore.runtime.experiment import Experiment, build_experiment, total_steps_
 from rlcore.runtime.health import check_finite
 from rlcore.runtime.roles import build_roles, sync_weights
 from rlcore.runtime.seeding import seed_everything
+from rlcore.runtime.step import Lookahead
 from rlcore.runtime.stopping import RunInterrupted, StopOnSignal, signal_name
 
 
@@ -60,6 +62,7 @@ class Run:
             print(f"removed {partial}, a partial checkpoint left by an interrupted run")
         self.config = to_plain(exp.config) if exp.config is not None else {}
         self.executor = Executor(self.graph, self.handles, self.interfaces, self.rank, world)
+        self.data = Lookahead(self.batches, self.total)
 
     # ------------------------------------------------------------------ resume and save
 
@@ -107,15 +110,20 @@ class Run:
                 if m.name in unique:
                     unique[m.name].save(self.handles[role], str(path))
 
-        state = {"data": self.batches.state_dict(), "config": self.config,
+        state = {"data": self.data.state_dict(), "config": self.config,
                  "interfaces": {n: i.state_dict() for n, i in unique.items()}}
         self.ckpt.save(step, self.handles, state, extras=interface_files)
 
     # ------------------------------------------------------------------ the loop
 
     def evaluate(self, step: int) -> dict[str, float]:
+        """The experiment's eval metrics (``eval/<name>``) and the seconds they took."""
+        start = time.perf_counter()
         evals = self.exp.evaluate(step, self.handles)
-        return distributed.mean_metrics({f"eval/{k}": v for k, v in evals.items()})
+        if not evals:
+            return {}
+        out = {f"eval/{k}": v for k, v in evals.items()}
+        return distributed.mean_metrics({**out, "time/eval": time.perf_counter() - start})
 
     def train(self, resume: bool | str | os.PathLike) -> dict[str, Any]:
         from rlcore.runtime.metrics import MetricsLogger
@@ -134,7 +142,7 @@ class Run:
                     before = self.evaluate(0)  # the starting point of every eval curve
                     if before:
                         logger.log(0, before)
-                it = iter(self.batches)
+                it = self.data = Lookahead(self.batches, self.total - step)
                 while step < self.total:
                     try:
                         batch = next(it)

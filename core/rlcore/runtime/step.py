@@ -7,6 +7,7 @@ plugin and uses this context: run some MFCs, draw more data, reduce across ranks
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,17 @@ class StepContext:
             raise StopIteration
         return self._executor.shard(next(self._data))
 
+    def peek(self, k: int) -> PackedBatch | None:
+        """This rank's share of the ``k``-th global batch after this step's (1: the next),
+        read ahead without taking it; None past the run's last step or the data's end."""
+        peek = getattr(self._data, "peek", None)
+        upcoming = peek(k) if peek is not None else None
+        return None if upcoming is None else self._executor.shard(upcoming)
+
+    def interface(self, mfc: str) -> Any:
+        """The interface object that runs MFC ``mfc`` (to hand it work ahead of its turn)."""
+        return self._executor.interfaces[mfc]
+
     def all_reduce(self, values: list[float], op: str = "sum") -> list[float]:
         """``values`` reduced over every rank (``sum`` or ``max``)."""
         return distributed.all_reduce(values, op)
@@ -75,3 +87,37 @@ class StepContext:
     def add_metrics(self, metrics: dict[str, Any]) -> None:
         """Report step-level metrics beside the MFCs' (logged under their own names)."""
         self.metrics.update({k: float(v) for k, v in metrics.items()})
+
+
+class Lookahead:
+    """The loop's batches, readable ahead (``peek``) for a sampler that works ahead of the
+    trainers; ``state_dict`` is the loader's position after the last batch *taken*, so a
+    checkpoint never skips batches that were only read ahead."""
+
+    def __init__(self, loader: Any, limit: int):
+        self.loader, self.limit, self.taken = loader, limit, 0
+        self._it = iter(loader)
+        self._ahead: deque[tuple[dict[str, Any], PackedBatch]] = deque()
+
+    def __iter__(self) -> Lookahead:
+        return self
+
+    def __next__(self) -> PackedBatch:
+        self.taken += 1
+        return self._ahead.popleft()[1] if self._ahead else next(self._it)
+
+    def peek(self, k: int) -> PackedBatch | None:
+        """The ``k``-th batch after the last one taken; None past ``limit`` or the data."""
+        if self.taken + k > self.limit:
+            return None
+        while len(self._ahead) < k:
+            before = self.loader.state_dict()
+            try:
+                self._ahead.append((before, next(self._it)))
+            except StopIteration:
+                return None
+        return self._ahead[k - 1][1]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loader's state as if nothing had been read ahead."""
+        return self._ahead[0][0] if self._ahead else self.loader.state_dict()
