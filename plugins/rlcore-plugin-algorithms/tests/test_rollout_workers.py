@@ -79,8 +79,11 @@ def test_placement_is_checked_before_anything_starts(tmp_path):
     assert cfg.rollout.engine == "worker"
     with pytest.raises(RlcoreError, match="rollout.procs=2 leaves no trainer on --nproc 2"):
         launch(record.name, cfg, nproc=2, run_dir=tmp_path / "run")
-    with pytest.raises(RlcoreError, match="asynchronous training is not available yet"):
-        resolve_experiment("grpo", None, ["rollout.procs=1", "rollout.max_staleness=1"])
+    with pytest.raises(RlcoreError, match="rollout.max_staleness=1 samples ahead on rollout "
+                                          "workers: set rollout.procs=K"):
+        resolve_experiment("grpo", None, ["rollout.max_staleness=1"])
+    with pytest.raises(RlcoreError, match="set rollout.max_staleness >= 1 too"):
+        resolve_experiment("grpo", None, ["rollout.procs=1", "rollout.partial=true"])
     with pytest.raises(RlcoreError, match="rollout.engine=worker samples on rollout processes"):
         resolve_experiment("grpo", None, ["rollout.engine=worker"])
     assert not (tmp_path / "run").exists()

@@ -246,8 +246,12 @@ class RolloutOptions:
         "help": "processes of --nproc N that sample (the other N-K train); 0: colocated",
         "range": "[0, inf)"})
     max_staleness: int = field(default=0, metadata={
-        "help": "weight versions a trained sample may lag behind; 0: on-policy (only 0 for now)",
+        "help": "weight versions a trained sample may lag behind; 0: on-policy; S > 0: the "
+                "workers sample up to S batches ahead while the trainers train (needs procs)",
         "range": "[0, inf)"})
+    partial: bool = field(default=False, metadata={
+        "help": "asynchronous: a generation in flight when new weights arrive goes on with "
+                "them (each token is tagged with the version that produced it)"})
     sync_check_tol: float = field(default=1e-4, metadata={
         "help": "worker: largest probe log-prob difference after a weight sync before the run "
                 "stops", "range": "(0, inf)"})
@@ -273,7 +277,7 @@ class RolloutOptions:
 
     def validate(self) -> None:
         """Workers sample only with the worker engine (the default when there are workers);
-        staleness needs the asynchronous pipeline; refuse a band that drops the on-policy
+        staleness and partial rollouts need workers; refuse a band that drops the on-policy
         tokens, and bounds that the chosen correction ignores (a forgotten correction)."""
         s, kind = self.section, self.correction
         if self.procs and self.engine == "local":
@@ -281,10 +285,14 @@ class RolloutOptions:
         if self.engine == "worker" and not self.procs:
             raise ConfigError(f"{s}.engine=worker samples on rollout processes: set "
                               f"{s}.procs=K and launch with --nproc N > K")
-        if self.max_staleness:
-            raise ConfigError(f"{s}.max_staleness={self.max_staleness}: asynchronous training "
-                              "is not available yet; use 0 (on-policy, workers sample while "
-                              "the trainers wait)")
+        if self.max_staleness and not self.procs:
+            raise ConfigError(f"{s}.max_staleness={self.max_staleness} samples ahead on rollout "
+                              f"workers: set {s}.procs=K and launch with --nproc N > K, or use "
+                              f"{s}.max_staleness=0")
+        if self.partial and not self.max_staleness:
+            raise ConfigError(f"{s}.partial=true changes weights in the middle of a generation, "
+                              f"which only happens when workers sample ahead: set "
+                              f"{s}.max_staleness >= 1 too, or {s}.partial=false")
         for key in ("is_cap", "mask_low", "mask_high"):
             if key not in self.USES[kind] and getattr(self, key) != getattr(RolloutOptions(), key):
                 users = " or ".join(k for k, keys in self.USES.items() if key in keys)

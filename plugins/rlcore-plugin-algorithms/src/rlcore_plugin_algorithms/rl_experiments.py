@@ -171,7 +171,7 @@ class RL(SamplingExperiment):
     def rollout_engine(self) -> dict[str, Any]:
         r = self.config.rollout
         args = {"sync_check_tol": r.sync_check_tol, "sync_timeout_s": r.sync_timeout_s,
-                "wait_timeout_s": self.config.run.collective_timeout_s}
+                "wait_timeout_s": self.config.run.collective_timeout_s, "partial": r.partial}
         return {"engine": r.engine, "engine_args": args if r.engine == "worker" else {}}
 
     def rollout_processes(self) -> int:
@@ -254,6 +254,8 @@ class RL(SamplingExperiment):
     def step(self, ctx: StepContext, batch: PackedBatch) -> PackedBatch:
         """The graph once; with ``dynamic_sampling.enabled`` (DAPO), prompts whose responses
         all scored alike are dropped after the reward node and the batch is refilled."""
+        if self.config.rollout.max_staleness:
+            self.sample_ahead(ctx, batch)
         ds = self.config.dynamic_sampling
         if not ds.enabled:
             return ctx.run(batch)
@@ -279,6 +281,19 @@ class RL(SamplingExperiment):
                 kept = PackedBatch.concat([kept, _keep_informative(ctx.run(extra, head))])
         ctx.add_metrics({"sampling/refills": refills, "sampling/kept_frac": len(kept) / max(seen, 1)})
         return ctx.run(kept.gather(range(target)), tail)
+
+
+    def sample_ahead(self, ctx: StepContext, batch: PackedBatch) -> None:
+        """Asynchronous RL: the workers get this step's batch and the next ``max_staleness``
+        ones now, with the newest weights, and sample them while the trainers train; a batch
+        trained at step t was thus sampled by weights of step t - max_staleness or newer."""
+        sampler, actor = ctx.interface("actor_gen"), ctx.handles["actor"]
+        sampler.prefetch(actor, batch)
+        for k in range(1, self.config.rollout.max_staleness + 1):
+            upcoming = ctx.peek(k)
+            if upcoming is None:
+                break
+            sampler.prefetch(actor, upcoming)
 
 
 def rewards_differ(batch: PackedBatch) -> list[bool]:

@@ -91,17 +91,21 @@ class PolicyInterface(_Trainer):
         self.loss_fn = registry.load("policy_losses", policy.loss)
 
     def check_version(self, handle: ModelHandle, data: PackedBatch) -> dict[str, float]:
-        """Refuse data more than ``max_staleness`` weight versions old (None: exactly the
-        actor's version); with a bound, report the staleness as step-level metrics."""
-        lag = handle.version - data.data[VERSION].long()
+        """Refuse data sampled more than ``max_staleness`` training steps ago (None: by other
+        weights than the actor's now); with a bound, report the staleness in steps as metrics.
+        A sample's version is the actor's optimizer-step count when it was sampled."""
+        versions = data.data[VERSION].long()
+        self.step_starts = [*getattr(self, "step_starts", [])[-64:], handle.version]
+        starts = torch.tensor(self.step_starts)
+        lag = (starts[None, :] > versions[:, None]).sum(1)  # steps begun since the sampling
         bound = self.max_staleness or 0
-        if bool((lag < 0).any()) or int(lag.max()) > bound:
-            versions = sorted(set(data.data[VERSION].tolist()))
+        if bool((versions > handle.version).any()) or int(lag.max()) > bound:
             raise StaleRolloutError(
-                f"actor_train got data sampled by weight versions {versions}, but the actor is at "
-                f"version {handle.version} and rollout.max_staleness={bound}; rollouts older "
-                "than that are never trained on (was a generate call skipped, run on another "
-                "role, or did a weight sync not reach the sampler?)")
+                f"actor_train got data sampled by weight versions {sorted(set(versions.tolist()))}"
+                f", but the actor is at version {handle.version} and rollout.max_staleness="
+                f"{bound} (training steps); rollouts older than that are never trained on (was a "
+                "generate call skipped, run on another role, or did a weight sync not reach the "
+                "sampler?)")
         if self.max_staleness is None:
             return {}
         return {"/rollout/staleness_max": float(lag.max()),
@@ -112,10 +116,12 @@ class PolicyInterface(_Trainer):
         p = self.policy
         sums: dict[str, list[float]] = {}
         drift: float | None = None
+        # the drift check compares sampler and trainer on the same weights: fresh data only
+        fresh = bool((data.data[VERSION].long() == handle.version).all())
         for _ in range(p.epochs):
             for mb in self.minibatches(data):
                 metrics, mb_drift = self._update(handle, mb)
-                drift = mb_drift if drift is None else drift
+                drift = mb_drift if drift is None and fresh else drift
                 for k, v in metrics.items():
                     sums.setdefault(k, []).append(float(v))
                 if self._early_stop(metrics):
@@ -129,6 +135,8 @@ class PolicyInterface(_Trainer):
         metrics.update(staleness)
         if self.rollout is not None:
             metrics.update(self.correction_metrics(data))
+        if _global([float(not fresh)], "max")[0]:
+            return metrics  # some rank trained on data of older weights: no drift to measure
         (drift,) = _global([drift or 0.0], "max")
         if drift > p.logprob_drift_warn:
             log.warning("generation and training log-probs differ by up to %.3g for the same "

@@ -30,6 +30,8 @@ from rlcore.sdk import (
     ModelHandle,
     ModelInterface,
     PackedBatch,
+    RlcoreError,
+    Rollout,
     RolloutEngine,
     TokenQuery,
     distributed,
@@ -54,22 +56,51 @@ class SamplerInterface(ModelInterface):
         self.gen, self.seed = gen, seed
         self.engine_name, self.engine_args = engine, dict(engine_args or {})
         self.engine: RolloutEngine | None = None
+        self.ahead: dict[tuple[str, ...], tuple[int, int]] = {}  # batch ids -> (ticket, version)
 
     def generate(self, handle: ModelHandle,
                  data: PackedBatch) -> PackedBatch | tuple[PackedBatch, dict[str, float]]:
-        """Sample with the ``rollout.engine``, brought to the actor's weight version first; a
-        sync that measured something (the worker engine) adds its metrics."""
-        if self.engine is None:
-            self.engine = shared_engine(self.engine_name, self.engine_args, handle)
-        synced = self.engine.version != handle.version
-        if synced:
-            self.engine.update_weights(handle.version)  # local: the module is shared
+        """Sample with the ``rollout.engine``, brought to the actor's weight version first, or
+        take what :meth:`prefetch` started for this batch; what the engine measured (the worker
+        engine's sync check and waits) comes back as step-level metrics."""
+        engine = self.engine_for(handle)
+        g = generation_config(self.gen, handle.tokenizer)
+        prompts = flat_prompts(data, self.gen.n_samples)
+        ahead = self.ahead.pop(tuple(data.ids), None)
+        if ahead is not None:
+            version, out = ahead[1], engine.collect(ahead[0])
+        else:
+            seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
+            version, out = engine.version, engine.generate(prompts, g, seed)
+        batch = rollout_batch(data, prompts, out, self.gen.n_samples, replays_mask(self.gen),
+                              version)
+        metrics = dict(engine.metrics)
+        if self.engine_args.get("partial"):  # responses whose tokens came from several versions
+            mixed = [bool(len(v) and v.min() != v.max()) for v in out.versions]
+            metrics["/rollout/mixed_versions"] = sum(mixed) / max(len(mixed), 1)
+        return (batch, metrics) if metrics else batch
+
+    def prefetch(self, handle: ModelHandle, data: PackedBatch) -> None:
+        """Start sampling ``data`` (a batch of a later step) now, with the newest weights, on an
+        engine that samples apart from the trainers; :meth:`generate` collects it."""
+        engine = self.engine_for(handle)
+        if tuple(data.ids) in self.ahead:
+            return
+        if not hasattr(engine, "submit"):
+            raise RlcoreError(f"rollout engine {self.engine_name!r} cannot sample ahead of the "
+                              "trainers (it has no submit/collect); use rollout.max_staleness=0")
         g = generation_config(self.gen, handle.tokenizer)
         seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
-        batch = sample_responses(handle, data, g, self.gen.n_samples, seed,
-                                 replays_mask(self.gen), self.engine)
-        metrics = dict(self.engine.metrics) if synced else {}
-        return (batch, metrics) if metrics else batch
+        ticket = engine.submit(flat_prompts(data, self.gen.n_samples), g, seed)
+        self.ahead[tuple(data.ids)] = (ticket, engine.version)
+
+    def engine_for(self, handle: ModelHandle) -> RolloutEngine:
+        """The ``rollout.engine`` for ``handle``, holding its current weight version."""
+        if self.engine is None:
+            self.engine = shared_engine(self.engine_name, self.engine_args, handle)
+        if self.engine.version != handle.version:
+            self.engine.update_weights(handle.version)  # local: the module is shared
+        return self.engine
 
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
@@ -118,11 +149,23 @@ def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: Generation
                      engine: RolloutEngine | None = None) -> PackedBatch:
     """Sample ``n_samples`` responses per prompt of ``data[PROMPTS]`` with ``engine`` (default:
     the ``local`` engine on the actor's module)."""
-    prompts = [data.sequences(PROMPTS, i)[0].tolist() for i in range(len(data))]
-    flat = [p for p in prompts for _ in range(n_samples)]
     engine = engine or LocalEngine(handle)
-    engine_version = engine.version
-    out = engine.generate(flat, gconfig, seed)
+    prompts = flat_prompts(data, n_samples)
+    version = engine.version
+    return rollout_batch(data, prompts, engine.generate(prompts, gconfig, seed), n_samples,
+                         with_mask, version)
+
+
+def flat_prompts(data: PackedBatch, n_samples: int) -> list[list[int]]:
+    """Each prompt of ``data[PROMPTS]`` as token ids, ``n_samples`` times in a row."""
+    prompts = [data.sequences(PROMPTS, i)[0].tolist() for i in range(len(data))]
+    return [p for p in prompts for _ in range(n_samples)]
+
+
+def rollout_batch(data: PackedBatch, flat: list[list[int]], out: Rollout, n_samples: int,
+                  with_mask: bool, engine_version: int) -> PackedBatch:
+    """The sampled batch: per sample of ``data``, ``n_samples`` sequences of prompt + response
+    (``out``); an empty response's version is ``engine_version``."""
     ids, prompt_mask, logprobs, kept = [], [], [], []
     for prompt, tokens, lp, cut in zip(flat, out.tokens, out.logprobs, out.kept, strict=True):
         n_prompt, n_new = len(prompt), len(tokens)
@@ -137,7 +180,7 @@ def sample_responses(handle: ModelHandle, data: PackedBatch, gconfig: Generation
                                   KeptTokens.empty(1)])
             kept.append(seq.sequence_keys())
     n = n_samples
-    groups = lambda seqs: [seqs[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
+    groups = lambda seqs: [seqs[i * n : (i + 1) * n] for i in range(len(data))]  # noqa: E731
     sequences: dict[str, Any] = {
         INPUT_IDS: groups(ids), PROMPT_MASK: groups(prompt_mask), LOGPROBS: groups(logprobs),
         NO_EOS: groups([[f == "length"] for f in out.finish]),
