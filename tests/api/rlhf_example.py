@@ -76,7 +76,7 @@ class PolicyInference(Module):
     def forward_step(self, data):
         seed = generation_seed(1, self.version, distributed.rank(), data.ids)
         return sample_responses(self.handle, data, sampling(self.tokenizer), n_samples=1,
-                                seed=seed, with_mask=False)
+                                seed=seed, with_mask=False, engine=self.rollout_engine())
 
 
 class PolicyReference(Module):

@@ -156,3 +156,20 @@ def test_engine_sync_option_is_checked():
         Engine(g, s, t, Train("u"), sync={"u": "t"})
     with pytest.raises(ConfigError, match="'g' follows several"):
         Engine(g, s, t, Train("u"), sync={"t": "g", "u": "g"})
+
+
+def test_the_policy_on_a_rollout_worker_gives_the_local_numbers(tmp_path):
+    """RLHFEngine(rollout_procs=1): ChatLearn's inference policy on its own process."""
+    rlcore.init(seed=3, log_level="WARNING")
+    runs = {}
+    for procs in (0, 1):
+        e = engine(tmp_path / str(procs), 2, rollout_procs=procs)
+        assert e.learn(resume=False)["status"] == "completed"
+        runs[procs] = [r for r in read_metrics(tmp_path / str(procs)) if r["step"] > 0]
+    assert (tmp_path / "1" / "logs" / "rollout-worker-1.log").exists()
+    for local, worker in zip(runs[0], runs[1], strict=True):
+        for key in ("ppo_policy.train_step/loss", "ppo_policy.train_step/reward",
+                    "ppo_value.train_step/loss"):
+            assert worker[key] == pytest.approx(local[key], abs=1e-6), key
+    with pytest.raises(ConfigError, match="rollout_procs: expected an integer >= 0"):
+        engine(tmp_path / "bad", 1, rollout_procs=-1)

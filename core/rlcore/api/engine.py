@@ -38,6 +38,7 @@ class EngineConfig:
     run: RunOptions = field(default_factory=RunOptions)
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)
     sync: dict[str, str] = field(default_factory=dict)
+    rollout_procs: int = 0  # rollout worker processes that learn() starts (RLHFEngine)
 
 
 class ModuleExperiment(Experiment):
@@ -87,6 +88,9 @@ class ModuleExperiment(Experiment):
 
     def weight_syncs(self) -> dict[str, str]:
         return dict(self.engine.config.sync)
+
+    def rollout_processes(self) -> int:
+        return self.engine.config.rollout_procs
 
 
 def _run_options(run: RunOptions | None, kwargs: dict[str, Any]) -> RunOptions:
@@ -307,6 +311,7 @@ class Engine:
         is one; a path resumes from that checkpoint; False starts over.
         """
         from rlcore.api.context import current, init
+        from rlcore.launch.rollout_procs import environment, rollout_workers
         from rlcore.runtime.loop import run
 
         if current() is None:
@@ -315,7 +320,12 @@ class Engine:
         graph = exp.graph()
         if self.evaluator is not None:
             self.evaluator.check(graph.roles)
-        self.summary = run(exp, self.config, self.run_dir, resume=resume)
+        procs = exp.rollout_processes()
+        if procs and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("rollout_procs starts rollout processes beside one trainer process; "
+                              "run this script without torchrun")
+        with rollout_workers(procs, self.run_dir / "logs") as env, environment(env):
+            self.summary = run(exp, self.config, self.run_dir, resume=resume)
         return self.summary
 
     def __repr__(self) -> str:

@@ -117,6 +117,8 @@ class Module:
         self._handle: ModelHandle | None = None
         self._owner: Any = None  # the Engine this module belongs to
         self._backward_called = False
+        self.rollout: tuple[str, dict[str, Any]] = ("local", {})  # engine name and arguments
+        self._rollout_engine: Any = None
 
     # ------------------------------------------------------------------ what subclasses write
 
@@ -216,6 +218,24 @@ class Module:
     def version(self) -> int:
         """Optimizer steps applied to this model so far."""
         return self._handle.version if self._handle is not None else 0
+
+    def rollout_engine(self) -> Any:
+        """The rollout engine this module samples with, holding its weight version: ``local``
+        (its own model), or ``worker`` when ``RLHFEngine(rollout_procs=K)`` puts it on rollout
+        processes (ChatLearn's inference module apart from the trainer)."""
+        if self._handle is None:
+            raise RlcoreError(f"module {self.name!r}: rollout_engine() needs the engine's model; "
+                              "call it inside forward_step during engine.learn()")
+        engine = self._rollout_engine
+        if engine is None or engine.handle is not self._handle:
+            from rlcore.plugins import registry
+
+            name, args = self.rollout
+            engine = self._rollout_engine = registry.load("rollout_engines", name)(
+                self._handle, **args)
+        if engine.version != self.version:
+            engine.update_weights(self.version)
+        return engine
 
     @property
     def tokenizer(self) -> Any:

@@ -67,7 +67,9 @@ class RLHFEngine(Engine):
     """PPO over ChatLearn's six models: ``RLHFEngine(policy, reference, reward, value,
     ppo_policy, ppo_value, **run_options)``.
 
-    ``policy`` generates (its ``forward_step`` runs as a generate call), ``reference``,
+    ``policy`` generates (its ``forward_step`` runs as a generate call; with
+    ``rollout_procs=K`` its ``rollout_engine()`` samples on K rollout processes that
+    ``learn()`` starts, holding a copy of its weights), ``reference``,
     ``value`` and ``reward`` score, ``ppo_policy`` and ``ppo_value`` train; all keys
     come from the modules' ``input_keys``/``output_keys``/``train_keys``. The frozen
     ``policy``/``value`` follow ``ppo_policy``/``ppo_value`` after every step. The
@@ -87,6 +89,7 @@ class RLHFEngine(Engine):
         run_dir: str | os.PathLike | None = None,
         tokenizer: Any = None,
         name: str = "rlhf",
+        rollout_procs: int = 0,
         **run_options: Any,
     ):
         fixed = sorted({"flow", "sync"} & set(run_options))
@@ -96,6 +99,10 @@ class RLHFEngine(Engine):
         modules = dict(zip(ROLES, (policy, reference, reward, value, ppo_policy, ppo_value),
                            strict=True))
         check_roles(modules)
+        if not isinstance(rollout_procs, int) or rollout_procs < 0:
+            raise ConfigError(f"rollout_procs: expected an integer >= 0, got {rollout_procs!r}")
+        if rollout_procs:  # policy samples on rollout processes (policy.rollout_engine())
+            policy.rollout = ("worker", {})
 
         def flow(batch: Any) -> None:
             rollout = policy.generate(batch)
@@ -109,6 +116,7 @@ class RLHFEngine(Engine):
                          tokenizer=tokenizer, name=name,
                          sync={ppo_policy.name: policy.name, ppo_value.name: value.name},
                          **run_options)
+        self.config.rollout_procs = rollout_procs
         self.roles = modules
 
     def __repr__(self) -> str:
