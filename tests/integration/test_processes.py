@@ -133,3 +133,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_rollout_workers_start_on_node_0_of_two(tmp_path, env):
+    """--nproc 2 on each node: node 0 runs one trainer and the rollout worker, node 1 two
+    trainers; the numbers are one node's three trainers and worker (--nproc 4)."""
+    grpo = [*QUIET, "--set", "run.max_steps=2", "--set", "run.batch_size=8",
+            "--set", "warm_start.sft_steps=0", "--set", "rollout.procs=1"]
+
+    def train(*args):
+        return subprocess.Popen([RLCORE, "train", "grpo", *grpo, *args], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    returncode, output = finish(train("--nproc", "4", "--run-dir", str(tmp_path / "one")))
+    assert returncode == 0, output[-3000:]
+    port = str(free_port())
+    nodes = [train("--nnodes", "2", "--node-rank", str(r), "--master-addr", "127.0.0.1",
+                   "--master-port", port, "--nproc", "2", "--run-dir", str(tmp_path / "two"))
+             for r in (1, 0)]
+    for node in nodes:
+        returncode, output = finish(node)
+        assert returncode == 0, output[-3000:]
+    assert (tmp_path / "two" / "logs" / "rollout-worker-1.log").exists()
+    one, two = ([r for r in read_metrics(tmp_path / d) if r["step"] > 0] for d in ("one", "two"))
+    for key in ("reward/mean", "actor_train/loss"):
+        assert [r[key] for r in two] == pytest.approx([r[key] for r in one], rel=1e-5), key

@@ -31,7 +31,12 @@ from rlcore.launch.rendezvous import LaunchError, Rendezvous
 from rlcore.launch.rollout_procs import environment, rollout_workers
 from rlcore.launch.runlock import RunDirLock
 from rlcore.launch.torchrun import FAILURES_ENV
-from rlcore.runtime.distributed import NODE_RANK_ENV, STORE_ENV, use_loopback_transport
+from rlcore.runtime.distributed import (
+    NODE_RANK_ENV,
+    RANK_SHIFT_ENV,
+    STORE_ENV,
+    use_loopback_transport,
+)
 from rlcore.runtime.stopping import DEFAULT_GRACE_S, GRACE_ENV, RunInterrupted, signal_name
 
 
@@ -194,15 +199,21 @@ def launch(
     if hostfile is not None and not rdzv.single_machine:
         raise LaunchError("--hostfile starts every node from this one (DeepSpeed's launcher); "
                           "drop --nnodes/--node-rank/--rdzv-endpoint, or drop --hostfile")
-    rollout = exp.rollout_processes()
+    if exp.rollout_processes() and rdzv.node_rank is None:
+        raise LaunchError("rollout.procs: rollout workers start on node 0, beside trainer rank 0, "
+                          "so each node needs a fixed --node-rank (not --rdzv-endpoint alone)")
+    rollout = exp.rollout_processes() if rdzv.node_rank == 0 else 0  # workers: on node 0
     if rollout:
         if nproc <= rollout:
             raise LaunchError(f"rollout.procs={rollout} leaves no trainer on --nproc {nproc}: "
                               f"use --nproc {rollout + 1} or more (N-K processes train)")
-        if hostfile is not None or not rdzv.single_machine:
-            raise LaunchError("rollout.procs: rollout workers run on the launching machine; "
-                              "multi-node runs with rollout workers are not supported yet")
+        if hostfile is not None:
+            raise LaunchError("rollout.procs: rollout workers start beside node 0's trainers, "
+                              "which --hostfile (DeepSpeed's launcher) cannot do; launch each "
+                              "node with --nnodes/--node-rank instead")
     with rollout_workers(rollout, run_dir / "logs") as rollout_env:
+        if rdzv.node_rank and exp.rollout_processes():  # node 0 has that many fewer trainers
+            rollout_env = {**rollout_env, RANK_SHIFT_ENV: str(-exp.rollout_processes())}
         return _launch_trainers(exp, experiment, config, nproc - rollout, hostfile, run_dir,
                                 resume, timeout_s, rdzv, rollout_env)
 

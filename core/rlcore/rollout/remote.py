@@ -46,13 +46,14 @@ class WorkerEngine:
             raise RlcoreError(f"rollout.engine=worker samples with rlcore's core transformer; "
                               f"role {handle.role!r} holds a {type(handle.module).__name__}: "
                               "build it as rlcore.models.Transformer, or sample locally")
+        self.rank = distributed.rank()
         env = wire.rollout_env()
-        if env is None:
+        if env is None and self.rank == 0:  # only trainer rank 0 talks to the workers
             raise RlcoreError("rollout.engine=worker needs rollout processes: set rollout.procs=K "
                               "and launch with --nproc N (N > K): K processes sample, N-K train")
-        self.handle, self.workers, self.partial = handle, env[2], partial
+        self.handle, self.partial = handle, partial
+        self.workers = env[2] if self.rank == 0 else 0
         self.tol, self.sync_timeout_s, self.wait_timeout_s = sync_check_tol, sync_timeout_s, wait_timeout_s
-        self.rank = distributed.rank()
         self.group = wire.connect(0, wait_timeout_s)[0] if self.rank == 0 else None
         self._version = -1  # no weights sent yet
         self._tickets = itertools.count()
@@ -101,7 +102,7 @@ class WorkerEngine:
         jobs = distributed.all_gather_object((prompts, seed))
         ticket = next(self._tickets)
         assignment = {w: [j for j in range(len(jobs)) if j % self.workers == w - 1]
-                      for w in range(1, self.workers + 1)}
+                      for w in self._workers()}
         self.outstanding[ticket] = assignment
         for w in self._workers():
             tensors, meta_jobs = {}, []

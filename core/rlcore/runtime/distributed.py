@@ -12,6 +12,7 @@ LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 # What rlcore's launcher (rlcore.launch) sets for its ranks.
 STORE_ENV = "RLCORE_STORE"          # HOST:PORT of the run's store
 NODE_RANK_ENV = "RLCORE_NODE_RANK"  # set when node ranks are fixed (--node-rank, Slurm)
+RANK_SHIFT_ENV = "RLCORE_RANK_SHIFT"  # nodes after node 0: minus node 0's rollout workers
 
 
 def device() -> Any:
@@ -71,7 +72,7 @@ def worker_store(timeout_s: float) -> tuple[Any, int, int]:
     rank = int(os.environ["RANK"])
     if NODE_RANK_ENV in os.environ:
         rank = int(os.environ[NODE_RANK_ENV]) * int(os.environ["LOCAL_WORLD_SIZE"]) + \
-            int(os.environ["LOCAL_RANK"])
+            int(os.environ["LOCAL_RANK"]) + int(os.environ.get(RANK_SHIFT_ENV, "0"))
         os.environ["RANK"] = str(rank)
     store = TCPStore(host.strip("[]"), int(port), None, False,
                      timeout=datetime.timedelta(seconds=timeout_s))

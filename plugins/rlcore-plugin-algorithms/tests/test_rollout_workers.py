@@ -79,6 +79,11 @@ def test_placement_is_checked_before_anything_starts(tmp_path):
     assert cfg.rollout.engine == "worker"
     with pytest.raises(RlcoreError, match="rollout.procs=2 leaves no trainer on --nproc 2"):
         launch(record.name, cfg, nproc=2, run_dir=tmp_path / "run")
+    from rlcore.launch.rendezvous import Rendezvous
+
+    with pytest.raises(RlcoreError, match="each node needs a fixed --node-rank"):
+        launch(record.name, cfg, nproc=3, run_dir=tmp_path / "run",
+               rdzv=Rendezvous(nnodes=2, node_rank=None, master_port=29500))
     with pytest.raises(RlcoreError, match="rollout.max_staleness=1 samples ahead on rollout "
                                           "workers: set rollout.procs=K"):
         resolve_experiment("grpo", None, ["rollout.max_staleness=1"])
