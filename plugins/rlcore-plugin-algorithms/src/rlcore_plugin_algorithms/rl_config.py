@@ -246,8 +246,9 @@ class RolloutOptions:
         "help": "processes of --nproc N that sample (the other N-K train); 0: colocated",
         "range": "[0, inf)"})
     max_staleness: int = field(default=0, metadata={
-        "help": "weight versions a trained sample may lag behind; 0: on-policy; S > 0: the "
-                "workers sample up to S batches ahead while the trainers train (needs procs)",
+        "help": "training steps a trained sample may lag behind the weights that train on it; "
+                "0: on-policy; S > 0: the workers sample up to S batches ahead while the "
+                "trainers train (needs procs)",
         "range": "[0, inf)"})
     partial: bool = field(default=False, metadata={
         "help": "asynchronous: a generation in flight when new weights arrive goes on with "

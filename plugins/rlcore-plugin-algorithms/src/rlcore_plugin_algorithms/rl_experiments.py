@@ -282,7 +282,6 @@ class RL(SamplingExperiment):
         ctx.add_metrics({"sampling/refills": refills, "sampling/kept_frac": len(kept) / max(seen, 1)})
         return ctx.run(kept.gather(range(target)), tail)
 
-
     def sample_ahead(self, ctx: StepContext, batch: PackedBatch) -> None:
         """Asynchronous RL: the workers get this step's batch and the next ``max_staleness``
         ones now, with the newest weights, and sample them while the trainers train; a batch

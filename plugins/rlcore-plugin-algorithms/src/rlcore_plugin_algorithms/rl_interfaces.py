@@ -87,6 +87,7 @@ class PolicyInterface(_Trainer):
                  rollout: RolloutOptions | None = None, max_staleness: int | None = None):
         super().__init__(policy, gen)
         self.kl, self.max_staleness = kl, max_staleness
+        self.step_starts: list[int] = []  # the actor's version at each train step's start
         self.rollout = rollout if rollout is not None and rollout.correction != "none" else None
         self.loss_fn = registry.load("policy_losses", policy.loss)
 
@@ -95,7 +96,7 @@ class PolicyInterface(_Trainer):
         weights than the actor's now); with a bound, report the staleness in steps as metrics.
         A sample's version is the actor's optimizer-step count when it was sampled."""
         versions = data.data[VERSION].long()
-        self.step_starts = [*getattr(self, "step_starts", [])[-64:], handle.version]
+        self.step_starts = [*self.step_starts[-64:], handle.version]
         starts = torch.tensor(self.step_starts)
         lag = (starts[None, :] > versions[:, None]).sum(1)  # steps begun since the sampling
         bound = self.max_staleness or 0
