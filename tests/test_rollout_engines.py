@@ -105,15 +105,12 @@ worker.main()
 def _slow_worker_engine(monkeypatch, tmp_path, handle, partial):
     """A worker engine whose one worker takes 0.1 s a token."""
     import contextlib
-    import sys
 
     import rlcore.launch.rollout_procs as procs
     from rlcore.rollout.remote import WorkerEngine
+    from rlcore.testing.rollout import replace_rollout_workers
 
-    real = procs.subprocess.Popen
-    monkeypatch.setattr(procs.subprocess, "Popen", lambda cmd, **kw: real(
-        [sys.executable, "-c", SLOW_WORKER] if cmd[1:] == ["-m", "rlcore.rollout.worker"]
-        else cmd, **kw))
+    replace_rollout_workers(monkeypatch, SLOW_WORKER)
     stack = contextlib.ExitStack()
     env = stack.enter_context(procs.rollout_workers(1, tmp_path))
     stack.enter_context(procs.environment(env))
@@ -149,3 +146,35 @@ def test_partial_rollouts_tag_each_token_with_the_weights_that_made_it(monkeypat
                 assert engine.metrics["/rollout/sync_check"] <= 1e-5
             assert engine.collect(engine.submit(prompts, g, seed=2)).versions[0].unique().tolist() == [1]
             engine.close()
+
+
+FROZEN_WORKER = """
+import os, time
+from rlcore.rollout import RANK_ENV, wire
+group, _ = wire.connect(int(os.environ[RANK_ENV]), 600)
+wire.recv(group, 0)  # init; then it stops answering (a hung worker)
+time.sleep(600)
+"""
+
+
+def test_a_weight_sync_to_a_hung_worker_fails_within_sync_timeout(monkeypatch, tmp_path):
+    import contextlib
+
+    import pytest
+
+    import rlcore.launch.rollout_procs as procs
+    from rlcore.errors import RlcoreError
+    from rlcore.rollout.remote import WorkerEngine
+    from rlcore.testing.interfaces import make_handle
+    from rlcore.testing.rollout import replace_rollout_workers
+
+    replace_rollout_workers(monkeypatch, FROZEN_WORKER)
+    handle = make_handle()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(procs.environment(stack.enter_context(
+            procs.rollout_workers(1, tmp_path))))
+        start = time.monotonic()
+        with pytest.raises(RlcoreError, match=r"sending 'weights' to rollout rank 1 failed or "
+                                              r"timed out after 2 s"):
+            WorkerEngine(handle, sync_timeout_s=2, wait_timeout_s=300)
+        assert time.monotonic() - start < 60  # the sync timeout, not the 300 s wait

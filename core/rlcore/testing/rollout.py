@@ -140,3 +140,21 @@ class RolloutEngineConformance:
             assert [t.tolist() for t in got.tokens] == [t.tolist() for t in ref.tokens]
             assert all(bool((a == b).all()) for a, b in zip(got.logprobs, ref.logprobs,
                                                             strict=True))
+
+
+def replace_rollout_workers(monkeypatch: Any, script: str) -> None:
+    """Start the rollout workers of this test's runs as ``python -c script`` instead of
+    ``python -m rlcore.rollout.worker``: a worker with a fault put in (slow, hung, damaged).
+    The script usually patches something and then calls ``rlcore.rollout.worker.main()``."""
+    import sys
+
+    import rlcore.launch.rollout_procs as procs
+
+    real = procs.subprocess.Popen
+
+    def popen(cmd: list[str], **kw: Any) -> Any:
+        if cmd[1:] == ["-m", "rlcore.rollout.worker"]:
+            cmd = [sys.executable, "-c", script]
+        return real(cmd, **kw)
+
+    monkeypatch.setattr(procs.subprocess, "Popen", popen)

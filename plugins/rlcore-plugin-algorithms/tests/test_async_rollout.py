@@ -14,6 +14,7 @@ import pytest
 from rl_runs import train_rl
 from test_experiments import read_metrics
 
+from rlcore.testing.rollout import replace_rollout_workers
 from rlcore_plugin_algorithms.rl_experiments import WARM_START_DIR
 
 # A worker whose every decode step is slowed: the trainer must wait for it.
@@ -35,16 +36,7 @@ worker.main()
 
 def slow_workers(monkeypatch, delay: float) -> None:
     """Start every rollout worker of this test's runs with decode steps ``delay`` s slower."""
-    import rlcore.launch.rollout_procs as procs
-
-    real = procs.subprocess.Popen
-
-    def popen(cmd, **kw):
-        if cmd[1:] == ["-m", "rlcore.rollout.worker"]:
-            cmd = [sys.executable, "-c", SLOW_WORKER.replace("{delay}", repr(delay))]
-        return real(cmd, **kw)
-
-    monkeypatch.setattr(procs.subprocess, "Popen", popen)
+    replace_rollout_workers(monkeypatch, SLOW_WORKER.replace("{delay}", repr(delay)))
 
 
 def column(rows, key):

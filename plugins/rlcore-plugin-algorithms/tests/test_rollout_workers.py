@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 from rl_runs import train_rl
@@ -55,16 +54,9 @@ worker.main()
 
 @pytest.mark.slow
 def test_a_worker_with_other_weights_stops_the_run(tmp_path, warm_start, monkeypatch):
-    import rlcore.launch.rollout_procs as procs
+    from rlcore.testing.rollout import replace_rollout_workers
 
-    real = procs.subprocess.Popen
-
-    def damaged_worker(cmd, **kw):
-        if cmd[1:] == ["-m", "rlcore.rollout.worker"]:
-            cmd = [sys.executable, "-c", DAMAGED]
-        return real(cmd, **kw)
-
-    monkeypatch.setattr(procs.subprocess, "Popen", damaged_worker)
+    replace_rollout_workers(monkeypatch, DAMAGED)
     with pytest.raises((RlcoreError, RankFailedError),
                        match=r"weight sync check failed: rollout worker 1 .* version 0"):
         train_rl("grpo", tmp_path, warm_start, *STEPS, "rollout.procs=1", nproc=2)
