@@ -57,7 +57,8 @@ def test_run_learns_logs_and_checkpoints(tmp_path, hooks):
     summary = run("runtime_toy:ToyExperiment", cfg, tmp_path, resume=False)
     assert summary["status"] == "completed" and summary["steps"] == 24  # 3 epochs of 8 batches
     before, *records = read_metrics(tmp_path)
-    assert before["step"] == 0 and set(before) == {"step", "time", "eval/mse"}  # eval_at_start
+    assert before["step"] == 0 and set(before) == {"step", "time", "eval/mse", "time/eval"}
+    assert before["time/eval"] > 0  # eval_at_start, and how long it took
     assert [r["step"] for r in records] == list(range(1, 25))
     first = sum(r["train/loss"] for r in records[:4]) / 4
     last = sum(r["train/loss"] for r in records[-4:]) / 4
