@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from killing import kill_after_checkpoint
 from rl_runs import train_rl
 from test_experiments import read_metrics
 
@@ -121,15 +121,7 @@ def test_a_killed_async_run_trains_every_prompt_once_per_epoch(tmp_path, warm_st
     subprocess.run(command(tmp_path / "straight", tmp_path / "straight.trace"), check=True,
                    env=cli_env, capture_output=True, timeout=600)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(command(killed, tmp_path / "first.trace"), env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoints" / "step-00000004" / "COMPLETE").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "ended before the kill"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(command(killed, tmp_path / "first.trace"), killed, 4, cli_env)
     resumed = subprocess.run(command(killed, tmp_path / "second.trace"), check=True,
                              env=cli_env, capture_output=True, text=True, timeout=600)
     assert "(step 4 of 7)" in resumed.stdout, resumed.stdout

@@ -2,13 +2,12 @@
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from killing import kill_after_checkpoint
 
 from rlcore.cli.train_cmd import resolve_experiment
 from rlcore.launch.launcher import launch
@@ -109,14 +108,7 @@ def test_killed_run_resumes_with_the_same_losses(tmp_path, cli_env):
     assert f"checkpoint: {straight / 'checkpoints' / 'step-00000012'} (HF model dirs: actor)" in done.stdout
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([RLCORE, *args, "--run-dir", str(killed)], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoints" / "step-00000008" / "COMPLETE").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "run ended before it could be killed"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint([RLCORE, *args, "--run-dir", str(killed)], killed, 8, cli_env)
     subprocess.run([RLCORE, *args, "--run-dir", str(killed)], check=True, env=cli_env,
                    capture_output=True, timeout=600)
     resumed = {r["step"]: r["actor_train/loss"] for r in read_metrics(killed)}

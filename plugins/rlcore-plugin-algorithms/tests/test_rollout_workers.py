@@ -99,9 +99,9 @@ def _is_worker(pid: str) -> bool:
 def test_a_killed_run_with_workers_resumes_with_the_same_numbers(tmp_path, warm_start, cli_env):
     """SIGKILL the launcher mid-run: its worker exits, and the same command resumes exactly."""
     import shutil
-    import signal
     import time
 
+    from killing import kill_after_checkpoint
     from test_experiments import RLCORE, read_metrics
 
     from rlcore_plugin_algorithms.rl_experiments import WARM_START_DIR
@@ -115,15 +115,8 @@ def test_a_killed_run_with_workers_resumes_with_the_same_numbers(tmp_path, warm_
         shutil.copytree(warm_start, runs[name] / WARM_START_DIR)
     subprocess.run([RLCORE, *args, "--run-dir", str(runs["straight"])], check=True, env=cli_env,
                    capture_output=True, timeout=600)
-    proc = subprocess.Popen([RLCORE, *args, "--run-dir", str(runs["killed"])], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not (runs["killed"] / "checkpoints" / "step-00000004" / "COMPLETE").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "ended before the kill"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint([RLCORE, *args, "--run-dir", str(runs["killed"])], runs["killed"], 4,
+                          cli_env)
     time.sleep(3)  # a worker notices its launcher is gone within 2 s
     assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_worker(p)]
     subprocess.run([RLCORE, *args, "--run-dir", str(runs["killed"])], check=True, env=cli_env,
