@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlcore.errors import DiskFullError
+from rlcore.runtime.diskspace import writing
 from rlcore.runtime.hooks import call_hook
 
 METRICS_FILE = "metrics.jsonl"
@@ -81,7 +83,7 @@ class MetricsLogger:
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             kept = [r for r in read_metrics(self.run_dir) if r.get("step", 0) <= self.start_step]
-            with open(self.path, "w") as f:
+            with writing(self.path), open(self.path, "w") as f:
                 for r in kept:
                     f.write(strict_json(r) + "\n")
             for r in kept:
@@ -127,7 +129,7 @@ class MetricsLogger:
             self.first.setdefault(k, v)
             self.last[k] = v
         if self.rank == 0:
-            with open(self.path, "a") as f:
+            with writing(self.path), open(self.path, "a") as f:
                 f.write(strict_json({"step": step, "time": time.time(), **metrics}) + "\n")
         if self._progress is not None:
             shown = [k for k in metrics if not k.startswith("time/")][: self.live_keys]
@@ -151,7 +153,12 @@ class MetricsLogger:
         if error:
             summary["error"] = error
         if self.rank == 0:
-            _write_json(self.run_dir / "summary.json", summary)
+            try:
+                _write_json(self.run_dir / "summary.json", summary)
+            except DiskFullError as err:
+                if status == "completed":
+                    raise
+                print(f"rlcore: {err}; the run's own error follows", flush=True)
             if self.show_progress:
                 from rich.console import Console
 
@@ -180,5 +187,6 @@ def summary_table(summary: dict[str, Any]) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(strict_json(obj, indent=1) + "\n")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(strict_json(obj, indent=1) + "\n")
