@@ -35,7 +35,8 @@ ENV_BLOCK = "RLCORE_PLUGINS_BLOCK"
 ENV_ALLOW = "RLCORE_PLUGINS_ALLOW"
 ENV_STRICT = "RLCORE_PLUGINS_STRICT"
 ENV_IMPORT_TIMEOUT = "RLCORE_PLUGIN_IMPORT_TIMEOUT"
-DEFAULT_IMPORT_TIMEOUT_S = 60.0
+# a plugin's top level should not import torch; `--version` and `--help` never wait (cli/app.py)
+DEFAULT_IMPORT_TIMEOUT_S = 10.0
 # Lifecycle hooks of a run: sys.exit() in one of these stops the run; elsewhere it only warns.
 RUN_HOOKS = frozenset({"rlcore_run_start", "rlcore_step_end", "rlcore_run_end"})
 
