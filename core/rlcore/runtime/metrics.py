@@ -64,7 +64,10 @@ class MetricsLogger:
         start_step: int = 0,
         progress: bool = True,
         live_keys: int = 3,
+        flat_loss_steps: int = 0,
     ):
+        from rlcore.runtime.health import FlatLossWatch
+
         self.run_dir = Path(run_dir)
         self.rank = rank
         self.total_steps = total_steps
@@ -78,6 +81,8 @@ class MetricsLogger:
         self._progress: Any = None
         self._task: Any = None
         self._t0 = time.time()
+        self.flat = FlatLossWatch(flat_loss_steps)
+        self.warnings: list[str] = []
 
     def start(self, config: dict[str, Any]) -> None:
         if self.rank == 0:
@@ -135,6 +140,10 @@ class MetricsLogger:
             shown = [k for k in metrics if not k.startswith("time/")][: self.live_keys]
             live = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
             self._progress.update(self._task, completed=step, live=live)
+        for warning in self.flat.update(step, metrics):
+            self.warnings.append(warning)
+            if self.rank == 0:
+                _warn(warning)
         call_hook("rlcore_step_end", step=step, metrics=metrics, rank=self.rank)
 
     def finish(self, status: str = "completed", error: str | None = None) -> dict[str, Any]:
@@ -152,6 +161,8 @@ class MetricsLogger:
         }
         if error:
             summary["error"] = error
+        if self.warnings:
+            summary["warnings"] = list(self.warnings)
         if self.rank == 0:
             try:
                 _write_json(self.run_dir / "summary.json", summary)
@@ -163,6 +174,8 @@ class MetricsLogger:
                 from rich.console import Console
 
                 Console().print(summary_table(summary))
+            for warning in self.warnings:  # again under the table: "completed" is not all
+                _warn(warning)
         call_hook("rlcore_run_end", run_dir=str(self.run_dir), summary=summary, rank=self.rank)
         return summary
 
@@ -171,9 +184,11 @@ def summary_table(summary: dict[str, Any]) -> Any:
     """A rich table: each metric's first and last value."""
     from rich.table import Table
 
+    warned = len(summary.get("warnings", []))
     table = Table(
         title=f"{summary['status']}: {summary['steps']}/{summary['total_steps']} steps "
-        f"in {summary['elapsed_s']:.1f}s"
+        f"in {summary['elapsed_s']:.1f}s" + (f" ({warned} warning{'s' * (warned > 1)})"
+                                             if warned else "")
     )
     table.add_column("metric")
     table.add_column("first", justify="right")
@@ -184,6 +199,15 @@ def summary_table(summary: dict[str, Any]) -> Any:
         first, last = summary["first"].get(k, math.nan), summary["last"][k]
         table.add_row(k, _fmt(first), _fmt(last))
     return table
+
+
+def _warn(text: str) -> None:
+    """One warning line on stderr (rank 0)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[yellow]warning:[/] {escape(text)}", highlight=False,
+                               soft_wrap=True)
 
 
 def _write_json(path: Path, obj: Any) -> None:
