@@ -47,5 +47,9 @@ class PluginHookExit(RlcoreError):
     """A plugin called ``sys.exit()`` inside a lifecycle hook; the run stops, naming it."""
 
 
+class RenamedAttributeWarning(FutureWarning):
+    """A plugin used an attribute's name from an older plugin API; the new name is given."""
+
+
 class RenamedKeyWarning(FutureWarning):
     """A config key was renamed; the old name still works (the CLI prints one line)."""

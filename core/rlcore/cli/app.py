@@ -110,10 +110,13 @@ def needs_plugin_commands(args: list[str]) -> bool:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """rlcore's own notes (a renamed config key) as one line; other warnings as Python shows them."""
-    from rlcore.errors import RenamedKeyWarning
+    from rlcore.errors import RenamedAttributeWarning, RenamedKeyWarning
 
     if issubclass(category, RenamedKeyWarning):
         err_console.print(f"[yellow]note:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    elif issubclass(category, RenamedAttributeWarning):  # where: the plugin's line
+        err_console.print(f"[yellow]warning:[/] {escape(str(message))} ({filename}:{lineno})",
+                          highlight=False, soft_wrap=True)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)
 
