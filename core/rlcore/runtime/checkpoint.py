@@ -102,7 +102,8 @@ def _fsync_json(path: Path, obj: Any) -> None:
 # Run settings that may differ on resume: they change how long and how visibly a run goes, not
 # what it computes.
 RESUMABLE_KEYS = frozenset({"max_steps", "epochs", "eval_every", "eval_at_start", "save_every",
-                            "keep_last", "progress", "collective_timeout_s"})
+                            "keep_last", "progress", "collective_timeout_s", "loggers",
+                            "flat_loss_steps"})
 
 
 def config_changes(saved: Any, current: Any, prefix: str = "") -> list[str]:

@@ -65,6 +65,7 @@ class MetricsLogger:
         progress: bool = True,
         live_keys: int = 3,
         flat_loss_steps: int = 0,
+        loggers: list[str] | None = None,
     ):
         from rlcore.runtime.health import FlatLossWatch
 
@@ -82,10 +83,16 @@ class MetricsLogger:
         self._task: Any = None
         self._t0 = time.time()
         self.flat = FlatLossWatch(flat_loss_steps)
+        self.logger_names = loggers
+        self._loggers: Any = None
         self.warnings: list[str] = []
 
     def start(self, config: dict[str, Any]) -> None:
+        from rlcore.runtime.loggers import Loggers, selected
+
+        names = selected(self.logger_names)  # every rank: a bad name fails everywhere
         if self.rank == 0:
+            self._loggers = Loggers(names, str(self.run_dir), config, self.start_step)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             kept = [r for r in read_metrics(self.run_dir) if r.get("step", 0) <= self.start_step]
             with writing(self.path), open(self.path, "w") as f:
@@ -140,6 +147,8 @@ class MetricsLogger:
             shown = [k for k in metrics if not k.startswith("time/")][: self.live_keys]
             live = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
             self._progress.update(self._task, completed=step, live=live)
+        if self._loggers is not None:
+            self._loggers.log(step, metrics)
         for warning in self.flat.update(step, metrics):
             self.warnings.append(warning)
             if self.rank == 0:
@@ -176,6 +185,9 @@ class MetricsLogger:
                 Console().print(summary_table(summary))
             for warning in self.warnings:  # again under the table: "completed" is not all
                 _warn(warning)
+        if self._loggers is not None:
+            self._loggers.close(summary)
+            self._loggers = None
         call_hook("rlcore_run_end", run_dir=str(self.run_dir), summary=summary, rank=self.rank)
         return summary
 
