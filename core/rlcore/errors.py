@@ -29,8 +29,26 @@ class ModelLoadError(RlcoreError):
     """A model directory is missing files, has an unknown type or mismatched shapes."""
 
 
+class CheckpointError(RlcoreError):
+    """A checkpoint is missing, incomplete, damaged or does not match the run."""
+
+
+class DiskFullError(CheckpointError):
+    """A write ran out of room (full disk, quota, file-size limit); ``remedy`` says what to do.
+
+    Checkpoints remove their partial directory first; see ``rlcore.runtime.diskspace``."""
+
+    def __init__(self, message: str, remedy: str = "Free some space"):
+        super().__init__(message)
+        self.remedy = remedy
+
+
 class PluginHookExit(RlcoreError):
     """A plugin called ``sys.exit()`` inside a lifecycle hook; the run stops, naming it."""
+
+
+class RenamedAttributeWarning(FutureWarning):
+    """A plugin used an attribute's name from an older plugin API; the new name is given."""
 
 
 class RenamedKeyWarning(FutureWarning):

@@ -23,6 +23,11 @@ KIND_PACKAGES = {
     "rewards": "rlcore-plugin-rewards",
 }
 
+# The first-party loggers (run.loggers), each its own distribution.
+LOGGER_PACKAGES = {"tensorboard": "rlcore-plugin-tensorboard", "wandb": "rlcore-plugin-wandb",
+                   "mlflow": "rlcore-plugin-mlflow"}
+
+
 
 def installed(dist: str) -> bool:
     """Whether the distribution ``dist`` is installed."""

@@ -10,7 +10,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from rlcore.cli import plugins_cmd
-from rlcore.cli.app import RlcoreError, app, build_app
+from rlcore.cli.app import RlcoreError, app, build_app, needs_plugin_commands
+from rlcore.plugins.manager import DEFAULT_IMPORT_TIMEOUT_S
 
 runner = CliRunner()
 
@@ -142,12 +143,43 @@ def test_plugins_add_commands_and_broken_ones_do_not_take_the_cli_down(fake_dist
     assert rlcore_plugins.status()["greeter"].provides == {"hooks": ["cli_commands"]}
 
 
-def test_help_survives_a_plugin_whose_import_hangs(fake_distribution):
-    dist_info = fake_distribution("sleeper", "import time\ntime.sleep(600)\n")
-    env = {**os.environ, "RLCORE_PLUGIN_IMPORT_TIMEOUT": "1",
-           "PYTHONPATH": os.pathsep.join([str(dist_info.parent), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-c", "from rlcore.cli.app import main; main()", "--help"],
-                            capture_output=True, text=True, env=env, timeout=120)
+def hanging_plugin(fake_distribution, marker):
+    """A plugin whose import writes ``marker``, then hangs; the env that finds it."""
+    dist_info = fake_distribution("sleeper", f"import time\nopen({str(marker)!r}, 'w').close()\n"
+                                             "time.sleep(600)\n")
+    return {**os.environ, "RLCORE_PLUGIN_IMPORT_TIMEOUT": "1",
+            "PYTHONPATH": os.pathsep.join([str(dist_info.parent), os.environ.get("PYTHONPATH", "")])}
+
+
+def rlcore_cli(env, *args):
+    return subprocess.run([sys.executable, "-c", "from rlcore.cli.app import main; main()", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], [], ["train", "--help"]])
+def test_version_and_help_never_import_plugins(fake_distribution, tmp_path, args):
+    env = hanging_plugin(fake_distribution, tmp_path / "imported")
+    result = rlcore_cli(env, *args)
+    assert result.returncode in (0, 2), result.stderr  # no command: typer shows help, exits 2
+    assert "rlcore" in result.stdout + result.stderr
+    assert not (tmp_path / "imported").exists() and "sleeper" not in result.stderr
+
+
+def test_a_hanging_plugin_is_stopped_when_plugins_are_needed(fake_distribution, tmp_path):
+    env = hanging_plugin(fake_distribution, tmp_path / "imported")
+    result = rlcore_cli(env, "list-plugins")
     assert result.returncode == 0, result.stderr
-    assert "list-plugins" in result.stdout
+    assert (tmp_path / "imported").exists()
     assert "'sleeper'" in result.stderr and "did not finish within 1 s" in result.stderr
+
+
+@pytest.mark.parametrize("args, needed", [
+    (["--version"], False), (["--help"], False), ([], False), (["train", "sft"], False),
+    (["list-plugins"], False), (["hello", "--name", "x"], True), (["--verbose", "hello"], True),
+])
+def test_only_a_command_the_core_lacks_loads_the_plugins_commands(args, needed):
+    assert needs_plugin_commands(args) is needed
+
+
+def test_the_default_import_wait_is_short():
+    assert DEFAULT_IMPORT_TIMEOUT_S <= 10

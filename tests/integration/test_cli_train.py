@@ -139,3 +139,15 @@ def test_a_missing_actor_path_is_a_missing_model_directory(rlcore, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "actor.path: model directory nowhere does not exist" in result.stderr
     assert "tokenizer" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_run_whose_loss_flat_lines_warns(rlcore, tmp_path):
+    """lr 1e6 sticks the embedded task's loss at 4.64 from step 2: the run says so."""
+    result = rlcore("train", "sft", "--set", "train.optimizer.lr=1e6", "--set", "run.max_steps=8",
+                    "--set", "run.flat_loss_steps=5", "--set", "run.eval_every=0",
+                    "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning: actor_train/loss has stayed at 4.64" in result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and "since step 2" in summary["warnings"][0]

@@ -199,6 +199,14 @@ class Module:
         return self._ensure_setup()
 
     @property
+    def engine(self) -> Any:
+        """Plugin API 1's name of :attr:`wrapped_model` (warns once)."""
+        from rlcore.compat import renamed
+
+        renamed("Module.engine", "Module.wrapped_model", api=1)
+        return self.wrapped_model
+
+    @property
     def handle(self) -> ModelHandle | None:
         """This role's :class:`ModelHandle` once the engine has built it."""
         return self._handle

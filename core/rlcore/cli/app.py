@@ -16,7 +16,10 @@ HELP = (
     "rlcore: RLHF and LLM post-training from plugins.\n\n"
     "Start with `rlcore list-plugins` to see what is installed, "
     "`rlcore list experiments` for what you can train, and "
-    "`rlcore train sft` to train a tiny model on the built-in task."
+    "`rlcore train sft` to train a tiny model on the built-in task. Commands that plugins add "
+    "are not listed here (listing them would import every plugin): "
+    "`rlcore list-plugins` shows which plugins add commands (`cli_commands`), and "
+    "`rlcore COMMAND --help` describes one."
 )
 
 err_console = Console(stderr=True)
@@ -94,12 +97,26 @@ def add_plugin_commands(root: typer.Typer) -> None:
 app = build_app(with_plugins=False)
 
 
+def needs_plugin_commands(args: list[str]) -> bool:
+    """Whether ``args`` may name a command that a plugin adds: not ``--version``, ``--help``,
+    no command at all, or one of the core's, so those never wait for a plugin's import."""
+    if any(a in ("--version", "--help", "-h") for a in args[:1]):
+        return False
+    command = next((a for a in args if not a.startswith("-")), None)
+    core = {_command_name(c) for c in app.registered_commands} | {
+        g.name for g in app.registered_groups}
+    return command is not None and command not in core
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """rlcore's own notes (a renamed config key) as one line; other warnings as Python shows them."""
-    from rlcore.errors import RenamedKeyWarning
+    from rlcore.errors import RenamedAttributeWarning, RenamedKeyWarning
 
     if issubclass(category, RenamedKeyWarning):
         err_console.print(f"[yellow]note:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    elif issubclass(category, RenamedAttributeWarning):  # where: the plugin's line
+        err_console.print(f"[yellow]warning:[/] {escape(str(message))} ({filename}:{lineno})",
+                          highlight=False, soft_wrap=True)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)
 
@@ -110,7 +127,7 @@ def main() -> None:
 
     warnings.showwarning = _show_warning
     try:
-        build_app()()
+        build_app(with_plugins=needs_plugin_commands(sys.argv[1:]))()
     except RunInterrupted as exc:
         err_console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

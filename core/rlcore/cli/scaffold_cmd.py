@@ -121,6 +121,7 @@ def new_plugin(
         "kind": kind.value,
         "hook": plugin_kind.hook,
         "record": plugin_kind.record.__name__,
+        "api": str(rlcore.API_VERSION),
     }
     values["item"] = Template(spec.item).substitute(values)
     requirements = [f"rlcore>={major}.{minor},<{core_next}", *spec.needs]

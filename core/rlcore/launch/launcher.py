@@ -25,12 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rlcore.errors import RlcoreError
+from rlcore.errors import DiskFullError, RlcoreError
 from rlcore.launch import rendezvous
 from rlcore.launch.rendezvous import LaunchError, Rendezvous
 from rlcore.launch.rollout_procs import environment, rollout_workers
 from rlcore.launch.runlock import RunDirLock
 from rlcore.launch.torchrun import FAILURES_ENV
+from rlcore.runtime.diskspace import writing
 from rlcore.runtime.distributed import (
     NODE_RANK_ENV,
     RANK_SHIFT_ENV,
@@ -60,7 +61,13 @@ def write_config(config: Any, run_dir: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "config.yaml"
     tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(to_yaml(config))
+    try:
+        with writing(tmp):
+            tmp.write_text(to_yaml(config))
+    except DiskFullError as err:
+        tmp.unlink(missing_ok=True)
+        raise DiskFullError(f"{err}; the run did not start and {path} is as it was. "
+                            f"{err.remedy}, then run again", remedy=err.remedy) from None
     os.replace(tmp, path)
     return path
 

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from rlcore.errors import RlcoreError
+from rlcore.errors import DiskFullError, RlcoreError
+from rlcore.runtime.diskspace import writing
 
 LOCK_NAME = "run.lock"
 
@@ -47,18 +48,22 @@ class RunDirLock:
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
               "command": " ".join(sys.argv)}
         tmp = self.path.with_name(f".{LOCK_NAME}.{os.getpid()}")
-        tmp.write_text(json.dumps(me))
         try:
-            for _ in range(3):
-                try:
-                    os.link(tmp, self.path)  # atomic: the lock appears with its content
-                except FileExistsError:
-                    self._check_holder()
-                    continue
-                self.held = True
-                return self
+            with writing(tmp):
+                tmp.write_text(json.dumps(me))
+                for _ in range(3):
+                    try:
+                        os.link(tmp, self.path)  # atomic: the lock appears with its content
+                    except FileExistsError:
+                        self._check_holder()
+                        continue
+                    self.held = True
+                    return self
+        except DiskFullError as err:  # the same line as a checkpoint's, before anything ran
+            raise DiskFullError(f"{err}; the run did not start and {self.path.parent} is as it "
+                                f"was. {err.remedy}, then run again", remedy=err.remedy) from None
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
         raise RunDirLockedError(f"could not take {self.path}: other runs keep taking it")
 
     def _check_holder(self) -> None:

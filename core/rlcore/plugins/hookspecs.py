@@ -17,6 +17,7 @@ from rlcore.plugins.records import (
     DatasetRecord,
     ExperimentRecord,
     InterfaceRecord,
+    LoggerRecord,
     ModelFamilyRecord,
     PolicyLossRecord,
     RewardFunctionRecord,
@@ -168,6 +169,27 @@ def rlcore_rollout_engines() -> list[RolloutEngineRecord]:
         def rlcore_rollout_engines():
             return [RolloutEngineRecord("vllm", impl="my_pkg.engine:VLLMEngine",
                                         doc="vLLM on the rollout GPUs")]
+    """
+
+
+@hookspec
+def rlcore_loggers() -> list[LoggerRecord]:
+    """Register metrics loggers (``run.loggers`` selects them; default ``[tensorboard]``).
+
+    Returns: a list of ``LoggerRecord``; ``impl`` is built on rank 0 as ``impl(run_dir=...,
+    config=..., start_step=...)`` (``config`` the resolved config as a plain dict,
+    ``start_step`` 0 or the step a resumed run continues from), then called with
+    ``log(step, metrics)`` after every step and ``close(summary)`` once at the end (also
+    after a failure or an interrupt; ``summary["status"]`` says which). A logger that
+    raises when built stops the run before training; one that raises later warns once and
+    is dropped.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_loggers():
+            return [LoggerRecord("csv", impl="my_pkg.csv_logger:CsvLogger",
+                                 doc="one CSV row per step")]
     """
 
 

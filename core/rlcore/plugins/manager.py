@@ -35,7 +35,8 @@ ENV_BLOCK = "RLCORE_PLUGINS_BLOCK"
 ENV_ALLOW = "RLCORE_PLUGINS_ALLOW"
 ENV_STRICT = "RLCORE_PLUGINS_STRICT"
 ENV_IMPORT_TIMEOUT = "RLCORE_PLUGIN_IMPORT_TIMEOUT"
-DEFAULT_IMPORT_TIMEOUT_S = 60.0
+# a plugin's top level should not import torch; `--version` and `--help` never wait (cli/app.py)
+DEFAULT_IMPORT_TIMEOUT_S = 10.0
 # Lifecycle hooks of a run: sys.exit() in one of these stops the run; elsewhere it only warns.
 RUN_HOOKS = frozenset({"rlcore_run_start", "rlcore_step_end", "rlcore_run_end"})
 
@@ -125,6 +126,26 @@ def _core_requirement_problem(dist: metadata.Distribution | None) -> str | None:
     return None
 
 
+def _api_problem(plugin: Any) -> tuple[str, str] | None:
+    """``(status, reason)`` when ``plugin``, which declares ``RLCORE_API`` (the plugin API
+    versions it is written for: an int or a tuple of ints), cannot run on this core; None
+    when it can or does not say."""
+    declared = getattr(plugin, "RLCORE_API", None)
+    if declared is None:
+        return None
+    versions = (declared,) if isinstance(declared, int) else declared
+    if not isinstance(versions, tuple | list) or not versions or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in versions):
+        return ERROR, (f"RLCORE_API must be an int or a tuple of ints (plugin API versions), "
+                       f"got {declared!r}")
+    if rlcore.API_VERSION in versions:
+        return None
+    written = "/".join(str(v) for v in sorted(versions))
+    return INCOMPATIBLE, (f"written for plugin API {written}, but rlcore {rlcore.__version__} "
+                          f"has plugin API {rlcore.API_VERSION}; update the plugin (CHANGELOG.md "
+                          f"says what changed) or install an rlcore with plugin API {written}")
+
+
 class PluginManager:
     """Loads ``rlcore`` entry points and builds one registry per kind of record."""
 
@@ -204,6 +225,11 @@ class PluginManager:
             return
         except BaseException as exc:  # a broken plugin, even one calling sys.exit(), must not take the CLI down
             self._fail(info, f"import failed: {_describe(exc)}")
+            return
+        problem = _api_problem(obj)
+        if problem:  # imported (its top level only), never registered
+            info.status, info.reason = problem
+            self._maybe_raise(info)
             return
         self._add_plugin(obj, info)
 

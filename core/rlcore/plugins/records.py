@@ -106,6 +106,12 @@ class RolloutEngineRecord(Record):
 
 
 @dataclass(frozen=True)
+class LoggerRecord(Record):
+    """A metrics logger that ``run.loggers`` selects: ``impl(run_dir, config, start_step)`` is
+    built on rank 0, then gets ``log(step, metrics)`` each step and ``close(summary)``."""
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of registered item: its plural (``rlcore list``), singular, hook and record."""
 
@@ -128,6 +134,7 @@ KINDS: dict[str, Kind] = {
         Kind("estimators", "estimator", "rlcore_advantage_estimators", AdvantageEstimatorRecord),
         Kind("policy_losses", "policy_loss", "rlcore_policy_losses", PolicyLossRecord),
         Kind("rollout_engines", "rollout_engine", "rlcore_rollout_engines", RolloutEngineRecord),
+        Kind("loggers", "logger", "rlcore_loggers", LoggerRecord),
     )
 }
 KIND_OF_HOOK: dict[str, Kind] = {k.hook: k for k in KINDS.values()}

@@ -18,7 +18,6 @@ every rank sees (one machine, or a shared file system).
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -31,8 +30,9 @@ from typing import Any
 
 import torch
 
-from rlcore.errors import RlcoreError
+from rlcore.errors import CheckpointError, DiskFullError
 from rlcore.runtime import distributed
+from rlcore.runtime.diskspace import writing as _writing
 from rlcore.runtime.interface import ModelHandle
 from rlcore.runtime.safe_state import unique_tensors
 from rlcore.runtime.seeding import rng_state, set_rng_state
@@ -43,12 +43,6 @@ _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save's zip archive
 
 
-class CheckpointError(RlcoreError):
-    """A checkpoint is missing, incomplete, damaged or does not match the run."""
-
-
-class DiskFullError(CheckpointError):
-    """A checkpoint write ran out of space; the partial checkpoint was removed."""
 
 
 # ---------------------------------------------------------------------- weights
@@ -108,7 +102,8 @@ def _fsync_json(path: Path, obj: Any) -> None:
 # Run settings that may differ on resume: they change how long and how visibly a run goes, not
 # what it computes.
 RESUMABLE_KEYS = frozenset({"max_steps", "epochs", "eval_every", "eval_at_start", "save_every",
-                            "keep_last", "progress", "collective_timeout_s"})
+                            "keep_last", "progress", "collective_timeout_s", "loggers",
+                            "flat_loss_steps"})
 
 
 def config_changes(saved: Any, current: Any, prefix: str = "") -> list[str]:
@@ -217,14 +212,15 @@ class CheckpointManager:
                     with _writing(tmp / role):
                         extras(role, tmp / role)
         except DiskFullError as err:
-            failure = str(err)
+            failure = (str(err), err.remedy)
         failures = [f for f in distributed.all_gather_object(failure) if f]  # also the barrier
         if failures:
             if rank == 0:
                 shutil.rmtree(tmp, ignore_errors=True)
-            raise DiskFullError(f"{failures[0]}; removed the partial checkpoint {tmp.name}, "
-                                "the earlier checkpoints are intact. Free some space, then run "
-                                "again to resume")
+            message, remedy = failures[0]
+            raise DiskFullError(f"{message}; removed the partial checkpoint {tmp.name}, the "
+                                f"earlier checkpoints are intact. {remedy}, then run again to "
+                                "resume", remedy=remedy)
         if rank == 0:
             state = dict(trainer_state)
             state.update(step=step, roles=sorted(trained), world_size=distributed.world_size())
@@ -237,8 +233,8 @@ class CheckpointManager:
             except DiskFullError as err:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise DiskFullError(f"{err}; removed the partial checkpoint {tmp.name}, the "
-                                    "earlier checkpoints are intact. Free some space, then run "
-                                    "again to resume") from None
+                                    f"earlier checkpoints are intact. {err.remedy}, then run "
+                                    "again to resume", remedy=err.remedy) from None
             stale = None
             if final.exists():  # the same step from an earlier run: swap, then delete
                 stale = final.with_name(f".old-{final.name}")
@@ -383,24 +379,3 @@ def _is_pickle(file: Path) -> bool:
         return False
     with open(file, "rb") as f:
         return f.read(4).startswith(_PICKLE_MAGIC)
-
-
-def _disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return True
-    text = str(exc)  # safetensors reports the OS error inside its own exception
-    return "No space left on device" in text or "StorageFull" in text
-
-
-@contextlib.contextmanager
-def _writing(path: Path):
-    """Turn a full disk while writing ``path`` into one DiskFullError line naming the file."""
-    try:
-        yield
-    except DiskFullError:
-        raise
-    except Exception as exc:
-        if not _disk_full(exc):
-            raise
-        where = getattr(exc, "filename", None) or path
-        raise DiskFullError(f"no space left writing {where}") from None

@@ -173,11 +173,15 @@ class Experiment:
     def check(self) -> None:
         """Reject now what a run would reject later, starting no process and building no model.
 
-        What ``rlcore train --dry-run`` runs: the dataflow graph, the tokenizer, every
-        role's model directory (config, family and weight files, not the weights), the
-        training data read and batched, and the held-out data.
+        What ``rlcore train --dry-run`` runs: the dataflow graph, the names in
+        ``run.loggers``, the tokenizer, every role's model directory (config, family and
+        weight files, not the weights), the training data read and batched, and the held-out
+        data.
         """
+        from rlcore.runtime.loggers import selected
+
         self.graph()
+        selected(self.run_options().loggers)
         tokenizer = self.build_tokenizer()
         for spec in self.roles():
             if spec.model:

@@ -41,6 +41,14 @@ class ModelHandle:
     family: str | None = None
 
     @property
+    def engine(self) -> WrappedModel:
+        """Plugin API 1's name of :attr:`model` (warns once)."""
+        from rlcore.compat import renamed
+
+        renamed("ModelHandle.engine", "ModelHandle.model", api=1)
+        return self.model
+
+    @property
     def version(self) -> int:
         return int(self.model.version)
 

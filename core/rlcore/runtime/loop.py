@@ -132,7 +132,9 @@ class Run:
         step = self._restore(source) if source is not None else 0
         sync_weights(self.handles, self.syncs)
         logger = MetricsLogger(self.run_dir, self.rank, self.total, start_step=step,
-                               progress=self.opts.progress)
+                               progress=self.opts.progress,
+                               flat_loss_steps=self.opts.flat_loss_steps,
+                               loggers=self.opts.loggers)
         logger.start(self.config)
         saved_at = step if source is not None else -1
         opts = self.opts

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlcore.errors import DiskFullError
+from rlcore.runtime.diskspace import writing
 from rlcore.runtime.hooks import call_hook
 
 METRICS_FILE = "metrics.jsonl"
@@ -62,7 +64,11 @@ class MetricsLogger:
         start_step: int = 0,
         progress: bool = True,
         live_keys: int = 3,
+        flat_loss_steps: int = 0,
+        loggers: list[str] | None = None,
     ):
+        from rlcore.runtime.health import FlatLossWatch
+
         self.run_dir = Path(run_dir)
         self.rank = rank
         self.total_steps = total_steps
@@ -76,12 +82,20 @@ class MetricsLogger:
         self._progress: Any = None
         self._task: Any = None
         self._t0 = time.time()
+        self.flat = FlatLossWatch(flat_loss_steps)
+        self.logger_names = loggers
+        self._loggers: Any = None
+        self.warnings: list[str] = []
 
     def start(self, config: dict[str, Any]) -> None:
+        from rlcore.runtime.loggers import Loggers, selected
+
+        names = selected(self.logger_names)  # every rank: a bad name fails everywhere
         if self.rank == 0:
+            self._loggers = Loggers(names, str(self.run_dir), config, self.start_step)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             kept = [r for r in read_metrics(self.run_dir) if r.get("step", 0) <= self.start_step]
-            with open(self.path, "w") as f:
+            with writing(self.path), open(self.path, "w") as f:
                 for r in kept:
                     f.write(strict_json(r) + "\n")
             for r in kept:
@@ -127,12 +141,18 @@ class MetricsLogger:
             self.first.setdefault(k, v)
             self.last[k] = v
         if self.rank == 0:
-            with open(self.path, "a") as f:
+            with writing(self.path), open(self.path, "a") as f:
                 f.write(strict_json({"step": step, "time": time.time(), **metrics}) + "\n")
         if self._progress is not None:
             shown = [k for k in metrics if not k.startswith("time/")][: self.live_keys]
             live = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
             self._progress.update(self._task, completed=step, live=live)
+        if self._loggers is not None:
+            self._loggers.log(step, metrics)
+        for warning in self.flat.update(step, metrics):
+            self.warnings.append(warning)
+            if self.rank == 0:
+                _warn(warning)
         call_hook("rlcore_step_end", step=step, metrics=metrics, rank=self.rank)
 
     def finish(self, status: str = "completed", error: str | None = None) -> dict[str, Any]:
@@ -150,12 +170,24 @@ class MetricsLogger:
         }
         if error:
             summary["error"] = error
+        if self.warnings:
+            summary["warnings"] = list(self.warnings)
         if self.rank == 0:
-            _write_json(self.run_dir / "summary.json", summary)
+            try:
+                _write_json(self.run_dir / "summary.json", summary)
+            except DiskFullError as err:
+                if status == "completed":
+                    raise
+                print(f"rlcore: {err}; the run's own error follows", flush=True)
             if self.show_progress:
                 from rich.console import Console
 
                 Console().print(summary_table(summary))
+            for warning in self.warnings:  # again under the table: "completed" is not all
+                _warn(warning)
+        if self._loggers is not None:
+            self._loggers.close(summary)
+            self._loggers = None
         call_hook("rlcore_run_end", run_dir=str(self.run_dir), summary=summary, rank=self.rank)
         return summary
 
@@ -164,9 +196,11 @@ def summary_table(summary: dict[str, Any]) -> Any:
     """A rich table: each metric's first and last value."""
     from rich.table import Table
 
+    warned = len(summary.get("warnings", []))
     table = Table(
         title=f"{summary['status']}: {summary['steps']}/{summary['total_steps']} steps "
-        f"in {summary['elapsed_s']:.1f}s"
+        f"in {summary['elapsed_s']:.1f}s" + (f" ({warned} warning{'s' * (warned > 1)})"
+                                             if warned else "")
     )
     table.add_column("metric")
     table.add_column("first", justify="right")
@@ -179,6 +213,16 @@ def summary_table(summary: dict[str, Any]) -> Any:
     return table
 
 
+def _warn(text: str) -> None:
+    """One warning line on stderr (rank 0)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[yellow]warning:[/] {escape(text)}", highlight=False,
+                               soft_wrap=True)
+
+
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(strict_json(obj, indent=1) + "\n")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(strict_json(obj, indent=1) + "\n")

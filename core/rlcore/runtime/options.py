@@ -104,6 +104,12 @@ class RunOptions:
     eval_at_start: bool = field(default=True, metadata={
         "help": "with eval_every: also evaluate before training, logged as step 0"})
     progress: bool = field(default=True, metadata={"help": "rich progress bar on rank 0"})
+    loggers: list[str] | None = field(default=None, metadata={
+        "help": "logger plugins that get the config, metrics and summary (rlcore list "
+                "loggers), e.g. [tensorboard, wandb]; unset: [tensorboard] when installed"})
+    flat_loss_steps: int = field(default=50, metadata={
+        "help": "warn when a loss has not moved (within 0.1%) for this many steps; 0: never",
+        "range": "[0, inf)"})
     collective_timeout_s: float = field(
         default=300.0, metadata={"help": "bound on every collective, so a lost rank ends the run",
                                  "range": "(0, inf)"})

@@ -1,51 +1,55 @@
-"""The plugin writes the metrics it receives through the hooks into readable event files."""
+"""The logger writes the config, the metrics and the summary into readable event files."""
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import rlcore_plugin_tensorboard as plugin
 from rlcore.plugins import registry
+from rlcore.runtime.metrics import MetricsLogger
+from rlcore_plugin_tensorboard.writer import TensorBoardLogger
 
 
-def test_hooks_write_scalars_that_tensorboard_reads(tmp_path):
-    plugin.rlcore_run_start(run_dir=str(tmp_path), config={"experiment": "sft"}, rank=0,
-                            start_step=0)
+def events(run_dir):
+    found = EventAccumulator(str(run_dir / "tensorboard"))
+    found.Reload()
+    return found
+
+
+def test_it_writes_scalars_config_and_summary_that_tensorboard_reads(tmp_path):
+    logger = TensorBoardLogger(run_dir=str(tmp_path), config={"experiment": "sft"}, start_step=0)
     for step, loss in enumerate([2.0, 1.5, 1.0], start=1):
-        plugin.rlcore_step_end(step=step, metrics={"loss": loss, "note": "skip me"}, rank=0)
-    plugin.rlcore_run_end(run_dir=str(tmp_path), summary={}, rank=0)
-    events = EventAccumulator(str(tmp_path / "tensorboard"))
-    events.Reload()
-    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(1, 2.0), (2, 1.5), (3, 1.0)]
-    assert "sft" in events.Tensors("config")[0].tensor_proto.string_val[0].decode()
+        logger.log(step, {"loss": loss, "note": "skip me"})
+    logger.close({"status": "completed", "steps": 3})
+    found = events(tmp_path)
+    assert [(e.step, e.value) for e in found.Scalars("loss")] == [(1, 2.0), (2, 1.5), (3, 1.0)]
+    assert "sft" in found.Tensors("config")[0].tensor_proto.string_val[0].decode()
+    assert '"completed"' in found.Tensors("summary")[0].tensor_proto.string_val[0].decode()
 
 
-def test_other_ranks_write_nothing(tmp_path):
-    plugin.rlcore_run_start(run_dir=str(tmp_path), config={}, rank=1, start_step=0)
-    plugin.rlcore_step_end(step=1, metrics={"loss": 1.0}, rank=1)
-    plugin.rlcore_run_end(run_dir=str(tmp_path), summary={}, rank=1)
+def test_it_is_registered_and_the_default_logger(tmp_path, rlcore_plugins):
+    assert registry.load("loggers", "tensorboard") is TensorBoardLogger
+    log = MetricsLogger(tmp_path, rank=0, total_steps=1, progress=False)  # run.loggers unset
+    log.start({})
+    log.log(7, {"reward": 0.25})
+    log.finish()
+    assert [(e.step, e.value) for e in events(tmp_path).Scalars("reward")] == [(7, 0.25)]
+
+
+def test_other_ranks_and_an_empty_selection_write_nothing(tmp_path, rlcore_plugins):
+    for rank, loggers in ((1, None), (0, [])):
+        log = MetricsLogger(tmp_path, rank=rank, total_steps=1, progress=False, loggers=loggers)
+        log.start({})
+        log.log(1, {"loss": 1.0})
+        log.finish()
     assert not (tmp_path / "tensorboard").exists()
-
-
-def test_lifecycle_hooks_reach_the_plugin_through_the_registry(tmp_path, rlcore_plugins):
-    hooks = registry.hooks()
-    hooks.rlcore_run_start(run_dir=str(tmp_path), config={}, rank=0, start_step=0)
-    hooks.rlcore_step_end(step=7, metrics={"reward": 0.25}, rank=0)
-    hooks.rlcore_run_end(run_dir=str(tmp_path), summary={}, rank=0)
-    events = EventAccumulator(str(tmp_path / "tensorboard"))
-    events.Reload()
-    assert [(e.step, e.value) for e in events.Scalars("reward")] == [(7, 0.25)]
 
 
 def test_a_resumed_run_shows_each_step_once(tmp_path):
     def run(start_step, steps):
-        plugin.rlcore_run_start(run_dir=str(tmp_path), config={}, rank=0, start_step=start_step)
+        logger = TensorBoardLogger(run_dir=str(tmp_path), config={}, start_step=start_step)
         for step in steps:
-            plugin.rlcore_step_end(step=step, metrics={"loss": float(10 * start_step + step)},
-                                   rank=0)
-        plugin.rlcore_run_end(run_dir=str(tmp_path), summary={}, rank=0)
+            logger.log(step, {"loss": float(10 * start_step + step)})
+        logger.close({"status": "completed"})
 
     run(0, [1, 2, 3, 4])  # cut short after step 4; its last checkpoint was step 2
     run(2, [3, 4, 5])
-    events = EventAccumulator(str(tmp_path / "tensorboard"))
-    events.Reload()
-    assert [(e.step, e.value) for e in events.Scalars("loss")] == [
+    assert [(e.step, e.value) for e in events(tmp_path).Scalars("loss")] == [
         (1, 1.0), (2, 2.0), (3, 23.0), (4, 24.0), (5, 25.0)]

@@ -195,7 +195,8 @@ def exact_match(completions: list[str], samples: list[dict], *, strip: bool = Tr
 
 _NUM = r"-?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
 _NUMBER = re.compile(_NUM)
-_NUMBER_OR_FRACTION = re.compile(rf"{_NUM}(?:/{_NUM})?")
+# a value in a completion: a LaTeX fraction, a/b or a number
+_VALUE = re.compile(rf"-?\\[dt]?frac\{{{_NUM}\}}\{{{_NUM}\}}|{_NUM}(?:/{_NUM})?")
 _WHOLE_NUMBER = re.compile(rf"\s*({_NUM})\s*")
 _FRACTION = re.compile(rf"(-?)\\[dt]?frac\{{({_NUM})\}}\{{({_NUM})\}}|({_NUM})/({_NUM})")
 _UNITS = re.compile(r"\\(?:text|mathrm|mbox)\{[^{}]*\}|\^\{?\\circ\}?|\\%|%|\\\$|\$")
@@ -272,7 +273,7 @@ def _extract(text: str, numeric: bool) -> tuple[str, float | None] | None:
     if content is not None and content.strip():
         return content, parse_number(content)
     if numeric:
-        numbers = _NUMBER_OR_FRACTION.findall(text.replace("\u2212", "-"))
+        numbers = _VALUE.findall(text.replace("\u2212", "-"))
         for found in reversed(numbers):
             value = parse_number(found)
             if value is not None:
@@ -300,11 +301,12 @@ def _reference(sample: dict, index: int) -> tuple[str, float | None]:
 @_checks_on_no_completions
 def math_answer(completions: list[str], samples: list[dict], *, tolerance: float = 1e-6,
                 relative_tolerance: float = 0.0, reward_correct: float = 1.0,
-                reward_wrong: float = 0.0, reward_unparsed: float = 0.0) -> list[float]:
+                reward_wrong: float = 0.0, reward_unparsed: float = 0.0,
+                backend: str = "builtin") -> list[float]:
     """Rewards a completion whose final answer equals the sample's answer numerically.
 
     The completion's answer is the text after its last ``####``, else the content of its
-    last ``\\boxed{...}`` (nested braces allowed), else its last number or ``a/b``. Numbers
+    last ``\\boxed{...}`` (nested braces allowed), else its last number, ``a/b`` or ``\\frac{a}{b}``. Numbers
     may carry thousands commas, a sign, decimals, an exponent, ``$`` or ``%``; ``3/4`` and
     ``\\frac{3}{4}`` are 0.75. The sample's ``answer`` (or ``ground_truth``) is its ``####``
     or ``\\boxed{}`` answer, else the whole field (``72``, ``\\frac{1}{2}``), or the last
@@ -318,6 +320,8 @@ def math_answer(completions: list[str], samples: list[dict], *, tolerance: float
       reward_correct: the score of a correct answer (default 1.0).
       reward_wrong: the score of a wrong answer (default 0.0).
       reward_unparsed: the score when the completion has no number and no marked answer (default 0.0).
+      backend: builtin (the rules above) or math_verify (Hugging Face's Math-Verify compares
+        the answers symbolically, without the tolerances; needs the math_verify extra).
     """
     fn = "math_answer"
     _finite(fn, tolerance=tolerance, relative_tolerance=relative_tolerance,
@@ -326,7 +330,12 @@ def math_answer(completions: list[str], samples: list[dict], *, tolerance: float
     if tolerance < 0 or relative_tolerance < 0:
         raise _param_error(fn, f"tolerance and relative_tolerance must be >= 0, got "
                                f"{tolerance} and {relative_tolerance}")
+    if backend not in ("builtin", "math_verify"):
+        raise _param_error(fn, f"unknown backend {backend!r}; use builtin or math_verify")
     _check_lengths(completions, samples)
+    if backend == "math_verify":
+        return _math_verify_scores(completions, samples, reward_correct, reward_wrong,
+                                   reward_unparsed)
     scores = []
     for i, (completion, sample) in enumerate(zip(completions, samples, strict=True)):
         expected_text, expected = _reference(sample, i)
@@ -341,6 +350,41 @@ def math_answer(completions: list[str], samples: list[dict], *, tolerance: float
             ok = normalize_answer(got[0]) == normalize_answer(expected_text)
             scores.append(float(reward_correct if ok else reward_wrong))
     return scores
+
+
+def _math_verify_scores(completions: list[str], samples: list[dict], reward_correct: float,
+                        reward_wrong: float, reward_unparsed: float) -> list[float]:
+    """``math_answer`` through Math-Verify; a reference it cannot parse is judged by the
+    builtin rules."""
+    from rlcore_plugin_rewards import math_verify_backend as mv
+
+    mv.load()  # the install hint before anything else
+    scores = []
+    for i, (completion, sample) in enumerate(zip(completions, samples, strict=True)):
+        _reference(sample, i)  # an empty answer is an error, as with the builtin backend
+        raw = reference_answer(sample, i)
+        gold = mv.parse_answer(raw, *_answer_and_value(raw))
+        if not gold:
+            scores.extend(math_answer([completion], [sample], reward_correct=reward_correct,
+                                      reward_wrong=reward_wrong, reward_unparsed=reward_unparsed))
+            continue
+        got = mv.parse_answer(completion, *_answer_and_value(completion))
+        score = reward_unparsed if not got else (
+            reward_correct if mv.equal(gold, got) else reward_wrong)
+        scores.append(float(score))
+    return scores
+
+
+def _answer_and_value(text: str) -> tuple[str | None, str | None]:
+    """What ``text`` commits to as the builtin rules read it: its marked answer (``####``,
+    ``\\boxed{}``, else the whole text) and the text of the number or fraction in it."""
+    answer = _extract(text, numeric=False)
+    value = _extract(text, numeric=True)
+    value_text = value[0] if value else None
+    if value_text is not None and not _VALUE.fullmatch(value_text.strip()):
+        values = _VALUE.findall(value_text)  # a #### line with words: its first value
+        value_text = values[0] if values else None
+    return (answer[0] if answer else None), value_text
 
 
 # ---------------------------------------------------------------------------- regex_match

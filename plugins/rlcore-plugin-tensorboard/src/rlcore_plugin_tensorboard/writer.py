@@ -62,3 +62,22 @@ def open_writer(run_dir: str, config: dict[str, Any], start_step: int = 0) -> Sc
         writer.purge_after(start_step)
     writer.write_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
     return writer
+
+
+class TensorBoardLogger:
+    """The ``tensorboard`` logger of ``run.loggers``: a :class:`ScalarWriter` under
+    ``run_dir/tensorboard``; a resumed run first hides what the cut-short run logged after
+    ``start_step``, so each step shows once."""
+
+    def __init__(self, run_dir: str, config: dict[str, Any], start_step: int = 0) -> None:
+        self.writer = open_writer(run_dir, config, start_step)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        """Each numeric metric as a scalar at ``step``."""
+        self.writer.write_scalars(step, metrics)
+
+    def close(self, summary: dict[str, Any]) -> None:
+        """The summary as text, then flush and close."""
+        self.writer.write_text("summary", "```\n" + json.dumps(summary, indent=2, default=str)
+                               + "\n```")
+        self.writer.close()
