@@ -51,7 +51,7 @@ def export(
         raise ConfigError(f"{out} is the model being exported; give another directory")
     say_source(source)
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    module, tokenizer, family = load(source, dtype=torch_dtype[dtype] if dtype else None)
+    module, tokenizer, family = load(source, dtype=torch_dtype[dtype] if dtype else None, lm=False)
     if dtype is None:  # keep the saved dtype
         module.to(_saved_dtype(source.model_dir))
     tmp = out.with_name(f".{out.name}.tmp-export")

@@ -57,14 +57,21 @@ def resolve(path: Path, role: str = "actor") -> ModelSource:
     return ModelSource(checkpoint / role, checkpoint, state.get("config") or {}, state.get("step"))
 
 
-def load(source: ModelSource, dtype: Any = None) -> tuple[Any, Any, str]:
-    """The core Transformer (eval mode), its tokenizer and its family name."""
+def load(source: ModelSource, dtype: Any = None, lm: bool = True) -> tuple[Any, Any, str]:
+    """The core Transformer (eval mode), its tokenizer and its family name; ``lm``: refuse a
+    reward model (a value head generates nothing)."""
     from rlcore.data.tokenizer import load_tokenizer
-    from rlcore.models.hf_io import load_pretrained
+    from rlcore.models.hf_io import load_pretrained, read_hf_config
     from rlcore.runtime.experiment import check_model_dir
 
     check_model_dir(source.model_dir, str(source.model_dir))
-    model, family = load_pretrained(source.model_dir, dtype=dtype)
+    archs = read_hf_config(source.model_dir).get("architectures") or []
+    value_head = any(a.endswith("ForSequenceClassification") for a in archs)  # rm: a scorer
+    if value_head and lm:
+        raise ModelLoadError(f"{source.model_dir} is a reward model ({archs[0]}: a value head, "
+                             "no LM head), which cannot generate; give a causal LM (an sft, dpo, "
+                             "ppo or grpo run's actor)")
+    model, family = load_pretrained(source.model_dir, dtype=dtype, value_head=value_head)
     return model.eval().requires_grad_(False), load_tokenizer(source.model_dir), family
 
 
