@@ -142,6 +142,13 @@ def call_function(name: str, fn: Callable[..., Any], texts: list[str], samples: 
     return scores
 
 
+def eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Where generation stops: the model's generation_config.json eos ids, else the tokenizer's."""
+    eos = (getattr(model, "hf_generation", None) or {}).get("eos_token_id")
+    eos = eos if eos is not None else tokenizer.eos_token_id
+    return [e for e in (eos if isinstance(eos, list) else [eos]) if e is not None]
+
+
 def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 

@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from rlcore.cli.model_source import MODEL_HELP, ROLE_HELP, ModelSource, load, resolve, say_source
+from rlcore.cli.model_source import (
+    MODEL_HELP,
+    ROLE_HELP,
+    ModelSource,
+    load,
+    resolve,
+    say_source,
+)
 from rlcore.errors import ConfigError, DataError
 
 
@@ -46,7 +53,7 @@ def evaluate(
     * `rlcore eval /models/my-llama --data test.parquet --max-new-tokens 512 -o out.jsonl`
     """
     from rlcore.models.generation import GenerationConfig
-    from rlcore.scoring import eval_functions, reward_functions, score_prompts
+    from rlcore.scoring import eos_ids, eval_functions, reward_functions, score_prompts
 
     source = resolve(model, role)
     if temperature == 0 and samples > 1:
@@ -65,7 +72,7 @@ def evaluate(
     gconfig = GenerationConfig(
         max_new_tokens=max_new_tokens or eval_cfg.get("max_new_tokens") or 256,
         greedy=temperature == 0, temperature=temperature or 1.0, top_p=top_p, top_k=top_k,
-        eos_token_ids=_eos(module, tokenizer))
+        eos_token_ids=eos_ids(module, tokenizer))
     from rlcore.data.trajectory import PROMPTS
 
     prompts = [batch.sequences(PROMPTS, i)[0].tolist() for i in range(len(batch))]
@@ -101,12 +108,6 @@ def _key_values(items: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--metric-arg {item!r} is not KEY=VALUE, e.g. --metric-arg tolerance=0.01")
         out[key] = yaml.safe_load(value)
     return out
-
-
-def _eos(module: Any, tokenizer: Any) -> list[int]:
-    from rlcore.cli.model_source import eos_ids
-
-    return eos_ids(module, tokenizer)
 
 
 def _prompts(source: ModelSource, tokenizer: Any, data: Path | None, dataset: str | None,

@@ -9,13 +9,14 @@ from typing import Any
 
 import typer
 
-from rlcore.cli.model_source import MODEL_HELP, ROLE_HELP, eos_ids, load, resolve, say_source
+from rlcore.cli.model_source import MODEL_HELP, ROLE_HELP, load, resolve, say_source
 from rlcore.errors import ConfigError, DataError
 
 
 def _sampling(max_new_tokens: int, temperature: float, top_p: float, top_k: int,
               model: Any, tokenizer: Any) -> Any:
     from rlcore.models.generation import GenerationConfig
+    from rlcore.scoring import eos_ids
 
     return GenerationConfig(max_new_tokens=max_new_tokens, greedy=temperature == 0,
                             temperature=temperature or 1.0, top_p=top_p, top_k=top_k,

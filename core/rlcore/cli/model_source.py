@@ -75,13 +75,6 @@ def load(source: ModelSource, dtype: Any = None, lm: bool = True) -> tuple[Any, 
     return model.eval().requires_grad_(False), load_tokenizer(source.model_dir), family
 
 
-def eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    """The end-of-sequence ids: generation_config.json's, else the tokenizer's."""
-    eos = (getattr(model, "hf_generation", None) or {}).get("eos_token_id")
-    eos = eos if eos is not None else tokenizer.eos_token_id
-    return [e for e in (eos if isinstance(eos, list) else [eos]) if e is not None]
-
-
 def say_source(source: ModelSource) -> None:
     """One line on stderr: which weights are used."""
     where = f" (checkpoint step {source.step})" if source.step is not None else ""

@@ -136,6 +136,7 @@ class PostTraining(Experiment):
         (``rlcore.sdk.score_prompts``; ZeRO-3: weights gathered)."""
         from rlcore.sdk import (
             GenerationConfig,
+            eos_ids,
             eval_functions,
             reward_functions,
             score_prompts,
@@ -144,10 +145,10 @@ class PostTraining(Experiment):
 
         batch, tokenizer = self.eval_prompts, actor.tokenizer
         prompts = [batch.sequences(PROMPTS, i)[0].tolist() for i in range(len(batch))]
-        gconfig = GenerationConfig(max_new_tokens=self.config.eval.max_new_tokens, greedy=True,
-                                   eos_token_ids=[tokenizer.eos_token_id])
-        names, params, metric = eval_functions(to_plain(self.config))
         module = actor.module
+        gconfig = GenerationConfig(max_new_tokens=self.config.eval.max_new_tokens, greedy=True,
+                                   eos_token_ids=eos_ids(module, tokenizer))
+        names, params, metric = eval_functions(to_plain(self.config))
         was_training = module.training
         module.eval()
         with actor.model.gathered_parameters(), torch.no_grad():
