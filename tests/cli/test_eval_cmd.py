@@ -62,3 +62,19 @@ def test_bad_input_is_one_line_naming_what_and_what_to_do(sft_run, tmp_path, cas
     assert result.exit_code != 0
     message = str(result.exception)
     assert expect in message and "\n" not in message
+
+
+def test_a_grpo_run_evaluates_with_its_reward_and_eval_agrees(tmp_path):
+    """GRPO rewarded by regex_match: eval/accuracy is regex_match's, and `rlcore eval` prints it."""
+    sets = ["run.progress=false", "run.batch_size=8", "run.max_steps=1", "run.eval_every=1",
+            "eval.size=16", "warm_start.sft_steps=10", "train.optimizer.lr=1e-6",  # stays mixed
+            "reward.functions=[regex_match]", r"reward.args.pattern=\d\d"]
+    run_dir = tmp_path / "grpo"
+    result = invoke("train", "grpo", *[a for s in sets for a in ("--set", s)], "--run-dir", run_dir)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in rows if "eval/accuracy" in r][-1]
+    assert logged["eval/accuracy"] == logged["eval/reward/regex_match"]
+    got = json.loads(invoke("eval", run_dir, "--json").stdout.splitlines()[-1])
+    assert (got["step"], got["metric"], got["accuracy"]) == (1, "regex_match", logged["eval/accuracy"])
+    assert 0 < got["accuracy"] < 1  # a figure that could differ
