@@ -62,7 +62,7 @@ def evaluate(
     run_names, params, run_metric = eval_functions(source.config)
     metric = metric or run_metric
     if metric_args:
-        params[metric] = _key_values(metric_args)
+        params[metric] = _key_values(metric_args, reward_functions([metric])[0][1])
     names = list(dict.fromkeys([*(rewards or run_names), metric]))
     functions = reward_functions(names, params)  # unknown names: an error before loading weights
     say_source(source)
@@ -97,16 +97,19 @@ def evaluate(
     typer.echo(f"completions: {out}", err=True)
 
 
-def _key_values(items: list[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` as a dict, each value read as YAML (``0.5``, ``true``, text)."""
+def _key_values(items: list[str], fn: Any) -> dict[str, Any]:
+    """``["k=v", ...]`` as a dict: text for a ``str`` parameter of ``fn``, else read as YAML."""
+    import inspect
+
     import yaml
 
+    kinds = {n: p.annotation for n, p in inspect.signature(fn).parameters.items()}
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--metric-arg {item!r} is not KEY=VALUE, e.g. --metric-arg tolerance=0.01")
-        out[key] = yaml.safe_load(value)
+        out[key] = value if kinds.get(key) in (str, "str") else yaml.safe_load(value)
     return out
 
 
