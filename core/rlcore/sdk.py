@@ -54,6 +54,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.kept_tokens": "KeptTokens",
     "rlcore.models.hf_io": "load_pretrained save_pretrained",
     "rlcore.models.loss_kernel": "check_loss_kernel",
+    "rlcore.scoring": "score_prompts reward_functions eval_functions pass_at_k eos_ids",
     # rollout engines
     "rlcore.rollout.engine": "AsyncRolloutEngine RolloutEngine Rollout",
     "rlcore.rollout.local": "LocalEngine",

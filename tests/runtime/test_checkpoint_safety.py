@@ -65,7 +65,7 @@ def test_resume_state_is_code_free_and_a_pickle_is_refused(tmp_path):
     suffixes = {p.suffix for p in latest.rglob("*") if p.is_file()}
     assert suffixes <= {"", ".json", ".safetensors", ".txt"}, suffixes  # "" is COMPLETE
     marker = tmp_path / "code-ran"
-    torch.save({"module": Tripwire(marker)}, latest / "student" / "engine" / "model_states.pt")
+    torch.save({"module": Tripwire(marker)}, latest / "engine_state" / "student" / "model_states.pt")
     cfg = ToyConfig()
     cfg.run.epochs, cfg.run.save_every, cfg.run.keep_last = 1, 2, 0
     with pytest.raises(CheckpointError, match=r"model_states\.pt is a pickle, which could run code"):
@@ -80,7 +80,7 @@ def _flip(file):
 
 
 DAMAGE = {
-    "flipped byte": (lambda ck: _flip(ck / "student" / "engine" / "engine.safetensors"),
+    "flipped byte": (lambda ck: _flip(ck / "engine_state" / "student" / "engine.safetensors"),
                      r"engine\.safetensors is damaged: its checksum does not match"),
     "truncated": (lambda ck: (ck / "student" / "model.safetensors").write_bytes(
         (ck / "student" / "model.safetensors").read_bytes()[:100]),

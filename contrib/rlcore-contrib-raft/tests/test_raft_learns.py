@@ -52,6 +52,7 @@ def mean(values: list[float]) -> float:
 def test_raft_raises_held_out_accuracy_and_random_selection_does_not(tmp_path):
     ranked, reward = raft_run(tmp_path / "raft", "raft.min_reward=1.0")
     control, _ = raft_run(tmp_path / "control", "reward.functions=[format_penalty]",
+                          "eval.metric=exact_match",  # eval would use the run's reward
                           warm_from=tmp_path / "raft")
     before = ranked[0]
     print(f"held-out accuracy: before {before:.3f}, after {STEPS} RAFT steps "

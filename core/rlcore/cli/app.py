@@ -42,7 +42,7 @@ def _root(
 
 def build_app(with_plugins: bool = True) -> typer.Typer:
     """The root app: the core's commands, plus those plugins add when ``with_plugins``."""
-    from rlcore.cli import plugins_cmd, scaffold_cmd, train_cmd
+    from rlcore.cli import eval_cmd, export_cmd, generate_cmd, plugins_cmd, scaffold_cmd, train_cmd
 
     root = typer.Typer(
         name="rlcore",
@@ -55,6 +55,9 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     root.callback()(_root)
     plugins_cmd.register(root)
     train_cmd.register(root)
+    eval_cmd.register(root)
+    export_cmd.register(root)
+    generate_cmd.register(root)
     scaffold_cmd.register(root)
     if with_plugins:
         add_plugin_commands(root)

@@ -252,4 +252,12 @@ def _atomic(target: Path, write) -> None:
     """Write via a temporary file in the same directory, then rename over ``target``."""
     tmp = target.with_name(f".{target.name}.tmp")
     write(str(tmp))
+    shared_mode(tmp)
     os.replace(tmp, target)
+
+
+def shared_mode(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode ``open()`` would (0644 under umask 022): safetensors writes 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

@@ -5,8 +5,10 @@ Layout of ``RUN_DIR/checkpoints/step-00000010/``::
     COMPLETE              written last: the manifest (size and sha256 of every other file)
     trainer_state.json    step, data-iterator state, config, interface state
     rng/rank-00000.json   python / numpy / torch RNG of every rank
-    <role>/               HF weights (config.json + model.safetensors) of each trained role
-    <role>/engine/        module, optimizer, scheduler (engine.*; ZeRO: optimizer-rank-NNNNN.*)
+    <role>/               a clean HF model directory of each trained role: config.json,
+                          generation_config.json, model.safetensors, the tokenizer
+    engine_state/<role>/  module, optimizer, scheduler (engine.*; ZeRO: optimizer-rank-NNNNN.*);
+                          checkpoints before this layout kept it in <role>/engine/, still read
 
 Resume state is safetensors + JSON only (``safe_state``): loading never unpickles, and a
 checkpoint holding a pickle is refused. Every rank writes into ``.tmp-step-…`` and rank 0
@@ -31,6 +33,7 @@ from typing import Any
 import torch
 
 from rlcore.errors import CheckpointError, DiskFullError
+from rlcore.models.hf_io import shared_mode
 from rlcore.runtime import distributed
 from rlcore.runtime.diskspace import writing as _writing
 from rlcore.runtime.interface import ModelHandle
@@ -38,6 +41,7 @@ from rlcore.runtime.safe_state import unique_tensors
 from rlcore.runtime.seeding import rng_state, set_rng_state
 
 COMPLETE = "COMPLETE"
+ENGINE_STATE = "engine_state"  # beside the HF model directories, so that they hold weights only
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save's zip archive
@@ -70,6 +74,7 @@ def save_weights(handle: ModelHandle, path: Path) -> None:
             tensors, aliases = unique_tensors(handle.module.state_dict())
             save_file(tensors, str(path / "model.safetensors"), metadata={
                 "format": "pt", "aliases": json.dumps(aliases)})
+            shared_mode(path / "model.safetensors")
 
 
 @contextlib.contextmanager
@@ -202,8 +207,8 @@ class CheckpointManager:
             for role, h in sorted(trained.items()):
                 with _writing(tmp / role):
                     save_weights(h, tmp / role)
-                with _writing(tmp / role / "engine"):
-                    h.model.save_state(tmp / role / "engine")
+                with _writing(tmp / ENGINE_STATE / role):
+                    h.model.save_state(tmp / ENGINE_STATE / role)
             rng_file = tmp / "rng" / f"rank-{rank:05d}.json"
             with _writing(rng_file):
                 _fsync_json(rng_file, rng_state())
@@ -348,13 +353,20 @@ class CheckpointManager:
                 f"{trained}; resume the same experiment"
             )
         for role in trained:
-            handles[role].model.load_state(path / role / "engine")
+            handles[role].model.load_state(engine_state_dir(path, role))
         rng_file = path / "rng" / f"rank-{distributed.rank():05d}.json"
         set_rng_state(json.loads(rng_file.read_text()))
         return state
 
 
 # ---------------------------------------------------------------------- files
+
+
+def engine_state_dir(checkpoint: Path, role: str) -> Path:
+    """Where ``role``'s engine state is: ``engine_state/<role>``, or ``<role>/engine`` in a
+    checkpoint written before that layout."""
+    new = checkpoint / ENGINE_STATE / role
+    return new if new.is_dir() or not (checkpoint / role / "engine").is_dir() else checkpoint / role / "engine"
 
 
 def _manifest(root: Path) -> dict[str, dict[str, Any]]:

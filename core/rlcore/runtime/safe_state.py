@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from rlcore.errors import RlcoreError
+from rlcore.models.hf_io import shared_mode
 
 # Plain objects that optimizer state dicts hold, rebuilt from their attributes (never unpickled).
 ALLOWED_OBJECTS = frozenset({
@@ -40,6 +41,7 @@ def save_tree(obj: Any, stem: Path) -> list[Path]:
     unique, aliases = unique_tensors(tensors)
     files = [stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")]
     save_file(unique, str(files[0]), metadata={"format": "pt", "aliases": json.dumps(aliases)})
+    shared_mode(files[0])
     with open(files[1], "w") as f:
         json.dump(tree, f, allow_nan=False)
     return files

@@ -26,7 +26,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
                                 "ppo.kl_target=0.01"]),
     "grpo": ("grpo", RL),
     "grpo_dynamic_sampling": ("grpo", [*RL, "grpo.dynamic_sampling=true", "grpo.kl_ctl=0.05",
-                                       "reward.functions=[format_penalty]"]),
+                                       "reward.functions=[format_penalty]",
+                                       "eval.metric=exact_match"]),  # eval's metric then
     "rloo": ("grpo", [*RL, "grpo.adv_estimator=rloo"]),
     "remax": ("remax", RL),
 }

@@ -6,9 +6,9 @@ Defaults train a tiny model on the embedded addition task, on CPU, in minutes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from rlcore.sdk import DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
+from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
 from rlcore_plugin_algorithms._moved import forwarder
 from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig
 
@@ -43,7 +43,8 @@ EVAL_PATH_HELP = ("held-out {}; null: the embedded eval split when dataset.path 
 
 @dataclass
 class EvalOptions:
-    """Greedy-generation accuracy on held-out prompts every ``run.eval_every`` steps."""
+    """Greedy-generation accuracy on held-out prompts every ``run.eval_every`` steps, scored
+    by the run's reward functions (``metric`` decides what is correct)."""
 
     path: str | None = field(default=None, metadata={"help": EVAL_PATH_HELP.format("prompt file with answers")})
     name: str | None = field(default=None, metadata={
@@ -52,6 +53,26 @@ class EvalOptions:
         "help": "file reader of eval.path (csv, hf_disk, ...); null: from the suffix or folder"})
     size: int = field(default=64, metadata={"help": "prompts evaluated each time", "range": "[1, inf)"})
     max_new_tokens: int = field(default=8, metadata={"help": "generation budget per prompt", "range": "[1, inf)"})
+    metric: str | None = field(default=None, metadata={
+        "help": "reward function whose score > 0 counts as correct (eval/accuracy); null: the "
+                "first of reward.functions, else exact_match"})
+    metric_args: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "keyword parameters of eval.metric, e.g. {pattern: '####'}; default: its "
+                "reward.params"})
+
+    def validate(self) -> None:
+        """An unknown metric or a bad parameter fails at start, not at the first eval."""
+        if self.metric is not None:
+            from rlcore_plugin_algorithms.rewards import check_reward_params
+
+            try:
+                check_reward_params([self.metric], {self.metric: dict(self.metric_args)})
+            except ConfigError as err:
+                raise ConfigError(f"eval.metric={self.metric}: {err} For eval, set "
+                                  "eval.metric_args.PARAM=VALUE.") from None
+        elif self.metric_args:
+            raise ConfigError("eval.metric_args is set but eval.metric is null; name the "
+                              "reward function they are for")
 
 
 @dataclass
@@ -75,6 +96,10 @@ class SFTConfig:
     train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
     run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=1280, batch_size=32, eval_every=160))
     eval: EvalOptions = field(default_factory=EvalOptions)
+
+    def validate(self) -> None:
+        """Checked once when the config is resolved: the eval metric and its parameters."""
+        self.eval.validate()
 
 
 @dataclass

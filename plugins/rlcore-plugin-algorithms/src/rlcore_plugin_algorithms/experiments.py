@@ -120,29 +120,42 @@ class PostTraining(Experiment):
         return dataset.collate([dataset[i] for i in range(len(dataset))])
 
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
-        """Greedy exact-match accuracy of the actor on held-out prompts (rm and dpo: pairs)."""
+        """Greedy accuracy of the actor on held-out prompts under ``eval.metric``, and the mean
+        of each reward function (rm and dpo: pairs)."""
         if not self.has_eval():
             return {}
-        return {"accuracy": self.generation_accuracy(handles["actor"])}
+        metrics = self.score_eval(handles["actor"]).metrics()
+        return {k: v for k, v in metrics.items() if k == "accuracy" or k.startswith("reward/")}
 
     def generation_accuracy(self, actor: ModelHandle) -> float:
-        """Greedy exact-match accuracy on the held-out prompts (ZeRO-3: weights gathered)."""
-        from rlcore.sdk import GenerationConfig, generate
-        from rlcore_plugin_rewards.rules import exact_match
+        """Greedy accuracy on the held-out prompts under ``eval.metric``."""
+        return self.score_eval(actor).metrics()["accuracy"]
+
+    def score_eval(self, actor: ModelHandle) -> Any:
+        """The held-out prompts' greedy completions, scored as ``rlcore eval`` scores them
+        (``rlcore.sdk.score_prompts``; ZeRO-3: weights gathered)."""
+        from rlcore.sdk import (
+            GenerationConfig,
+            eos_ids,
+            eval_functions,
+            reward_functions,
+            score_prompts,
+            to_plain,
+        )
 
         batch, tokenizer = self.eval_prompts, actor.tokenizer
         prompts = [batch.sequences(PROMPTS, i)[0].tolist() for i in range(len(batch))]
-        gconfig = GenerationConfig(max_new_tokens=self.config.eval.max_new_tokens, greedy=True,
-                                   eos_token_ids=[tokenizer.eos_token_id])
         module = actor.module
+        gconfig = GenerationConfig(max_new_tokens=self.config.eval.max_new_tokens, greedy=True,
+                                   eos_token_ids=eos_ids(module, tokenizer))
+        names, params, metric = eval_functions(to_plain(self.config))
         was_training = module.training
         module.eval()
         with actor.model.gathered_parameters(), torch.no_grad():
-            out = generate(module, prompts, gconfig)
+            scores = score_prompts(module, tokenizer, prompts, batch.sample_dicts(), gconfig,
+                                   reward_functions(names, params), metric)
         module.train(was_training)
-        texts = tokenizer.batch_decode([t.tolist() for t in out.tokens], skip_special_tokens=True)
-        scores = exact_match(texts, batch.sample_dicts())
-        return sum(scores) / len(scores)
+        return scores
 
     @cached_property
     def eval_pairs(self) -> PackedBatch:

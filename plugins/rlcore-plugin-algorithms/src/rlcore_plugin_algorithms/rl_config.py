@@ -356,6 +356,7 @@ class RLConfig:
 
         self.reward.validate()
         self.rollout.validate()
+        self.eval.validate()
         checks = {"estimators": (self.adv, "estimator"), "policy_losses": (self.policy, "loss"),
                   "rollout_engines": (self.rollout, "engine")}
         for kind, (section, key) in checks.items():
