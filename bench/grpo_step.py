@@ -218,7 +218,9 @@ def _timed_method(obj, name: str, acc: dict, key: str) -> None:
     setattr(obj, name, wrapper)
 
 
-def trl_config(args, out_dir: Path, total: int):
+def trl_config(args, out_dir: Path, total: int, minibatches: int = 1):
+    """TRL's config for rlcore's settings in ``args``; ``minibatches`` optimizer steps (of an
+    equal share each) per generation batch, as rlcore's ``policy.minibatches``."""
     from trl import GRPOConfig
 
     per_step = args.prompts * args.group
@@ -228,9 +230,9 @@ def trl_config(args, out_dir: Path, total: int):
         gradient_checkpointing=False, report_to="none", save_strategy="no", logging_steps=1,
         disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False,
         max_steps=total, num_train_epochs=1,
-        # One generation batch = one optimizer step over the whole batch.
-        per_device_train_batch_size=per_step, gradient_accumulation_steps=1,
-        steps_per_generation=1, num_iterations=1, num_generations=args.group,
+        # One generation batch = `minibatches` optimizer steps over equal shares of it.
+        per_device_train_batch_size=per_step // minibatches, gradient_accumulation_steps=1,
+        steps_per_generation=minibatches, num_iterations=1, num_generations=args.group,
         shuffle_dataset=False,
         max_completion_length=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0,
         generation_kwargs=gen_kwargs,

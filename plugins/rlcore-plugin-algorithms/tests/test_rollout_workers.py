@@ -57,10 +57,11 @@ def test_a_worker_with_other_weights_stops_the_run(tmp_path, warm_start, monkeyp
     from rlcore.testing.rollout import replace_rollout_workers
 
     replace_rollout_workers(monkeypatch, DAMAGED)
+    before = rollout_workers_running()
     with pytest.raises((RlcoreError, RankFailedError),
                        match=r"weight sync check failed: rollout worker 1 .* version 0"):
         train_rl("grpo", tmp_path, warm_start, *STEPS, "rollout.procs=1", nproc=2)
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_worker(p)]  # all stopped
+    assert not left_behind(before, wait_s=5)  # all stopped
 
 
 def test_placement_is_checked_before_anything_starts(tmp_path):
@@ -86,20 +87,35 @@ def test_placement_is_checked_before_anything_starts(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def _is_worker(pid: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"rlcore.rollout.worker" in f.read()
-    except OSError:
-        return False
+def rollout_workers_running() -> set[str]:
+    """Pids of the rollout workers on this machine (other runs may share it: tests compare with
+    the set from before they started)."""
+    out = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if b"rlcore.rollout.worker" in cmdline or b"rlcore.rollout import worker" in cmdline:
+            out.add(pid)
+    return out
 
+
+def left_behind(before: set[str], wait_s: float) -> set[str]:
+    """The workers started since ``before`` that are still running after up to ``wait_s``."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while (rollout_workers_running() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return rollout_workers_running() - before
 
 
 @pytest.mark.slow
 def test_a_killed_run_with_workers_resumes_with_the_same_numbers(tmp_path, warm_start, cli_env):
     """SIGKILL the launcher mid-run: its worker exits, and the same command resumes exactly."""
     import shutil
-    import time
 
     from killing import kill_after_checkpoint
     from test_experiments import RLCORE, read_metrics
@@ -115,10 +131,10 @@ def test_a_killed_run_with_workers_resumes_with_the_same_numbers(tmp_path, warm_
         shutil.copytree(warm_start, runs[name] / WARM_START_DIR)
     subprocess.run([RLCORE, *args, "--run-dir", str(runs["straight"])], check=True, env=cli_env,
                    capture_output=True, timeout=600)
+    before = rollout_workers_running()
     kill_after_checkpoint([RLCORE, *args, "--run-dir", str(runs["killed"])], runs["killed"], 4,
                           cli_env)
-    time.sleep(3)  # a worker notices its launcher is gone within 2 s
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_worker(p)]
+    assert not left_behind(before, wait_s=10)  # each notices within 2 s
     subprocess.run([RLCORE, *args, "--run-dir", str(runs["killed"])], check=True, env=cli_env,
                    capture_output=True, timeout=600)
     straight, resumed = (read_metrics(runs[n]) for n in ("straight", "killed"))
