@@ -62,7 +62,6 @@ class Run:
             print(f"removed {partial}, a partial checkpoint left by an interrupted run")
         self.config = to_plain(exp.config) if exp.config is not None else {}
         self.executor = Executor(self.graph, self.handles, self.interfaces, self.rank, world)
-        self.data = Lookahead(self.batches, self.total)
 
     # ------------------------------------------------------------------ resume and save
 

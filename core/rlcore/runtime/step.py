@@ -72,8 +72,7 @@ class StepContext:
     def peek(self, k: int) -> PackedBatch | None:
         """This rank's share of the ``k``-th global batch after this step's (1: the next),
         read ahead without taking it; None past the run's last step or the data's end."""
-        peek = getattr(self._data, "peek", None)
-        upcoming = peek(k) if peek is not None else None
+        upcoming = self._data.peek(k) if hasattr(self._data, "peek") else None
         return None if upcoming is None else self._executor.shard(upcoming)
 
     def interface(self, mfc: str) -> Any:
@@ -111,9 +110,8 @@ class Lookahead:
         if self.taken + k > self.limit:
             return None
         while len(self._ahead) < k:
-            before = self.loader.state_dict()
-            try:
-                self._ahead.append((before, next(self._it)))
+            try:  # the loader's position before the batch, then the batch
+                self._ahead.append((self.loader.state_dict(), next(self._it)))
             except StopIteration:
                 return None
         return self._ahead[k - 1][1]
