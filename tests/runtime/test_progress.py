@@ -95,3 +95,10 @@ def test_a_run_with_stdout_in_a_pipe_prints_progress_lines(tmp_path):
     assert "*: not evaluated at the last step (24)" in out
     # grad_norm at ZeRO stage 0, the toy's default, on every step
     assert all("train/grad_norm" in r for r in read_metrics(tmp_path) if r["step"] > 0)
+
+
+def test_log_every_s_may_change_on_resume_and_older_checkpoints_lack_it():
+    from rlcore.runtime.checkpoint import config_changes
+
+    assert config_changes({"run": {"seed": 1}}, {"run": {"seed": 1, "log_every_s": 30.0}}) == []
+    assert config_changes({"run": {"log_every_s": 30.0}}, {"run": {"log_every_s": 0.0}}) == []
