@@ -102,3 +102,12 @@ def test_log_every_s_may_change_on_resume_and_older_checkpoints_lack_it():
 
     assert config_changes({"run": {"seed": 1}}, {"run": {"seed": 1, "log_every_s": 30.0}}) == []
     assert config_changes({"run": {"log_every_s": 30.0}}, {"run": {"log_every_s": 0.0}}) == []
+
+
+def test_the_live_bar_on_a_terminal_shows_the_headline(tmp_path):
+    log = MetricsLogger(tmp_path, rank=0, total_steps=2, progress=True, terminal=True,
+                        headline=["reward/mean", "eval/accuracy"])
+    log.start({})
+    log.log(1, {"a/first": 1.0, "b/second": 2.0, "eval/accuracy": 0.5, "reward/mean": 0.25})
+    assert log._progress.tasks[0].fields["live"] == "reward/mean=0.25 eval/accuracy=0.5"
+    log.finish()
