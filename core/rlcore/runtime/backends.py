@@ -153,7 +153,9 @@ class TrainableModel:
         return out
 
     def _optimizer_reports_norm(self) -> bool:
-        return hasattr(self.ds_engine.optimizer, "_global_grad_norm")
+        # ZeRO 1-3 optimizers report it; their ranks hold gradient shards, not all of them.
+        return self.options.zero_stage > 0 or hasattr(self.ds_engine.optimizer,
+                                                       "_global_grad_norm")
 
     def _grad_norm(self) -> float | None:
         """The global 2-norm of the (already all-reduced) gradients; None when there are none."""
