@@ -1,6 +1,7 @@
 """`rlcore list`, `info`, `list-plugins` and plugin-added commands, through typer's runner."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -47,8 +48,7 @@ def test_info_uses_the_singular_from_the_kinds_table(rlcore_plugins):
 def test_info_experiment_shows_what_a_run_uses(rlcore_plugins, wide):
     resolved = yaml.safe_load(runner.invoke(app, ["train", "sft", "--print-config"]).output)
     shown = runner.invoke(app, ["info", "experiments", "sft"]).output
-    rows = {line.split("│")[1].strip(): line.split("│")[3].strip()
-            for line in shown.splitlines() if line.count("│") >= 4}
+    rows = dict(re.findall(r"^  (\S+) = (.+?)  \S", shown, re.MULTILINE))  # key = value  type
 
     def scalars(tree, prefix=""):
         for key, value in tree.items():

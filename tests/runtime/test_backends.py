@@ -83,10 +83,25 @@ def test_gradient_accumulation_equals_the_full_batch():
     for xs, ys in ((x[:4], y[:4]), (x[4:], y[4:])):
         acc.backward(((acc(xs) - ys) ** 2).mean())
         stats.append(acc.step())
-    assert stats[0] == {} and "lr" in stats[1]  # no norm is computed with clipping off
+    assert stats[0] == {} and {"lr", "grad_norm"} <= set(stats[1])  # clipping off too
     assert acc.version == 1
     for a, b in zip(full.module.parameters(), acc.module.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_grad_norm_is_reported_at_every_zero_stage():
+    """The pre-clipping norm, the same at every stage (ZeRO-0 measures it itself)."""
+    x, y = data()
+    norms = []
+    for stage in (0, 1, 2, 3):
+        model = DeepSpeedBackend(DeepSpeedOptions(zero_stage=stage, grad_clip=1e-3)
+                                 ).wrap(mlp(), total_steps=1)
+        model.backward(((model(x) - y) ** 2).mean())
+        norms.append(model.step()["grad_norm"])
+    reference = mlp()
+    ((reference(x) - y) ** 2).mean().backward()
+    expected = torch.cat([p.grad.flatten() for p in reference.parameters()]).norm().item()
+    assert norms == pytest.approx([expected] * 4, rel=1e-4)
 
 
 def test_gradient_clipping_bounds_the_update():

@@ -40,9 +40,27 @@ def _root(
     """rlcore: RLHF and LLM post-training from plugins."""
 
 
+def _flags_show_no_type() -> None:
+    """typer's help shows a type after every option, ``<bool>`` after a flag too, which takes no
+    value: show none there (plugins' commands included)."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "rlcore_flags", False):
+        return
+
+    def display_type_rich(self, ctx):  # noqa: ANN001, ANN202 - typer's signature
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.rlcore_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
 def build_app(with_plugins: bool = True) -> typer.Typer:
     """The root app: the core's commands, plus those plugins add when ``with_plugins``."""
     from rlcore.cli import eval_cmd, export_cmd, generate_cmd, plugins_cmd, scaffold_cmd, train_cmd
+
+    _flags_show_no_type()
 
     root = typer.Typer(
         name="rlcore",

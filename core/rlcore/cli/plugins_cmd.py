@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rlcore.errors import RlcoreError
 from rlcore.plugins.records import KINDS, kind_named
 
 console = Console()
@@ -109,8 +110,18 @@ RECORD_BASICS = {"name", "impl", "doc", "override", "config"}
 def info(
     kind: str = typer.Argument(..., help=KIND_HELP, show_default=False),
     name: str = typer.Argument(..., help="The item's name, as `rlcore list KIND` shows it."),
+    section: list[str] = typer.Option([], "--section", help=(
+        "Show only this config section, e.g. `gen` (repeatable).")),
+    keys: list[str] = typer.Option([], "--keys", help=(
+        "Show only the config keys that match this pattern, e.g. 'policy.*' (fnmatch; repeatable).")),
 ) -> None:
-    """Show an item's documentation, where it comes from, and its config schema.
+    """Show an item's documentation, where it comes from, and its config, section by section.
+
+    Each config key is shown as `key = value` (the value a run starts from), its type and
+    range, and its help on the next line. Examples:
+
+    * `rlcore info experiments ppo --section gen --section kl`
+    * `rlcore info experiments ppo --keys 'policy.*' --keys '*.lr'`
 
     For a reward function: its docstring and a table of its parameters (name, type,
     default), which `--set reward.args.PARAM=VALUE` (the only function) or
@@ -119,14 +130,30 @@ def info(
     import dataclasses
     import inspect
 
-    from rlcore.config import describe_fields
     from rlcore.plugins import registry
     from rlcore.plugins.records import load_object
 
     kind_ = kind_named(kind)
     is_reward = kind_.plural == "rewards"
     record = registry.get(kind_.plural, name)
+    config_ref = getattr(record, "config", None)
+    filtered = bool(section or keys)
+    if filtered and not config_ref:
+        raise RlcoreError(f"--section and --keys select config keys; {kind_.singular} {name!r} "
+                          "has no config")
+    config, chosen = None, {}
+    if config_ref:  # chosen before anything is printed, so that a bad filter is one line
+        if kind_.plural == "experiments":  # the values a run starts from, as --print-config
+            from rlcore.config import experiment_config
+
+            config = experiment_config(name)[1]
+        else:
+            config = load_object(config_ref)()
+        chosen = select_config(config, section, keys)
     console.print(f"[bold]{kind_.singular} {name}[/]  ({registry.provider(kind_.plural, name)})")
+    if filtered:  # only the keys asked for
+        print_config(config, chosen)
+        return
     console.print(f"implementation: {record.impl}")
     for field in dataclasses.fields(record):  # what the kind's record adds (hf_model_types, ...)
         if field.name not in RECORD_BASICS:
@@ -134,7 +161,6 @@ def info(
             console.print(f"{field.name}: {', '.join(value) if isinstance(value, tuple) else value}")
     if record.doc:
         console.print(f"\n{escape(record.doc)}")
-    config_ref = getattr(record, "config", None)
     if not config_ref:
         obj = record.load()
         doc = inspect.getdoc(obj)
@@ -145,20 +171,86 @@ def info(
         if is_reward:
             _print_reward_parameters(name, obj)
         return
-    if kind_.plural == "experiments":  # the values a run starts from, as --print-config shows them
-        from rlcore.config import experiment_config
+    print_config(config, chosen)
 
-        config = experiment_config(name)[1]
-    else:
-        config = load_object(config_ref)()
-    table = Table(title=f"config: {type(config).__name__}")
-    table.add_column("key", no_wrap=True)  # a key must stay copyable into --set
-    table.add_column("type", max_width=18, overflow="fold")  # with its range: "int | None >= 1"
-    table.add_column("default", max_width=12, overflow="fold")
-    table.add_column("help")
-    for key, type_name, default, help_text in describe_fields(config):
-        table.add_row(key, escape(type_name), escape(repr(default)), escape(help_text))
-    console.print(table)
+
+TOP_LEVEL = "(top level)"
+Row = tuple[str, str, object, str]
+
+
+def config_sections(config: object) -> dict[str, list[Row]]:
+    """The ``describe_fields`` rows of ``config`` by section (a key's first part), in order."""
+    from rlcore.config import describe_fields
+
+    sections: dict[str, list[Row]] = {}
+    for row in describe_fields(config):
+        head, dot, _ = row[0].partition(".")
+        sections.setdefault(head if dot else TOP_LEVEL, []).append(row)
+    return sections
+
+
+def select_config(config: object, only: list[str], patterns: list[str]) -> dict[str, list[Row]]:
+    """The sections named in ``only`` (all when empty), each with its keys that match one of
+    ``patterns`` (fnmatch; all when empty); a name or pattern that selects nothing is an error."""
+    from fnmatch import fnmatchcase
+
+    from rlcore.plugins.lookup import did_you_mean
+
+    sections = config_sections(config)
+    what = type(config).__name__
+    for name in only:
+        if name not in sections:
+            raise RlcoreError(f"--section {name}: {what} has no such section."
+                              f"{did_you_mean(name, list(sections))} Sections: "
+                              f"{', '.join(sections)}.")
+    chosen = {}
+    for name, rows in sections.items():
+        rows = [r for r in rows if not patterns or any(fnmatchcase(r[0], p) for p in patterns)]
+        if rows and (not only or name in only):
+            chosen[name] = rows
+    if not chosen:
+        keys = [r[0] for rows in sections.values() for r in rows]
+        hint = did_you_mean(patterns[0].split(".")[0], list(sections), "") if patterns else ""
+        raise RlcoreError(f"--keys {' '.join(patterns)}: no key of {what} matches"
+                          f"{' in the sections chosen' if only else ''}.{hint} Keys look like "
+                          f"{keys[0]!r}; --keys 'SECTION.*' selects a section.")
+    return chosen
+
+
+def print_config(config: object, chosen: dict[str, list[Row]]) -> None:
+    """A heading per section, then each key as ``key = value  type`` and its help indented.
+
+    Nothing is cut at any width: long lines wrap, and a key stays whole and copyable.
+    """
+    from rich.padding import Padding
+    from rich.text import Text
+
+    for name, rows in chosen.items():
+        heading = Text(f"\n{name}", style="bold underline")
+        doc = _section_doc(config, name)
+        if doc:
+            heading.append(f"  {doc}", style="dim")
+        console.print(heading)
+        for key, type_name, value, help_text in rows:
+            line = Text("  ")
+            line.append(key, style="bold cyan")
+            line.append(f" = {value!r}")
+            line.append(f"  {type_name}", style="dim")
+            console.print(line)
+            if help_text:
+                console.print(Padding(Text(help_text), (0, 0, 0, 6), expand=False))
+
+
+def _section_doc(config: object, section: str) -> str:
+    """The first paragraph of a section's docstring, on one line."""
+    import dataclasses
+    import inspect
+
+    value = getattr(config, section, None) if section != TOP_LEVEL else None
+    if not dataclasses.is_dataclass(value):
+        return ""
+    doc = inspect.getdoc(type(value)) or ""
+    return " ".join(doc.split("\n\n")[0].split()).replace("``", "`")
 
 
 def reflow(doc: str) -> str:

@@ -34,7 +34,8 @@ def resolve_experiment(name: str, config_file: Path | None, sets: list[str]) -> 
 
 
 def train(
-    experiment: str = typer.Argument(..., help="Experiment to run; `rlcore list experiments` shows them."),
+    experiment: str | None = typer.Argument(None, show_default=False, help=(
+        "Experiment to run; without one, the experiments are listed.")),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of config values (applied over the defaults)."),
     sets: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
@@ -70,6 +71,13 @@ def train(
     """
     from rlcore.config import to_yaml
 
+    if experiment is None:
+        from rlcore.cli.plugins_cmd import list_items
+
+        list_items("experiments")
+        typer.echo("Train one with `rlcore train NAME`; `rlcore info experiments NAME` shows its "
+                   "config.")
+        return
     record, cfg = resolve_experiment(experiment, config, sets)
     if print_config:
         typer.echo(to_yaml(cfg), nl=False)

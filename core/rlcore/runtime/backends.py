@@ -139,14 +139,29 @@ class TrainableModel:
     def step(self) -> dict[str, float]:
         boundary = self.is_boundary()
         lr = self.lr
+        # ZeRO-0 without fp16/bf16 steps a plain torch optimizer, which reports no norm:
+        # measure it here, after the gradient all-reduce and before clipping, as ZeRO does.
+        own = self._grad_norm() if boundary and not self._optimizer_reports_norm() else None
         self.ds_engine.step()
         if not boundary:
             return {}
         norm = self.ds_engine.get_global_grad_norm()
+        norm = own if norm is None else norm
         out = {"lr": lr}
         if norm is not None:
             out["grad_norm"] = float(norm)
         return out
+
+    def _optimizer_reports_norm(self) -> bool:
+        # ZeRO 1-3 optimizers report it; their ranks hold gradient shards, not all of them.
+        return self.options.zero_stage > 0 or hasattr(self.ds_engine.optimizer,
+                                                       "_global_grad_norm")
+
+    def _grad_norm(self) -> float | None:
+        """The global 2-norm of the (already all-reduced) gradients; None when there are none."""
+        norms = [p.grad.detach().float().norm() for p in self.module.parameters()
+                 if p.grad is not None]
+        return float(torch.stack(norms).norm()) if norms else None
 
     def on_active(self) -> None:
         """Trainable roles stay in place (optimizer offload is DeepSpeed's)."""

@@ -108,7 +108,7 @@ def _fsync_json(path: Path, obj: Any) -> None:
 # what it computes.
 RESUMABLE_KEYS = frozenset({"max_steps", "epochs", "eval_every", "eval_at_start", "save_every",
                             "keep_last", "progress", "collective_timeout_s", "loggers",
-                            "flat_loss_steps"})
+                            "flat_loss_steps", "log_every_s"})
 
 
 def config_changes(saved: Any, current: Any, prefix: str = "") -> list[str]:

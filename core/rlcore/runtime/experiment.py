@@ -29,6 +29,7 @@ class Experiment:
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type | None] = None
+    headline: ClassVar[tuple[str, ...]] = ()  # see headline_metrics()
 
     def __init__(self, config: Any = None):
         if config is None:
@@ -69,6 +70,11 @@ class Experiment:
 
     def prepare(self, run_dir: Path) -> None:
         """Work before the roles are built, on every rank (e.g. a warm-start stage); default none."""
+
+    def headline_metrics(self) -> list[str]:
+        """The metrics that progress shows and the summary lists first (default: the class's
+        ``headline``); name only those this config's roles produce."""
+        return list(self.headline)
 
     def rollout_processes(self) -> int:
         """Processes of the launch that sample instead of training (default none)."""

@@ -133,7 +133,9 @@ class Run:
         logger = MetricsLogger(self.run_dir, self.rank, self.total, start_step=step,
                                progress=self.opts.progress,
                                flat_loss_steps=self.opts.flat_loss_steps,
-                               loggers=self.opts.loggers)
+                               loggers=self.opts.loggers,
+                               headline=self.exp.headline_metrics(),
+                               log_every_s=self.opts.log_every_s)
         logger.start(self.config)
         saved_at = step if source is not None else -1
         opts = self.opts

@@ -1,9 +1,11 @@
-"""Per-step metrics: ``metrics.jsonl``, a rich progress bar and a summary table."""
+"""Per-step metrics: ``metrics.jsonl``, progress (a rich bar on a terminal, plain lines
+elsewhere) and a summary table, each led by the experiment's headline metrics."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,9 @@ class MetricsLogger:
         live_keys: int = 3,
         flat_loss_steps: int = 0,
         loggers: list[str] | None = None,
+        headline: list[str] | None = None,
+        log_every_s: float = 30.0,
+        terminal: bool | None = None,
     ):
         from rlcore.runtime.health import FlatLossWatch
 
@@ -78,6 +83,13 @@ class MetricsLogger:
         self.path = self.run_dir / METRICS_FILE
         self.first: dict[str, float] = {}
         self.last: dict[str, float] = {}
+        self.last_step: dict[str, int] = {}  # the step each value of ``last`` is from
+        self.headline = list(headline or [])
+        self.log_every_s = log_every_s
+        # A rich bar on a terminal; elsewhere (Slurm, nohup, CI) it would show only at the
+        # end, so plain lines instead, every log_every_s.
+        self.terminal = sys.stdout.isatty() if terminal is None else terminal
+        self._line_at: float | None = None  # when the last plain line was printed
         self.steps_done = start_step
         self._progress: Any = None
         self._task: Any = None
@@ -103,7 +115,8 @@ class MetricsLogger:
                     if k not in ("step", "time"):
                         self.first.setdefault(k, v)
                         self.last[k] = v
-        if self.show_progress:
+                        self.last_step[k] = r.get("step", 0)
+        if self.show_progress and self.terminal:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -140,13 +153,15 @@ class MetricsLogger:
         for k, v in metrics.items():
             self.first.setdefault(k, v)
             self.last[k] = v
+            self.last_step[k] = step
         if self.rank == 0:
             with writing(self.path), open(self.path, "a") as f:
                 f.write(strict_json({"step": step, "time": time.time(), **metrics}) + "\n")
         if self._progress is not None:
-            shown = [k for k in metrics if not k.startswith("time/")][: self.live_keys]
-            live = " ".join(f"{k}={metrics[k]:.4g}" for k in shown)
+            live = " ".join(f"{k}={self.last[k]:.4g}" for k in self.shown_keys(metrics))
             self._progress.update(self._task, completed=step, live=live)
+        elif self.show_progress and step > self.start_step and self._line_due(step):
+            print(self.progress_line(step, metrics), flush=True)
         if self._loggers is not None:
             self._loggers.log(step, metrics)
         for warning in self.flat.update(step, metrics):
@@ -154,6 +169,34 @@ class MetricsLogger:
             if self.rank == 0:
                 _warn(warning)
         call_hook("rlcore_step_end", step=step, metrics=metrics, rank=self.rank)
+
+    def shown_keys(self, metrics: dict[str, float]) -> list[str]:
+        """The headline metrics logged so far; without any, this step's first ``live_keys``."""
+        keys = [k for k in self.headline if k in self.last]
+        return keys or [k for k in metrics if not k.startswith("time/")][: self.live_keys]
+
+    def _line_due(self, step: int) -> bool:
+        now = time.time()
+        due = (self._line_at is None or step >= self.total_steps
+               or now - self._line_at >= self.log_every_s)
+        if due:
+            self._line_at = now
+        return due
+
+    def progress_line(self, step: int, metrics: dict[str, float]) -> str:
+        """``step 40/1280 (3%)  12.1 steps/s  eta 1m42s  loss=0.91 eval/accuracy=0.12 (step 32)``."""
+        done, elapsed = step - self.start_step, max(time.time() - self._t0, 1e-9)
+        rate = done / elapsed
+        left = (self.total_steps - step) / rate if rate > 0 else math.inf
+        parts = [f"step {step}/{self.total_steps} ({100 * step // max(self.total_steps, 1)}%)",
+                 f"{rate:.3g} steps/s", f"eta {_duration(left)}"]
+        shown = []
+        for k in self.shown_keys(metrics):
+            value = f"{k}={self.last[k]:.4g}"
+            if self.last_step.get(k, step) != step:
+                value += f" (step {self.last_step[k]})"
+            shown.append(value)
+        return "  ".join(parts + [" ".join(shown)] if shown else parts)
 
     def finish(self, status: str = "completed", error: str | None = None) -> dict[str, Any]:
         """Stop the display, print the summary table (rank 0), call ``rlcore_run_end``."""
@@ -167,6 +210,8 @@ class MetricsLogger:
             "elapsed_s": round(time.time() - self._t0, 3),
             "first": dict(self.first),
             "last": dict(self.last),
+            "last_step": dict(self.last_step),
+            "headline": [k for k in self.headline if k in self.last],
         }
         if error:
             summary["error"] = error
@@ -182,7 +227,9 @@ class MetricsLogger:
             if self.show_progress:
                 from rich.console import Console
 
-                Console().print(summary_table(summary))
+                # Off a terminal rich would cut the table at 80 columns: keep its natural width.
+                console = Console() if self.terminal else Console(width=200)
+                console.print(summary_table(summary))
             for warning in self.warnings:  # again under the table: "completed" is not all
                 _warn(warning)
         if self._loggers is not None:
@@ -193,7 +240,8 @@ class MetricsLogger:
 
 
 def summary_table(summary: dict[str, Any]) -> Any:
-    """A rich table: each metric's first and last value."""
+    """A rich table: each metric's first and last value and the step of the last, the
+    headline metrics first; a metric last logged before the last step says so."""
     from rich.table import Table
 
     warned = len(summary.get("warnings", []))
@@ -205,12 +253,35 @@ def summary_table(summary: dict[str, Any]) -> Any:
     table.add_column("metric")
     table.add_column("first", justify="right")
     table.add_column("last", justify="right")
-    for k in sorted(summary["last"]):
-        if k.startswith("time/"):
-            continue
+    table.add_column("at step", justify="right")
+    steps, last_steps = summary["steps"], summary.get("last_step", {})
+    headline = [k for k in summary.get("headline", []) if k in summary["last"]]
+    rest = sorted(k for k in summary["last"] if k not in headline and not k.startswith("time/"))
+    older = []
+    for i, k in enumerate(headline + rest):
         first, last = summary["first"].get(k, math.nan), summary["last"][k]
-        table.add_row(k, _fmt(first), _fmt(last))
+        at = last_steps.get(k)
+        if at is not None and at < steps:
+            older.append(k)
+        table.add_row(k, _fmt(first), _fmt(last), "" if at is None else f"{at}{'*' * (k in older)}",
+                      end_section=i == len(headline) - 1 and bool(rest))
+    if older:
+        evals = all(k.startswith("eval/") for k in older)
+        table.caption = (f"*: not {'evaluated' if evals else 'logged'} at the last step "
+                         f"({steps})")
     return table
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h14m``; ``?`` when unknown."""
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _warn(text: str) -> None:

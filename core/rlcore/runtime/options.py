@@ -103,7 +103,11 @@ class RunOptions:
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps; 0: never", "range": "[0, inf)"})
     eval_at_start: bool = field(default=True, metadata={
         "help": "with eval_every: also evaluate before training, logged as step 0"})
-    progress: bool = field(default=True, metadata={"help": "rich progress bar on rank 0"})
+    progress: bool = field(default=True, metadata={
+        "help": "progress on rank 0: a rich bar on a terminal, else plain lines"})
+    log_every_s: float = field(default=30.0, metadata={
+        "help": "without a terminal (Slurm, nohup, CI): a progress line every N seconds, and at "
+                "the first and last step; 0: every step", "range": "[0, inf)"})
     loggers: list[str] | None = field(default=None, metadata={
         "help": "logger plugins that get the config, metrics and summary (rlcore list "
                 "loggers), e.g. [tensorboard, wandb]; unset: [tensorboard] when installed"})

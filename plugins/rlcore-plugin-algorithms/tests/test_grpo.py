@@ -95,3 +95,29 @@ def test_remax_raises_the_reward(tmp_path, warm_start):
     rows = train_rl("remax", tmp_path, warm_start, "run.max_steps=80", "run.batch_size=32")
     reward = series(rows, "reward/mean")
     assert len(reward) == 80 and mean(reward[-20:]) > mean(reward[:20]) + 0.03, reward
+
+
+def headline_of(name, *sets):
+    _, cfg = resolve_experiment(name, None, list(sets))
+    return build_experiment(name, cfg).headline_metrics()
+
+
+def test_headline_metrics_name_only_roles_that_exist():
+    assert headline_of("grpo") == ["reward/mean", "eval/accuracy"]  # no reference model
+    assert headline_of("grpo", "kl.coef=0.04") == ["reward/mean", "eval/accuracy", "kl/ref"]
+    assert headline_of("ppo") == ["reward/mean", "eval/accuracy", "kl/ref"]
+    assert headline_of("sft") == ["actor_train/loss", "eval/accuracy"]
+    assert headline_of("dpo")[:2] == ["actor_train/loss", "actor_train/rewards/accuracy"]
+    assert headline_of("rm")[:2] == ["rm_train/loss", "rm_train/accuracy"]
+
+
+def test_grpo_without_a_reference_logs_no_kl(tmp_path):
+    from rlcore.runtime.loop import run
+
+    _, cfg = resolve_experiment("grpo", None, [
+        "warm_start.sft_steps=0", "run.max_steps=1", "run.batch_size=4", "run.progress=false",
+        "run.eval_every=0"])
+    summary = run("grpo", cfg, tmp_path, resume=False)
+    assert not any(k.startswith("kl/") for k in summary["last"]), sorted(summary["last"])
+    assert summary["headline"] == ["reward/mean"]  # eval/accuracy: never evaluated
+    assert "actor_train/grad_norm" in summary["last"]  # ZeRO stage 0

@@ -90,7 +90,8 @@ class AdvantageInterface(ModelInterface):
         mean, var = rl.moments_to_stats(*_global(list(rl.moments(adv))))
         if self.adv.norm or self.record.whiten:
             adv = rl.whiten(adv, stats=(mean, var))
-        stats = self._stats(raw, seq_rewards, lengths, no_eos, mean, var, kl_seq, coef)
+        stats = self._stats(raw, seq_rewards, lengths, no_eos, mean, var, kl is not None, kl_seq,
+                            coef)
         self.kl.update(kl_seq, int(stats.pop("n_sequences")))
         adv_full, ret_full = torch.zeros(len(act)), torch.zeros(len(act))
         adv_full[act], ret_full[act] = adv, ret
@@ -116,7 +117,7 @@ class AdvantageInterface(ModelInterface):
                                             self.reward)}
 
     def _stats(self, raw: torch.Tensor, shaped: torch.Tensor, lengths: torch.Tensor,
-               no_eos: torch.Tensor, mean: float, var: float, kl_seq: float,
+               no_eos: torch.Tensor, mean: float, var: float, has_ref: bool, kl_seq: float,
                coef: float) -> dict[str, float]:
         raw_mean, raw_var = rl.moments_to_stats(*_global(list(rl.moments(raw))))
         len_sum, len_n, cut = _global([float(lengths.sum()), float(len(lengths)),
@@ -127,8 +128,9 @@ class AdvantageInterface(ModelInterface):
             "/reward/shaped_mean": _global([float(shaped.sum())])[0] / len_n,
             "/advantages/mean": mean, "/advantages/std": var ** 0.5,
             "/response/length_mean": len_sum / len_n, "/response/length_max": len_max,
-            "/response/truncated_frac": cut / len_n,
-            "/kl/ref": kl_seq, "/kl/coef": coef, "n_sequences": len_n,
+            "/response/truncated_frac": cut / len_n, "n_sequences": len_n,
+            # Without a reference model there is no KL to report (not a 0).
+            **({"/kl/ref": kl_seq, "/kl/coef": coef} if has_ref else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:

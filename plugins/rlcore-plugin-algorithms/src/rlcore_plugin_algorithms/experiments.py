@@ -173,6 +173,7 @@ class SFT(PostTraining):
     """Supervised fine-tuning: masked next-token loss; eval is greedy exact-match accuracy."""
 
     name = "sft"
+    headline = ("actor_train/loss", "eval/accuracy")
 
     def roles(self) -> list[RoleSpec]:
         return [self.actor_spec()]
@@ -185,6 +186,7 @@ class RewardModeling(PostTraining):
     """A value-head model trained so that chosen answers outscore rejected ones."""
 
     name = "rm"
+    headline = ("rm_train/loss", "rm_train/accuracy", "eval/accuracy")
     dataset_name = "paired"
 
     def roles(self) -> list[RoleSpec]:
@@ -206,6 +208,7 @@ class DPO(PostTraining):
     """DPO: the reference scores each pair once, then the actor takes a DPO step."""
 
     name = "dpo"
+    headline = ("actor_train/loss", "actor_train/rewards/accuracy", "eval/reward_accuracy")
     dataset_name = "paired"
 
     def roles(self) -> list[RoleSpec]:

@@ -60,6 +60,7 @@ class SamplingExperiment(PostTraining):
     nodes, the SFT warm start of the tiny built-in actor, and greedy-accuracy eval."""
 
     dataset_name = "prompt"
+    headline = ("reward/mean", "eval/accuracy")
 
     def __init__(self, config: Any = None):
         super().__init__(config)
@@ -130,6 +131,7 @@ class SamplingExperiment(PostTraining):
         train = DeepSpeedOptions(dtype=c.train.dtype, optimizer=OptimizerOptions(lr=ws.lr))
         run = RunOptions(seed=c.run.seed, epochs=1000, max_steps=ws.sft_steps,
                          batch_size=ws.batch_size, progress=c.run.progress,
+                         log_every_s=c.run.log_every_s,
                          collective_timeout_s=c.run.collective_timeout_s)
         return SFTConfig(actor=c.actor, dataset=dataset, train=train, run=run)
 
@@ -176,6 +178,10 @@ class RL(SamplingExperiment):
 
     def rollout_processes(self) -> int:
         return self.config.rollout.procs
+
+    def headline_metrics(self) -> list[str]:
+        """reward/mean and eval/accuracy; kl/ref when there is a reference model."""
+        return [*self.headline, *(["kl/ref"] if self.config.kl.uses_ref else [])]
 
     @property
     def estimator(self) -> Any:
