@@ -176,6 +176,12 @@ class Run:
                 logger.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
                 raise
         summary = logger.finish("completed")
+        if self.rank == 0:
+            from rlcore.plots import curves_at_end
+
+            problem = curves_at_end(self.run_dir)  # a warning at most: the run is done
+            if problem:
+                print(f"warning: {problem}", flush=True)
         latest = self.ckpt.latest()
         summary["checkpoint"] = str(latest) if latest else None
         return summary
