@@ -137,6 +137,7 @@ class Run:
                                loggers=self.opts.loggers)
         logger.start(self.config)
         saved_at = step if source is not None else -1
+        last_save = time.monotonic()
         opts = self.opts
         with StopOnSignal(self.rank) as stop:
             try:
@@ -158,9 +159,9 @@ class Run:
                         metrics.update(self.evaluate(step))
                     check_finite(step, metrics, self.ckpt.latest)
                     logger.log(step, metrics)
-                    if opts.save_every and step % opts.save_every == 0:
+                    if self._save_due(step, last_save):
                         self.save(step)
-                        saved_at = step
+                        saved_at, last_save = step, time.monotonic()
                     signum = stop.requested()  # the step boundary: every rank stops together
                     if signum is not None:
                         self._stop_at_boundary(signum, step, saved_at)
@@ -185,6 +186,17 @@ class Run:
         latest = self.ckpt.latest()
         summary["checkpoint"] = str(latest) if latest else None
         return summary
+
+    def _save_due(self, step: int, last_save: float) -> bool:
+        """Whether step ``step`` is saved: every ``save_every`` steps, or ``save_every_s``
+        after the last save by rank 0's clock (reduced, so every rank agrees)."""
+        opts = self.opts
+        if opts.save_every and step % opts.save_every == 0:
+            return True
+        if not opts.save_every_s or step >= self.total:  # the last step is saved anyway
+            return False
+        due = float(self.rank == 0 and time.monotonic() - last_save >= opts.save_every_s)
+        return distributed.all_reduce([due], op="max")[0] > 0
 
     def _stop_at_boundary(self, signum: int, step: int, saved_at: int) -> None:
         """Save step ``step`` (every rank together) and raise :class:`RunInterrupted`."""
