@@ -15,7 +15,7 @@ from typing import Any
 
 from rlcore.runtime import distributed
 from rlcore.runtime.checkpoint import CheckpointError, CheckpointManager
-from rlcore.runtime.experiment import Experiment, build_experiment, total_steps_of
+from rlcore.runtime.experiment import Experiment, build_experiment, steps_note, total_steps_of
 from rlcore.runtime.health import check_finite
 from rlcore.runtime.roles import build_roles, sync_weights
 from rlcore.runtime.seeding import seed_everything
@@ -54,6 +54,9 @@ class Run:
         self.batches = exp.build_batches(exp.build_dataset(tokenizer))
         exp.load_eval_data(tokenizer)  # a bad eval file fails now, not at the first eval
         self.total = total_steps_of(self.opts, self.batches)
+        note = steps_note(self.opts, self.batches)
+        if note and self.rank == 0:
+            print(f"note: {note}", flush=True)
         self.interfaces = exp.interfaces(self.graph.mfcs)
         self.handles = build_roles(exp, self.graph, self.interfaces, tokenizer, self.total)
         self.syncs = exp.weight_syncs()
@@ -93,6 +96,10 @@ class Run:
         step = int(state["step"])
         if self.rank == 0:
             print(f"resuming from {source} (step {step} of {self.total})")
+            if step >= self.total:
+                print(f"note: nothing to train: the run has its {self.total} steps already; "
+                      f"raise run.max_steps (now {self.opts.max_steps or 'unset'}) and, if it "
+                      f"is capped, run.epochs (now {self.opts.epochs}) to extend it", flush=True)
         return step
 
     def unique_interfaces(self) -> dict[str, Any]:
