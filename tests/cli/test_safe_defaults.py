@@ -100,3 +100,15 @@ def test_extending_a_run_trains_the_extra_steps_or_says_why_not(tmp_path, capfd)
                    "run.max_steps=5")
     assert result.exit_code == 0, result.output
     assert steps_of(run_dir) == [1, 2, 3, 4, 5]
+
+
+def test_dry_run_batches_the_data_as_the_ranks_will(tmp_path):
+    """3 prompts at batch size 4: one rank trains on the short batch, but with --nproc 2 the
+    short batch is dropped and no step is left; --dry-run --nproc 2 says so, as the run would."""
+    data = rows(tmp_path / "three.jsonl", 3)
+    sets = [*GRPO, f"dataset.path={data}", "run.batch_size=4"]
+    assert train("grpo", tmp_path / "run", *sets, extra=["--dry-run"]).exit_code == 0
+    result = train("grpo", tmp_path / "run", *sets, extra=["--dry-run", "--nproc", "2"])
+    assert result.exit_code != 0
+    assert str(result.exception).startswith("an epoch of 3 samples yields no batch with "
+                                            "batch_size=4 and drop_last=True")

@@ -186,7 +186,9 @@ class Experiment:
         for spec in self.roles():
             if spec.model:
                 check_model_dir(spec.model, f"role {spec.name!r}")
-        total_steps_of(self.run_options(), self.build_batches(self.build_dataset(tokenizer)))
+        batches = self.build_batches(self.build_dataset(tokenizer))
+        total_steps_of(self.run_options(), batches)
+        next(iter(batches), None)  # the first batch as the run makes it: none at all fails here
         self.load_eval_data(tokenizer)
 
 
