@@ -77,6 +77,15 @@ def plugin(session: nox.Session, name: str) -> None:
 
 
 @nox.session(python="3.11")
+def plot(session: nox.Session) -> None:
+    """`rlcore plot` and a run's curves.png with matplotlib (rlcore[plot]), which the other
+    sessions and scripts/setup.sh leave out: they get the text chart, and runs skip the PNG."""
+    install(session, *PLUGINS)
+    session.install("-e", ".[plot]")
+    session.run("pytest", "tests/cli/test_plot_cmd.py", *session.posargs)
+
+
+@nox.session(python="3.11")
 def all_plugins(session: nox.Session) -> None:
     """All plugins installed together against the core tests and every plugin's tests."""
     install(session, *PLUGINS)

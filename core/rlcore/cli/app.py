@@ -58,7 +58,15 @@ def _flags_show_no_type() -> None:
 
 def build_app(with_plugins: bool = True) -> typer.Typer:
     """The root app: the core's commands, plus those plugins add when ``with_plugins``."""
-    from rlcore.cli import eval_cmd, export_cmd, generate_cmd, plugins_cmd, scaffold_cmd, train_cmd
+    from rlcore.cli import (
+        eval_cmd,
+        export_cmd,
+        generate_cmd,
+        plot_cmd,
+        plugins_cmd,
+        scaffold_cmd,
+        train_cmd,
+    )
 
     _flags_show_no_type()
 
@@ -76,6 +84,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     eval_cmd.register(root)
     export_cmd.register(root)
     generate_cmd.register(root)
+    plot_cmd.register(root)
     scaffold_cmd.register(root)
     if with_plugins:
         add_plugin_commands(root)

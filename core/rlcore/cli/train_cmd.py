@@ -83,7 +83,7 @@ def train(
         typer.echo(to_yaml(cfg), nl=False)
         return
     if dry_run:
-        check_run(record.name, cfg)
+        check_run(record.name, cfg, world=nproc * (nnodes or 1))
         return
     from rlcore.launch.launcher import launch
     from rlcore.launch.rendezvous import from_options
@@ -106,12 +106,18 @@ def train(
         report_outputs(run_dir)
 
 
-def check_run(experiment: str, cfg: Any) -> None:
-    """``--dry-run``: the experiment's checks (data, models, graph), then its graph and a verdict."""
+def check_run(experiment: str, cfg: Any, world: int = 1) -> None:
+    """``--dry-run``: the experiment's checks (data, models, graph) as ``world`` ranks would
+    batch the data, then its graph and a verdict."""
+    from rlcore.runtime import distributed
     from rlcore.runtime.experiment import build_experiment
 
     exp = build_experiment(experiment, cfg)
-    exp.check()
+    distributed.PLANNED_WORLD[0] = world
+    try:
+        exp.check()
+    finally:
+        distributed.PLANNED_WORLD[0] = 1
     typer.echo(exp.graph().render("text"))
     typer.echo(f"dry run: {experiment} would start (config, data, model directories and graph "
                "checked; nothing was started or written)")

@@ -116,7 +116,8 @@ class BatchIterator:
             if not batches:
                 raise ConfigError(
                     f"an epoch of {len(self.dataset)} samples yields no batch with "
-                    f"batch_size={self.batch_size} and drop_last=True"
+                    f"batch_size={self.batch_size} and drop_last=True (with several ranks an "
+                    "epoch's short last batch is dropped); lower run.batch_size or add rows"
                 )
             while self.batch_in_epoch < len(batches):
                 indices = batches[self.batch_in_epoch]

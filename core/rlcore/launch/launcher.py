@@ -68,8 +68,31 @@ def write_config(config: Any, run_dir: Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise DiskFullError(f"{err}; the run did not start and {path} is as it was. "
                             f"{err.remedy}, then run again", remedy=err.remedy) from None
+    _keep_previous(path, tmp)
     os.replace(tmp, path)
     return path
+
+
+def _keep_previous(path: Path, new: Path) -> None:
+    """When ``path`` holds another config, keep it as ``config.previous.yaml`` and say what
+    changed, so a run dir's config is never replaced silently."""
+    import yaml
+
+    if not path.is_file() or path.read_text() == new.read_text():
+        return
+    before, after = yaml.safe_load(path.read_text()) or {}, yaml.safe_load(new.read_text()) or {}
+    changed = _changes(before, after)
+    previous = path.with_name("config.previous.yaml")
+    os.replace(path, previous)
+    print(f"note: {path} now holds this run's config ({'; '.join(changed[:8]) or 'reformatted'}"
+          f"{' ...' if len(changed) > 8 else ''}); the earlier one is in {previous}", flush=True)
+
+
+def _changes(before: Any, after: Any, prefix: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [c for k in sorted(set(before) | set(after), key=str)
+                for c in _changes(before.get(k), after.get(k), f"{prefix}{k}.")]
+    return [] if before == after else [f"{prefix.rstrip('.')}: {before!r} -> {after!r}"]
 
 
 def worker_args(experiment: str, config_path: Path | None, run_dir: Path, resume: Any) -> list[str]:

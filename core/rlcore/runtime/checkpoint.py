@@ -106,7 +106,7 @@ def _fsync_json(path: Path, obj: Any) -> None:
 
 # Run settings that may differ on resume: they change how long and how visibly a run goes, not
 # what it computes.
-RESUMABLE_KEYS = frozenset({"max_steps", "epochs", "eval_every", "eval_at_start", "save_every",
+RESUMABLE_KEYS = frozenset({"max_steps", "epochs", "eval_every", "eval_at_start", "save_every", "save_every_s",
                             "keep_last", "progress", "collective_timeout_s", "loggers",
                             "flat_loss_steps", "log_every_s"})
 

@@ -100,9 +100,15 @@ def rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 
 
+# The ranks a dry run plans for (``rlcore train --dry-run --nproc N``): no process group then.
+PLANNED_WORLD = [1]
+
+
 def world_size() -> int:
     import torch.distributed as dist
 
+    if PLANNED_WORLD[0] > 1:  # a dry run, even in a process that ran a group of one before
+        return PLANNED_WORLD[0]
     return dist.get_world_size() if dist.is_initialized() else 1
 
 

@@ -192,7 +192,9 @@ class Experiment:
         for spec in self.roles():
             if spec.model:
                 check_model_dir(spec.model, f"role {spec.name!r}")
-        total_steps_of(self.run_options(), self.build_batches(self.build_dataset(tokenizer)))
+        batches = self.build_batches(self.build_dataset(tokenizer))
+        total_steps_of(self.run_options(), batches)
+        next(iter(batches), None)  # the first batch as the run makes it: none at all fails here
         self.load_eval_data(tokenizer)
 
 
@@ -237,3 +239,16 @@ def total_steps_of(run: RunOptions, batches: Any) -> int:
     if total <= 0:
         raise ConfigError("the run has no steps: the dataset yields no batch; check the data")
     return total
+
+
+def steps_note(run: RunOptions, batches: Any) -> str | None:
+    """A line saying which of ``run.max_steps`` and ``run.epochs`` caps the other, if one does."""
+    per_epoch = len(batches)
+    by_epochs = per_epoch * run.epochs
+    if run.max_steps <= 0 or run.max_steps == by_epochs or not per_epoch:
+        return None
+    if run.max_steps < by_epochs:
+        return (f"{run.max_steps} steps (run.max_steps; run.epochs={run.epochs} would give "
+                f"{by_epochs}, {per_epoch} batches an epoch)")
+    return (f"run.max_steps={run.max_steps} is capped by run.epochs={run.epochs}: "
+            f"{by_epochs} steps ({per_epoch} batches an epoch); raise run.epochs to train longer")

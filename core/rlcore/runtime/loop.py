@@ -15,7 +15,7 @@ from typing import Any
 
 from rlcore.runtime import distributed
 from rlcore.runtime.checkpoint import CheckpointError, CheckpointManager
-from rlcore.runtime.experiment import Experiment, build_experiment, total_steps_of
+from rlcore.runtime.experiment import Experiment, build_experiment, steps_note, total_steps_of
 from rlcore.runtime.health import check_finite
 from rlcore.runtime.roles import build_roles, sync_weights
 from rlcore.runtime.seeding import seed_everything
@@ -54,6 +54,9 @@ class Run:
         self.batches = exp.build_batches(exp.build_dataset(tokenizer))
         exp.load_eval_data(tokenizer)  # a bad eval file fails now, not at the first eval
         self.total = total_steps_of(self.opts, self.batches)
+        note = steps_note(self.opts, self.batches)
+        if note and self.rank == 0:
+            print(f"note: {note}", flush=True)
         self.interfaces = exp.interfaces(self.graph.mfcs)
         self.handles = build_roles(exp, self.graph, self.interfaces, tokenizer, self.total)
         self.syncs = exp.weight_syncs()
@@ -92,6 +95,10 @@ class Run:
         step = int(state["step"])
         if self.rank == 0:
             print(f"resuming from {source} (step {step} of {self.total})")
+            if step >= self.total:
+                print(f"note: nothing to train: the run has its {self.total} steps already; "
+                      f"raise run.max_steps (now {self.opts.max_steps or 'unset'}) and, if it "
+                      f"is capped, run.epochs (now {self.opts.epochs}) to extend it", flush=True)
         return step
 
     def unique_interfaces(self) -> dict[str, Any]:
@@ -138,6 +145,7 @@ class Run:
                                log_every_s=self.opts.log_every_s)
         logger.start(self.config)
         saved_at = step if source is not None else -1
+        last_save = time.monotonic()
         opts = self.opts
         with StopOnSignal(self.rank) as stop:
             try:
@@ -159,9 +167,9 @@ class Run:
                         metrics.update(self.evaluate(step))
                     check_finite(step, metrics, self.ckpt.latest)
                     logger.log(step, metrics)
-                    if opts.save_every and step % opts.save_every == 0:
+                    if self._save_due(step, last_save):
                         self.save(step)
-                        saved_at = step
+                        saved_at, last_save = step, time.monotonic()
                     signum = stop.requested()  # the step boundary: every rank stops together
                     if signum is not None:
                         self._stop_at_boundary(signum, step, saved_at)
@@ -177,9 +185,26 @@ class Run:
                 logger.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
                 raise
         summary = logger.finish("completed")
+        if self.rank == 0:
+            from rlcore.plots import curves_at_end
+
+            problem = curves_at_end(self.run_dir)  # a warning at most: the run is done
+            if problem:
+                print(f"warning: {problem}", flush=True)
         latest = self.ckpt.latest()
         summary["checkpoint"] = str(latest) if latest else None
         return summary
+
+    def _save_due(self, step: int, last_save: float) -> bool:
+        """Whether step ``step`` is saved: every ``save_every`` steps, or ``save_every_s``
+        after the last save by rank 0's clock (reduced, so every rank agrees)."""
+        opts = self.opts
+        if opts.save_every and step % opts.save_every == 0:
+            return True
+        if not opts.save_every_s or step >= self.total:  # the last step is saved anyway
+            return False
+        due = float(self.rank == 0 and time.monotonic() - last_save >= opts.save_every_s)
+        return distributed.all_reduce([due], op="max")[0] > 0
 
     def _stop_at_boundary(self, signum: int, step: int, saved_at: int) -> None:
         """Save step ``step`` (every rank together) and raise :class:`RunInterrupted`."""

@@ -86,7 +86,9 @@ class RunOptions:
     ``max_steps`` (when > 0) caps the steps that ``epochs`` would give. Give either
     ``batch_size`` (samples per step: a sample is a sequence, a pair or a prompt) or
     ``max_tokens`` (tokens per step). ``seed`` also orders the batches.
-    ``save_every`` 0 saves only at the end; ``keep_last`` 0 keeps every checkpoint.
+    A checkpoint is saved every ``save_every`` steps and every ``save_every_s`` seconds of
+    wall time (rank 0's clock decides, so every rank saves at the same step), and at the
+    end; both 0 save only at the end. ``keep_last`` 0 keeps every checkpoint.
     ``collective_timeout_s`` bounds every collective, so a lost rank ends the run.
     """
 
@@ -98,7 +100,11 @@ class RunOptions:
     max_tokens: int | None = field(default=None, metadata={
         "help": "tokens per step, instead of batch_size (a pair counts both sequences)", "range": "[1, inf)"})
     save_every: int = field(default=0, metadata={
-        "help": "checkpoint every N steps; 0: only at the end", "range": "[0, inf)"})
+        "help": "checkpoint every N steps (and at the end); 0: steps do not decide", "range": "[0, inf)"})
+    save_every_s: float = field(default=600.0, metadata={
+        "help": "checkpoint when this many seconds of wall time have passed since the last "
+                "save, so a crash or kill loses at most that; 0: time does not decide",
+        "range": "[0, inf)"})
     keep_last: int = field(default=2, metadata={"help": "checkpoints kept; 0: all", "range": "[0, inf)"})
     eval_every: int = field(default=0, metadata={"help": "evaluate every N steps; 0: never", "range": "[0, inf)"})
     eval_at_start: bool = field(default=True, metadata={

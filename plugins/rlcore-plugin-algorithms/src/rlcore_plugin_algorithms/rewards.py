@@ -20,6 +20,7 @@ from rlcore.sdk import (
     PROMPT_MASK,
     REWARDS,
     ConfigError,
+    DataError,
     ModelHandle,
     ModelInterface,
     RlcoreError,
@@ -111,6 +112,29 @@ def responses(tokenizer: Any, data: PackedBatch) -> tuple[list[str], list[dict],
     return texts, samples, seq_ids
 
 
+def _some(seq_ids: list[str], n: int = 4) -> str:
+    """The distinct samples of ``seq_ids`` (``line:4#2`` -> ``line:4``), the first ``n``."""
+    samples = list(dict.fromkeys(str(s).split("#")[0] for s in seq_ids))
+    return ", ".join(samples[:n]) + (f" and {len(samples) - n} more" if len(samples) > n else "")
+
+
+def check_answers(samples: list[tuple[str, dict]], functions: list[str], where: str) -> None:
+    """Raise DataError naming the file, the row and the field when a sample lacks the answer
+    that one of ``functions`` (registered reward functions) reads. Before the first step."""
+    from rlcore_plugin_rewards.rules import missing_answer
+
+    users = [n for n in functions if getattr(registry.load("rewards", n), "needs_answer", False)]
+    if not users:
+        return
+    for sample_id, fields in samples:
+        why = missing_answer(fields)
+        if why is not None:
+            row = str(sample_id).replace(":", " ", 1)
+            raise DataError(f"{where}, {row}: {why}. Reward function {users[0]!r} compares each "
+                            "response with it: give every row an 'answer', or choose a reward "
+                            "that needs none (rlcore list rewards)")
+
+
 def call_reward(name: str, fn: Any, texts: list[str], samples: list[dict],
                 seq_ids: list[str], params: dict[str, Any] | None = None) -> list[float]:
     """``fn(texts, samples, **params)``, checked: one finite number per response."""
@@ -118,8 +142,8 @@ def call_reward(name: str, fn: Any, texts: list[str], samples: list[dict],
         scores = fn(texts, samples, **(params or {}))
     except Exception as exc:
         raise RewardFunctionError(
-            f"reward function {name!r} raised {type(exc).__name__}: {exc} (scoring samples "
-            f"{seq_ids[0]} .. {seq_ids[-1]})") from exc
+            f"reward function {name!r} raised {type(exc).__name__}: {exc} (scoring "
+            f"{len(seq_ids)} responses of samples {_some(seq_ids)})") from exc
     if hasattr(scores, "tolist") and not isinstance(scores, list):  # a tensor or an array
         scores = scores.tolist()
     try:
@@ -130,7 +154,7 @@ def call_reward(name: str, fn: Any, texts: list[str], samples: list[dict],
     if len(scores) != len(texts):
         raise RewardFunctionError(
             f"reward function {name!r} returned {len(scores)} scores for {len(texts)} responses "
-            f"(samples {seq_ids[0]} .. {seq_ids[-1]}); it must return one score per response")
+            f"(samples {_some(seq_ids)}); it must return one score per response")
     out = []
     for sid, s in zip(seq_ids, scores, strict=True):
         try:

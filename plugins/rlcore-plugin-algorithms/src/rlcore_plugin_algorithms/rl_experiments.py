@@ -118,6 +118,32 @@ class SamplingExperiment(PostTraining):
         args = {"functions": list(r.functions), "weights": r.weights, "params": r.function_params}
         return MFC(name, "reward", "inference", "reward_functions", interface_args=args, **wiring)
 
+    def build_dataset(self, tokenizer: Any, **overrides: Any) -> Any:
+        """The prompts; rows without the answer a rule reward reads fail now, naming the file,
+        the row and the field (the run and ``--dry-run`` alike)."""
+        from rlcore_plugin_algorithms.rewards import check_answers
+
+        dataset = super().build_dataset(tokenizer, **overrides)
+        r = self.config.reward
+        if not overrides and not (r.path or r.url or r.interface):
+            samples = (dataset[i] for i in range(len(dataset)))
+            check_answers([(s.id, s.metadata) for s in samples], list(r.functions),
+                          self.config.dataset.path or "the embedded task")
+        return dataset
+
+    def load_eval_data(self, tokenizer: Any) -> None:
+        """The held-out prompts, checked for the answers their eval metric reads."""
+        from rlcore.sdk import eval_functions, to_plain
+        from rlcore_plugin_algorithms.rewards import check_answers
+
+        super().load_eval_data(tokenizer)
+        if self.has_eval() and self.run_options().eval_every:
+            batch = self.eval_prompts
+            names, _, _ = eval_functions(to_plain(self.config))
+            check_answers(list(zip(batch.ids, batch.sample_dicts(), strict=True)), names,
+                          f"eval.path {self.config.eval.path}" if self.config.eval.path
+                          else "the embedded eval split")
+
     # ------------------------------------------------------------------ warm start
 
     def warm_start_config(self) -> SFTConfig | None:

@@ -65,16 +65,28 @@ class _Trainer(ModelInterface):
     def __init__(self, policy: PolicyOptions, gen: GenerationOptions):
         self.policy, self.gen = policy, gen
         self.updates_per_call = policy.epochs * policy.minibatches
+        self._told_short = False  # the note on a short batch's fewer minibatches, once
 
     def aggregate(self, per_token: torch.Tensor, cu_act: torch.Tensor) -> torch.Tensor:
         return rl.aggregate(per_token, cu_act, self.policy.loss_agg, norm=self.gen.max_new_tokens)
 
     def minibatches(self, data: PackedBatch) -> list[PackedBatch]:
+        """``policy.minibatches`` of them, or fewer when a rank holds fewer prompts (an epoch's
+        short last batch): every rank makes as many as the rank holding the fewest, so the
+        ranks take the same optimizer steps."""
         n = self.policy.minibatches
-        if len(data) < n:
+        fewest = int(-_global([-float(len(data))], "max")[0])
+        if fewest < 1:
             raise RlcoreError(
-                f"{self.policy.section}.minibatches={n} but this rank holds {len(data)} prompts; raise "
-                f"run.batch_size to at least {n * distributed.world_size()} or lower it")
+                f"a rank holds no prompts at this step ({len(data)} here, over "
+                f"{distributed.world_size()} ranks); raise run.batch_size")
+        if fewest < n:
+            if distributed.rank() == 0 and not self._told_short:
+                print(f"note: a batch of {fewest} prompt(s) per rank (an epoch's short last "
+                      f"batch) trains as {fewest} minibatch(es), not "
+                      f"{self.policy.section}.minibatches={n}", flush=True)
+            self._told_short = True
+            n = fewest
         return data.minibatches(n) if n > 1 else [data]
 
 

@@ -142,15 +142,34 @@ def _finite(fn: str, **values: float) -> None:
 # ---------------------------------------------------------------------------- shared
 
 
+ANSWER_FIELDS = ("answer", "ground_truth")
+
+
+def _needs_answer(fn: Callable) -> Callable:
+    """Mark ``fn`` as reading each sample's ``answer`` (or ``ground_truth``), so that a run
+    checks its data for them before the first step."""
+    fn.needs_answer = True  # type: ignore[attr-defined]
+    return fn
+
+
+def missing_answer(sample: dict) -> str | None:
+    """Why ``sample`` has no reference answer (None when it has one), naming null fields
+    as null and listing only the fields that hold a value."""
+    if any(sample.get(f) is not None for f in ANSWER_FIELDS):
+        return None
+    null = [f for f in ANSWER_FIELDS if f in sample]
+    held = sorted(k for k, v in sample.items() if v is not None and k not in ("id", "truncated"))
+    return ("no 'answer' (or 'ground_truth') field"
+            + (f" ({' and '.join(map(repr, null))} null)" if null else "")
+            + f"; its fields: {', '.join(held) or 'none besides the prompt'}")
+
+
 def reference_answer(sample: dict, index: int) -> str:
     """The sample's expected answer, from ``answer`` or ``ground_truth``."""
-    for field in ("answer", "ground_truth"):
-        if sample.get(field) is not None:
-            return str(sample[field])
-    raise DataError(
-        f"sample {sample.get('id', index)!r} has no 'answer' or 'ground_truth' field; "
-        f"rule rewards need one (fields present: {sorted(sample)})"
-    )
+    why = missing_answer(sample)
+    if why is None:
+        return str(next(sample[f] for f in ANSWER_FIELDS if sample.get(f) is not None))
+    raise DataError(f"sample {sample.get('id', index)!r} has {why}; rule rewards need one")
 
 
 def _check_lengths(completions: list[str], samples: list[dict]) -> None:
@@ -166,6 +185,7 @@ def _sample_id(sample: dict, index: int) -> Any:
 # ---------------------------------------------------------------------------- exact_match
 
 
+@_needs_answer
 @_checks_on_no_completions
 def exact_match(completions: list[str], samples: list[dict], *, strip: bool = True,
                 case_sensitive: bool = True, normalize_whitespace: bool = False) -> list[float]:
@@ -298,6 +318,7 @@ def _reference(sample: dict, index: int) -> tuple[str, float | None]:
     return text, number
 
 
+@_needs_answer
 @_checks_on_no_completions
 def math_answer(completions: list[str], samples: list[dict], *, tolerance: float = 1e-6,
                 relative_tolerance: float = 0.0, reward_correct: float = 1.0,
