@@ -1,6 +1,7 @@
 """The wandb logger against the real package, offline: config, metrics, summary, resume."""
 
 import json
+import time
 
 import pytest
 
@@ -41,7 +42,7 @@ def test_it_is_registered(rlcore_plugins):
 
 def test_a_run_logs_its_config_every_metric_and_its_summary(tmp_path, rlcore_plugins):
     a_run(tmp_path, [1, 2, 3])
-    [run] = read_run(tmp_path)
+    [run] = settled_runs(tmp_path)
     assert run["config"]["experiment"] == "sft" and run["config"]["run"]["seed"] == 1
     assert [(r["step"], r["actor_train/loss"]) for r in run["history"]] == [(1, 1), (2, 2), (3, 3)]
     assert all("bad" not in r for r in run["history"])  # NaN is not logged
@@ -50,10 +51,21 @@ def test_a_run_logs_its_config_every_metric_and_its_summary(tmp_path, rlcore_plu
     assert json.loads((tmp_path / "loggers" / "wandb.json").read_text())["run_id"] == run["id"]
 
 
+def settled_runs(run_dir, timeout_s=60.0):
+    """The offline runs once W&B's service has written each one's exit record (it writes them
+    after ``finish`` returns, later on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    runs = read_run(run_dir)
+    while any(r["exit_code"] is None for r in runs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        runs = read_run(run_dir)
+    return runs
+
+
 def test_a_resumed_run_continues_the_same_wandb_run(tmp_path, rlcore_plugins):
     a_run(tmp_path, [1, 2, 3, 4], status="interrupted")  # its last checkpoint was step 2
     a_run(tmp_path, [3, 4, 5], start_step=2)
-    first, resumed = read_run(tmp_path)
+    first, resumed = settled_runs(tmp_path)
     assert first["exit_code"] == 1 and resumed["exit_code"] == 0
     assert resumed["id"] == first["id"]
     assert [(r["step"], r["actor_train/loss"]) for r in resumed["history"]] == [
