@@ -15,6 +15,7 @@ from rlcore.plugins.records import (
     AdvantageEstimatorRecord,
     BackendRecord,
     DatasetRecord,
+    EnvironmentRecord,
     ExperimentRecord,
     InterfaceRecord,
     LoggerRecord,
@@ -190,6 +191,25 @@ def rlcore_loggers() -> list[LoggerRecord]:
         def rlcore_loggers():
             return [LoggerRecord("csv", impl="my_pkg.csv_logger:CsvLogger",
                                  doc="one CSV row per step")]
+    """
+
+
+@hookspec
+def rlcore_environments() -> list[EnvironmentRecord]:
+    """Register environments for multi-turn episodes with tools (``env.name`` of grpo, ppo, remax).
+
+    Returns: a list of ``EnvironmentRecord``; ``impl`` is a subclass of
+    ``rlcore.agents.environment.Environment`` (``reset(sample)`` gives the first messages,
+    ``step(assistant_message)`` gives observation messages, a reward, done and info; ``tools``
+    declares OpenAI function schemas), built as ``impl(**env.args)`` once per episode. Test it
+    with ``rlcore.testing.environments.EnvironmentConformance``; docs/agents.md explains the API.
+
+    Example::
+
+        @rlcore.hookimpl
+        def rlcore_environments():
+            return [EnvironmentRecord("units", impl="my_pkg.env:UnitsEnv",
+                                      doc="unit conversion with a convert tool")]
     """
 
 

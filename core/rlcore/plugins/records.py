@@ -112,6 +112,12 @@ class LoggerRecord(Record):
 
 
 @dataclass(frozen=True)
+class EnvironmentRecord(Record):
+    """An environment for multi-turn episodes (``env.name``): ``impl`` is a subclass of
+    :class:`rlcore.agents.environment.Environment`, built as ``impl(**env.args)`` per episode."""
+
+
+@dataclass(frozen=True)
 class Kind:
     """One kind of registered item: its plural (``rlcore list``), singular, hook and record."""
 
@@ -135,6 +141,7 @@ KINDS: dict[str, Kind] = {
         Kind("policy_losses", "policy_loss", "rlcore_policy_losses", PolicyLossRecord),
         Kind("rollout_engines", "rollout_engine", "rlcore_rollout_engines", RolloutEngineRecord),
         Kind("loggers", "logger", "rlcore_loggers", LoggerRecord),
+        Kind("environments", "environment", "rlcore_environments", EnvironmentRecord),
     )
 }
 KIND_OF_HOOK: dict[str, Kind] = {k.hook: k for k in KINDS.values()}
