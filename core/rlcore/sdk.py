@@ -28,7 +28,7 @@ _SOURCES: dict[str, str] = {
                               "PROMPTS INPUT_IDS LOSS_MASK PROMPT_MASK LOGPROBS LOGITS_KEEP_IDS "
                               "LOGITS_KEEP_COUNTS KEPT_TOKENS "
                               "NO_EOS VERSION REWARDS BASELINE_REWARDS VALUES REF_LOGPROBS "
-                              "ADVANTAGES RETURNS KL_COEF PROX_LOGPROBS",
+                              "ADVANTAGES RETURNS KL_COEF PROX_LOGPROBS ENV_REWARDS TURN_REWARDS",
     # errors and config values
     "rlcore.errors": "RlcoreError ConfigError DataError ModelLoadError UnknownItemError",
     "rlcore.config": "to_plain",
@@ -58,6 +58,11 @@ _SOURCES: dict[str, str] = {
     # rollout engines
     "rlcore.rollout.engine": "AsyncRolloutEngine RolloutEngine Rollout",
     "rlcore.rollout.local": "LocalEngine",
+    # agents: environments and multi-turn episodes
+    "rlcore.agents.environment": "Environment ToolEnvironment ToolError StepResult tool_schema "
+                                 "tool_message environment_factory",
+    "rlcore.agents.tool_calls": "parse_tool_calls render_call",
+    "rlcore.agents.episodes": "Episode Segment run_episodes episode_metrics",
     # the registry
     "rlcore.plugins.registry": "*module*",
     "rlcore.plugins.lookup": "did_you_mean",

@@ -43,11 +43,14 @@ PROX_LOGPROBS = "packed_prox_logprobs"
 ADVANTAGES = "advantages"
 RETURNS = "returns"
 KL_COEF = "kl_coef"
+ENV_REWARDS = "env_rewards"
+TURN_REWARDS = "turn_rewards"
 
 TRAJECTORY: tuple[Field, ...] = (
     Field(PROMPTS, "sample", "the prompt's tokens (the dataset's, before sampling)"),
     Field(INPUT_IDS, "token", "prompt + response tokens of each sampled sequence"),
-    Field(PROMPT_MASK, "token", "True on prompt tokens"),
+    Field(PROMPT_MASK, "token", "True on tokens the actor did not sample: the prompt, and the "
+          "observations (tool answers) of a multi-turn episode"),
     Field(LOGPROBS, "token", "at t, the sampling log-prob of token t+1 (0 off the response)"),
     Field(LOGITS_KEEP_COUNTS, "token", "at t, how token t+1's sampling cut the vocabulary: 0 "
           "nothing cut, c > 0 c ids kept, c < 0 -c ids cut (rlcore.models.kept_tokens)"),
@@ -55,6 +58,9 @@ TRAJECTORY: tuple[Field, ...] = (
     Field(NO_EOS, "sequence", "the response was cut at max_new_tokens (no eos)"),
     Field(VERSION, "sequence", "the actor's weight version that sampled the sequence"),
     Field(REWARDS, "sequence", "the reward role's score"),
+    Field(ENV_REWARDS, "sequence", "an environment's rewards of the episode, summed"),
+    Field(TURN_REWARDS, "token", "at t, the environment's reward for the turn whose last "
+          "action is token t+1 (0 elsewhere)"),
     Field(BASELINE_REWARDS, "sample", "the reward of the prompt's greedy response (ReMax)"),
     Field(VALUES, "token", "the critic's value at each position"),
     Field(REF_LOGPROBS, "token", "log-probs of the sampled tokens under the reference"),

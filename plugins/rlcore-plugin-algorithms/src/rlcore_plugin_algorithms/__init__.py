@@ -1,9 +1,10 @@
 """rlcore's standard experiments (sft, rm, dpo, and the RL presets ppo, grpo, remax), their
-model interfaces, advantage estimators and policy losses."""
+model interfaces, advantage estimators, policy losses and built-in environments."""
 
 import rlcore
 from rlcore.plugins.records import (
     AdvantageEstimatorRecord,
+    EnvironmentRecord,
     ExperimentRecord,
     InterfaceRecord,
     PolicyLossRecord,
@@ -66,6 +67,8 @@ def rlcore_interfaces():
                         doc="inference: per-token values; train_step: clipped value loss on returns."),
         InterfaceRecord("reward_functions", impl=f"{_PKG}.rewards:RewardFunctionInterface",
                         doc="inference: weighted sum of registered reward functions per response."),
+        InterfaceRecord("env_rewards", impl=f"{_PKG}.multi_turn:EnvRewardInterface",
+                        doc="the environment's rewards of each episode, as the reward node"),
         InterfaceRecord("remote_reward", impl=f"{_PKG}.remote_reward:RemoteRewardInterface",
                         doc="inference: per-response scores from an HTTP reward service (reward.url)."),
     ]
@@ -95,3 +98,11 @@ def rlcore_policy_losses():
     return [PolicyLossRecord("ppo", impl=f"{_PKG}.policy_losses:ppo",
                              doc="clipped surrogate; policy.eps_clip_low/high, dual_clip, "
                                  "ratio_level")]
+
+
+@rlcore.hookimpl
+def rlcore_environments():
+    return [
+        EnvironmentRecord("calculator", impl=f"{_PKG}.calculator:Calculator",
+                          doc="3-digit x 1-digit products with a calculator tool (embedded task)"),
+    ]

@@ -23,6 +23,7 @@ from rlcore.sdk import (
     REF_LOGPROBS,
     RETURNS,
     REWARDS,
+    TURN_REWARDS,
     VALUES,
     AdvantageInputs,
     ModelHandle,
@@ -82,8 +83,8 @@ class AdvantageInterface(ModelInterface):
         coef = self.kl.value
         inputs = AdvantageInputs(
             rewards=seq_rewards, cu=cu_act, options=self.adv,
-            token_rewards=rl.token_rewards(seq_rewards, cu_act,
-                                           kl if self.kl_in_reward else None, coef),
+            token_rewards=self._token_rewards(data, act, raw, seq_rewards, cu_act,
+                                              kl if self.kl_in_reward else None, coef),
             groups=rl.group_offsets([len(s) for s in data.seqlens[INPUT_IDS]]),
             **self._critic_inputs(data, act, cu, no_eos), **self._baselines(data))
         adv, ret = self.estimator(inputs)
@@ -100,6 +101,18 @@ class AdvantageInterface(ModelInterface):
         loss_coef = 0.0 if kl is None or self.kl_in_reward else coef
         out.update(per_sequence_batch(data, KL_COEF, torch.full((len(raw),), loss_coef)))
         return out, stats
+
+    @staticmethod
+    def _token_rewards(data: PackedBatch, act: torch.Tensor, raw: torch.Tensor,
+                       shaped: torch.Tensor, cu_act: torch.Tensor, kl: torch.Tensor | None,
+                       coef: float) -> torch.Tensor:
+        """Each sequence's shaped reward on its last action (less ``coef * kl``); in multi-turn
+        episodes each turn's reward on that turn's last action instead, and the shaping (the
+        shaped minus the raw sum) on the last action."""
+        if TURN_REWARDS not in data.data:
+            return rl.token_rewards(shaped, cu_act, kl, coef)
+        turns = data.data[TURN_REWARDS].float()[act]
+        return rl.token_rewards(shaped - raw, cu_act, kl, coef) + turns
 
     def _critic_inputs(self, data: PackedBatch, act: torch.Tensor, cu: torch.Tensor,
                        no_eos: torch.Tensor) -> dict[str, Any]:

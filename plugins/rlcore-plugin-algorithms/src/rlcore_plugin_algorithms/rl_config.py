@@ -9,6 +9,7 @@ remax presets (the same experiment, other defaults). Importing this never import
     adv      the advantage estimator (a registered table entry) and its shaping
     critic   the value model, present when the estimator needs one
     dynamic_sampling  DAPO's refill of prompts whose responses all scored alike
+    env      multi-turn episodes in a registered environment (tools), instead of one response
 
 Validation runs once, when the config is resolved (:meth:`RLConfig.validate`), so
 ``--dry-run`` and the run agree. The keys of the old ``ppo``/``grpo``/``remax`` and
@@ -311,6 +312,47 @@ class RolloutOptions:
 
 
 @dataclass
+class EnvOptions:
+    """Multi-turn episodes: the actor writes turns that call an environment's tools, and the
+    environment's answers and rewards take the reward node's place (docs/agents.md)."""
+
+    section: ClassVar[str] = "env"
+
+    name: str | None = field(default=None, metadata={
+        "help": "a registered environment (`rlcore list environments`); null: single-turn"})
+    args: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "keyword arguments of the environment, e.g. {timeout_s: 5}"})
+    max_turns: int = field(default=4, metadata={
+        "help": "actor turns per episode; an episode still calling tools then is truncated",
+        "range": "[1, inf)"})
+    max_tokens: int = field(default=256, metadata={
+        "help": "tokens after the prompt (the actor's turns and the observations) before an "
+                "episode is truncated", "range": "[1, inf)"})
+    tool_format: Literal["auto", "hermes", "llama3_json"] = field(default="auto", metadata={
+        "help": "how the actor writes tool calls: hermes (<tool_call>{json}</tool_call>), "
+                "llama3_json (a JSON object), auto (either)"})
+
+    def apply_defaults(self, config: Any) -> None:
+        """Give the keys the environment has defaults for (its ``defaults``: gen.max_new_tokens
+        and the like) those values, where the config left them at the preset's default."""
+        if self.name is None:
+            return
+        from rlcore.sdk import UnknownItemError, registry
+
+        try:
+            env = registry.load("environments", self.name)
+        except UnknownItemError as err:
+            raise ConfigError(f"env.name: {err}") from None
+        preset = type(config)()
+        for key, value in getattr(env, "defaults", {}).items():
+            section, _, name = key.rpartition(".")
+            target = getattr(config, section) if section else config
+            default = getattr(getattr(preset, section) if section else preset, name)
+            if getattr(target, name) == default:
+                setattr(target, name, value)
+
+
+@dataclass
 class WarmStartOptions:
     """The SFT stage that runs first when the actor is the tiny built-in model (actor.path null)."""
 
@@ -344,6 +386,7 @@ class RLConfig:
         "help": "the value model, when adv.estimator needs one (gae); null: none"})
     dynamic_sampling: DynamicSamplingOptions = field(default_factory=DynamicSamplingOptions)
     rollout: RolloutOptions = field(default_factory=RolloutOptions)
+    env: EnvOptions = field(default_factory=EnvOptions)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(2e-4))
     warm_start: WarmStartOptions = field(default_factory=WarmStartOptions)
     run: RunOptions = field(default_factory=_rl_run)
@@ -354,6 +397,7 @@ class RLConfig:
         code): registered estimator and loss, enough samples, a critic exactly when needed."""
         from rlcore.sdk import UnknownItemError, registry
 
+        self.env.apply_defaults(self)
         self.reward.validate()
         self.rollout.validate()
         self.eval.validate()
@@ -377,7 +421,9 @@ class RLConfig:
                               f"policy.minibatches={self.policy.minibatches} minibatches; raise "
                               "the batch size or lower the minibatches")
         self._check_critic(record)
-
+        if self.env.name and self.rollout.max_staleness:
+            raise ConfigError("env.name: multi-turn episodes are sampled on-policy; set "
+                              "rollout.max_staleness=0")
 
     def _check_critic(self, record: Any) -> None:
         """A critic section exactly when the estimator needs one; its defaults when missing."""

@@ -14,12 +14,14 @@ With the tiny built-in actor (``actor.path`` null) an SFT warm start runs first,
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
 from rlcore.sdk import (
     ADVANTAGES,
     BASELINE_REWARDS,
+    ENV_REWARDS,
     INPUT_IDS,
     KEPT_TOKENS,
     KL_COEF,
@@ -33,6 +35,7 @@ from rlcore.sdk import (
     RETURNS,
     REWARDS,
     ROLLOUT,
+    TURN_REWARDS,
     VALUES,
     VERSION,
     DeepSpeedOptions,
@@ -47,6 +50,7 @@ from rlcore.sdk import (
 )
 from rlcore_plugin_algorithms.config import SFTConfig
 from rlcore_plugin_algorithms.experiments import SFT, PostTraining
+from rlcore_plugin_algorithms.multi_turn import environment_tasks, write_demonstrations
 from rlcore_plugin_algorithms.rl_config import GenerationOptions
 from rlcore_plugin_algorithms.sampling import replays_mask
 
@@ -84,13 +88,21 @@ class SamplingExperiment(PostTraining):
         """The actor's sampling node. It writes the rollout keys, or only ``outputs``
         (rollout key -> graph key)."""
         gen = gen or self.config.gen
+        env = getattr(self.config, "env", None)
         if outputs is None:
-            outputs = {k: k for k in (*ROLLOUT, *(KEPT_TOKENS if replays_mask(gen) else ()))}
+            outputs = {k: k for k in (*ROLLOUT, *(KEPT_TOKENS if replays_mask(gen) else ()),
+                                      *((ENV_REWARDS, TURN_REWARDS) if self.multi_turn else ()))}
         return MFC(name, "actor", "generate", "sampler", input_keys=(PROMPTS,),
                    output_keys=tuple(outputs.values()),
                    output_remap={k: v for k, v in outputs.items() if k != v},
                    interface_args={"gen": gen, "seed": self.config.run.seed,
+                                   **({"env": env} if self.multi_turn else {}),
                                    **self.rollout_engine()})
+
+    @property
+    def multi_turn(self) -> bool:
+        """Whether the actor samples episodes in an environment (``env.name``)."""
+        return getattr(getattr(self.config, "env", None), "name", None) is not None
 
     def rollout_engine(self) -> dict[str, Any]:
         """The sampler's ``engine`` (a registered rollout engine) and its ``engine_args``."""
@@ -103,9 +115,12 @@ class SamplingExperiment(PostTraining):
         greedy responses); the scores go to graph key ``output``."""
         r, rename = self.config.reward, rename or {}
         keys = (INPUT_IDS,) if r.path else (INPUT_IDS, PROMPT_MASK, NO_EOS)
+        keys = (INPUT_IDS, ENV_REWARDS) if self.multi_turn else keys
         wiring = {"input_keys": tuple(rename.get(k, k) for k in keys), "output_keys": (output,),
                   "input_remap": {rename[k]: k for k in keys if k in rename},
                   "output_remap": {REWARDS: output} if output != REWARDS else {}}
+        if self.multi_turn:
+            return MFC(name, "reward", "inference", "env_rewards", **wiring)
         if r.path:
             return MFC(name, "reward", "inference", "reward", **wiring)
         if r.interface:
@@ -123,6 +138,8 @@ class SamplingExperiment(PostTraining):
         the row and the field (the run and ``--dry-run`` alike)."""
         from rlcore_plugin_algorithms.rewards import check_answers
 
+        if self.multi_turn:
+            return environment_tasks(self.config, tokenizer, "train", **overrides)
         dataset = super().build_dataset(tokenizer, **overrides)
         r = self.config.reward
         if not overrides and not (r.path or r.url or r.interface):
@@ -137,7 +154,7 @@ class SamplingExperiment(PostTraining):
         from rlcore_plugin_algorithms.rewards import check_answers
 
         super().load_eval_data(tokenizer)
-        if self.has_eval() and self.run_options().eval_every:
+        if self.has_eval() and self.run_options().eval_every and not self.multi_turn:
             batch = self.eval_prompts
             names, _, _ = eval_functions(to_plain(self.config))
             check_answers(list(zip(batch.ids, batch.sample_dicts(), strict=True)), names,
@@ -146,14 +163,17 @@ class SamplingExperiment(PostTraining):
 
     # ------------------------------------------------------------------ warm start
 
-    def warm_start_config(self) -> SFTConfig | None:
-        """The SFT stage that runs first: only for the tiny built-in actor (ZeRO-0: it is tiny)."""
+    def warm_start_config(self, demonstrations: str | None = None) -> SFTConfig | None:
+        """The SFT stage that runs first: only for the tiny built-in actor (ZeRO-0: it is tiny).
+        Multi-turn runs train on the environment's ``demonstrations`` (a JSONL of chats)."""
         c, ws = self.config, self.config.warm_start
         if c.actor.path is not None or ws.sft_steps <= 0:
             return None
         from rlcore_plugin_datasets.config import PromptAnswerConfig
 
         dataset = PromptAnswerConfig(**{k: getattr(c.dataset, k) for k in WARM_START_DATA})
+        if self.multi_turn:
+            dataset = PromptAnswerConfig(path=demonstrations, max_length=c.dataset.max_length)
         train = DeepSpeedOptions(dtype=c.train.dtype, optimizer=OptimizerOptions(lr=ws.lr))
         run = RunOptions(seed=c.run.seed, epochs=1000, max_steps=ws.sft_steps,
                          batch_size=ws.batch_size, progress=c.run.progress,
@@ -165,18 +185,19 @@ class SamplingExperiment(PostTraining):
         """Also the warm start's data: its SFT stage reads ``dataset.path`` as prompt/answer rows."""
         super().check()
         config = self.warm_start_config()
-        if config is not None:
+        if config is not None and not self.multi_turn:  # an environment's demos are generated
             SFT(config).check()
 
     def prepare(self, run_dir: Path) -> None:
         """Run the SFT warm start into ``RUN_DIR/warm_start`` unless it is there already, then
         point the actor at its weights. A warm start of another config is trained again."""
-        config = self.warm_start_config()
-        if config is None:
+        if self.warm_start_config() is None:
             return
         from rlcore.sdk import CheckpointManager, config_changes, distributed, run, to_plain
 
         where = Path(run_dir) / WARM_START_DIR
+        demos = write_demonstrations(self.config, where) if self.multi_turn else None
+        config = self.warm_start_config(demos)
         ckpt = CheckpointManager(where)
         latest = ckpt.latest()
         same = latest is not None and not config_changes(
@@ -204,6 +225,27 @@ class RL(SamplingExperiment):
 
     def rollout_processes(self) -> int:
         return self.config.rollout.procs
+
+    def evaluate(self, step: int, handles: dict[str, Any]) -> dict[str, float]:
+        """Multi-turn: greedy episodes on the held-out tasks (accuracy: the share solved)."""
+        if not self.multi_turn:
+            return super().evaluate(step, handles)
+        if not self.has_eval():
+            return {}
+        from rlcore_plugin_algorithms.multi_turn import greedy_episode_metrics
+
+        return greedy_episode_metrics(handles["actor"], self.env_eval_prompts, self.config)
+
+    def load_eval_data(self, tokenizer: Any) -> None:
+        if not self.multi_turn:
+            return super().load_eval_data(tokenizer)
+        if self.has_eval() and self.run_options().eval_every:
+            _ = self.env_eval_prompts
+
+    @functools.cached_property
+    def env_eval_prompts(self) -> PackedBatch:
+        """The held-out tasks of the environment, or ``eval.path``."""
+        return environment_tasks(self.config, self.build_tokenizer(), "eval")
 
     def headline_metrics(self) -> list[str]:
         """reward/mean and eval/accuracy; kl/ref when there is a reference model."""
@@ -244,6 +286,8 @@ class RL(SamplingExperiment):
         if est.needs_baseline:
             mfcs.extend(self.baseline_mfcs())
             scored.append(BASELINE_REWARDS)
+        if self.multi_turn:
+            scored.append(TURN_REWARDS)
         mfcs.append(MFC("adv", "adv", "inference", "advantages",
                         input_keys=(INPUT_IDS, PROMPT_MASK, LOGPROBS, NO_EOS, *scored),
                         output_keys=(ADVANTAGES, KL_COEF, *((RETURNS,) if c.critic else ())),
@@ -277,7 +321,8 @@ class RL(SamplingExperiment):
         """ReMax's baseline: one greedy response per prompt, scored by the reward node."""
         greedy = dataclasses.replace(self.config.gen, greedy=True, n_samples=1)
         renamed = {INPUT_IDS: "greedy_input_ids", PROMPT_MASK: "greedy_prompt_mask",
-                   NO_EOS: "greedy_no_eos_mask"}
+                   NO_EOS: "greedy_no_eos_mask",
+                   **({ENV_REWARDS: "greedy_env_rewards"} if self.multi_turn else {})}
         return [self.sampler_mfc("actor_greedy", greedy, renamed),
                 self.reward_mfc("rew_greedy", renamed, BASELINE_REWARDS)]
 

@@ -16,14 +16,8 @@ from typing import Any
 import torch
 
 from rlcore.sdk import (
-    INPUT_IDS,
-    LOGITS_KEEP_COUNTS,
-    LOGITS_KEEP_IDS,
-    LOGPROBS,
-    NO_EOS,
     PROMPT_MASK,
     PROMPTS,
-    VERSION,
     GenerationConfig,
     KeptTokens,
     LocalEngine,
@@ -37,6 +31,7 @@ from rlcore.sdk import (
     distributed,
     registry,
 )
+from rlcore_plugin_algorithms.multi_turn import episode_batch, sample_episodes, single_turn_episodes
 from rlcore_plugin_algorithms.packed import (
     next_token_query,
     next_token_valid,
@@ -44,16 +39,18 @@ from rlcore_plugin_algorithms.packed import (
     per_token_batch,
     scatter_positions,
 )
-from rlcore_plugin_algorithms.rl_config import GenerationOptions
+from rlcore_plugin_algorithms.rl_config import EnvOptions, GenerationOptions
 
 
 class SamplerInterface(ModelInterface):
-    """generate: sample ``gen.n_samples`` responses per prompt; inference: the log-probs of
-    the response tokens as sampling saw them (the reference scores with it too)."""
+    """generate: sample ``gen.n_samples`` responses per prompt (with ``env``: multi-turn
+    episodes in that environment); inference: the log-probs of the response tokens as
+    sampling saw them (the reference scores with it too)."""
 
     def __init__(self, gen: GenerationOptions, seed: int = 1, engine: str = "local",
-                 engine_args: dict[str, Any] | None = None):
+                 engine_args: dict[str, Any] | None = None, env: EnvOptions | None = None):
         self.gen, self.seed = gen, seed
+        self.env = env if env is not None and env.name else None
         self.engine_name, self.engine_args = engine, dict(engine_args or {})
         self.engine: RolloutEngine | None = None
         self.ahead: dict[tuple[str, ...], tuple[int, int]] = {}  # batch ids -> (ticket, version)
@@ -65,6 +62,12 @@ class SamplerInterface(ModelInterface):
         engine's sync check and waits) comes back as step-level metrics."""
         engine = self.engine_for(handle)
         g = generation_config(self.gen, handle.tokenizer)
+        if self.env is not None:
+            seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
+            episodes, metrics = sample_episodes(engine, handle, data, self.env, g,
+                                                self.gen.n_samples, seed)
+            return episode_batch(data, episodes, self.gen.n_samples, replays_mask(self.gen),
+                                 engine.version), {**engine.metrics, **metrics}
         prompts = flat_prompts(data, self.gen.n_samples)
         ahead = self.ahead.pop(tuple(data.ids), None)
         if ahead is not None:
@@ -166,32 +169,8 @@ def rollout_batch(data: PackedBatch, flat: list[list[int]], out: Rollout, n_samp
                   with_mask: bool, engine_version: int) -> PackedBatch:
     """The sampled batch: per sample of ``data``, ``n_samples`` sequences of prompt + response
     (``out``); an empty response's version is ``engine_version``."""
-    ids, prompt_mask, logprobs, kept = [], [], [], []
-    for prompt, tokens, lp, cut in zip(flat, out.tokens, out.logprobs, out.kept, strict=True):
-        n_prompt, n_new = len(prompt), len(tokens)
-        ids.append(torch.cat([torch.tensor(prompt), tokens]))
-        prompt_mask.append(torch.arange(n_prompt + n_new) < n_prompt)
-        seq_lp = torch.zeros(n_prompt + n_new)
-        seq_lp[n_prompt - 1 : n_prompt - 1 + n_new] = lp.float()
-        logprobs.append(seq_lp)
-        if with_mask:  # at t, the tokens allowed for token t+1: nothing cut off the response
-            seq = KeptTokens.cat([KeptTokens.empty(n_prompt - 1),
-                                  cut if cut is not None else KeptTokens.empty(n_new),
-                                  KeptTokens.empty(1)])
-            kept.append(seq.sequence_keys())
-    n = n_samples
-    groups = lambda seqs: [seqs[i * n : (i + 1) * n] for i in range(len(data))]  # noqa: E731
-    sequences: dict[str, Any] = {
-        INPUT_IDS: groups(ids), PROMPT_MASK: groups(prompt_mask), LOGPROBS: groups(logprobs),
-        NO_EOS: groups([[f == "length"] for f in out.finish]),
-        VERSION: groups([[int(v.min()) if len(v) else engine_version] for v in out.versions]),
-    }
-    if with_mask:
-        for key in (LOGITS_KEEP_IDS, LOGITS_KEEP_COUNTS):
-            sequences[key] = groups([k[key] for k in kept])
-    dtypes = {PROMPT_MASK: torch.bool, NO_EOS: torch.bool, VERSION: torch.int64,
-              LOGPROBS: torch.float32, LOGITS_KEEP_IDS: torch.int32, LOGITS_KEEP_COUNTS: torch.int32}
-    return PackedBatch.from_sequences(data.ids, sequences, dtypes=dtypes)
+    return episode_batch(data, single_turn_episodes(flat, out), n_samples, with_mask,
+                         engine_version, rewards=False)
 
 
 def action_mask(prompt_mask: torch.Tensor, cu_seqlens: torch.Tensor) -> torch.Tensor:
