@@ -67,6 +67,37 @@ class Episode:
         """Prompt and every segment, as the model saw them."""
         return [*self.prompt, *(t for s in self.segments for t in s.tokens.tolist())]
 
+    def to_json(self) -> dict[str, Any]:
+        """A plain-JSON form (trajectories an outside agent collected travel in it); sampling's
+        kept tokens are not kept (record episodes sampled without top-k / top-p)."""
+        segments = [{"tokens": s.tokens.tolist(), "action": s.action,
+                     **({"logprobs": s.logprobs.tolist(), "versions": s.versions.tolist()}
+                        if s.action else {})} for s in self.segments]
+        return {"prompt": list(self.prompt), "segments": segments,
+                "turn_rewards": [list(t) for t in self.turn_rewards],
+                **{k: getattr(self, k) for k in ("turns", "tool_calls", "tool_errors",
+                                                  "truncated", "done", "success")}}
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Episode:
+        """The episode :meth:`to_json` wrote (a ``ValueError`` names what is wrong)."""
+        try:
+            segments = [Segment(torch.tensor(s["tokens"], dtype=torch.long), bool(s["action"]),
+                                torch.tensor(s["logprobs"], dtype=torch.float32) if s["action"] else None,
+                                torch.tensor(s["versions"], dtype=torch.long) if s["action"] else None)
+                        for s in row["segments"]]
+            turn_rewards = [(int(i), float(r)) for i, r in row.get("turn_rewards", [])]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"not an episode: {type(err).__name__}: {err}") from None
+        bad = [s for s in segments if s.action and not len(s.logprobs) == len(s.versions)
+               == len(s.tokens)]
+        if bad or not segments or not segments[0].action:
+            raise ValueError("an episode starts with an action segment, and each action segment "
+                             "has one logprob and one version per token")
+        flags = {k: row[k] for k in ("turns", "tool_calls", "tool_errors", "truncated", "done",
+                                     "success") if k in row}
+        return cls(list(row["prompt"]), segments, turn_rewards, **flags)
+
 
 def prompt_ids(tokenizer: Any, messages: list[Message], tools: list[dict] | None) -> list[int]:
     """The first messages with the tools, rendered by the chat template and a generation prompt."""
