@@ -49,7 +49,7 @@ def parse_tool_calls(text: str, fmt: str = "auto", turn: int = 0) -> ParsedTurn:
     """The tool calls in ``text`` written in ``fmt``; ``turn`` numbers their ids."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown tool-call format {fmt!r}; use one of {FORMATS}")
-    if fmt == "hermes" or (fmt == "auto" and HERMES_OPEN in text):
+    if fmt == "hermes" or (fmt == "auto" and (HERMES_OPEN in text or HERMES_CLOSE in text)):
         return _hermes(text, turn)
     if fmt == "llama3_json" or (fmt == "auto" and _looks_like_json_call(text)):
         return _llama3_json(text, turn)

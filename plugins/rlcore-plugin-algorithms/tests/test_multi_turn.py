@@ -1,0 +1,137 @@
+"""Multi-turn RL (env.name): the packed episode batch, no gradient on observation tokens,
+per-turn rewards in the advantages, the config checks, and short grpo / ppo / remax runs
+in the calculator environment."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rl_runs import train_rl
+from test_rl_interfaces import TOKENIZER, tiny, trainable
+
+from rlcore.agents.episodes import Episode, Segment
+from rlcore.cli.train_cmd import resolve_experiment
+from rlcore.data.batch import PackedBatch
+from rlcore.errors import ConfigError
+from rlcore_plugin_algorithms import rl
+from rlcore_plugin_algorithms.advantages import AdvantageInterface
+from rlcore_plugin_algorithms.calculator import Calculator, evaluate
+from rlcore_plugin_algorithms.multi_turn import episode_batch
+from rlcore_plugin_algorithms.rl_config import GenerationOptions, KLOptions, PolicyOptions
+from rlcore_plugin_algorithms.rl_interfaces import PolicyInterface
+from rlcore_plugin_algorithms.sampling import SamplerInterface, action_counts, action_mask
+
+PROMPT, ACT1, OBS, ACT2 = [1, 10, 11], [20, 21, 22], [30, 31], [40, 41]
+
+
+def episode(reward=1.0, first_turn_reward=0.0):
+    segs = [Segment(torch.tensor(ACT1), True, torch.tensor([-1.0, -2.0, -3.0]), torch.tensor([0] * 3)),
+            Segment(torch.tensor(OBS), False),
+            Segment(torch.tensor(ACT2), True, torch.tensor([-4.0, -5.0]), torch.tensor([0, 1]))]
+    return Episode(list(PROMPT), segs, [(2, first_turn_reward), (6, reward)], turns=2, done=True)
+
+
+def batch(episodes, n=2):
+    data = PackedBatch.from_sequences([f"s{i}" for i in range(len(episodes) // n)],
+                                      {"packed_prompts": [[PROMPT]] * (len(episodes) // n)})
+    return episode_batch(data, episodes, n, with_mask=False, engine_version=0)
+
+
+def test_observations_are_not_actions_and_rewards_sit_on_turn_ends():
+    out = batch([episode(1.0, 0.5), episode(0.0)])
+    seq = out.sequences("packed_input_ids", 0)[0].tolist()
+    assert seq == PROMPT + ACT1 + OBS + ACT2
+    act = action_mask(out.data["prompt_mask"], out.cu_seqlens("packed_input_ids"))[: len(seq)]
+    # position t is an action when token t+1 was sampled: ACT1 and ACT2, never OBS
+    assert act.nonzero().flatten().tolist() == [2, 3, 4, 7, 8]
+    assert out.data["packed_logprobs"][: len(seq)][act].tolist() == [-1, -2, -3, -4, -5]
+    turns = out.data["turn_rewards"][: len(seq)]
+    assert turns.nonzero().flatten().tolist() == [4, 8] and turns[4] == 0.5 and turns[8] == 1.0
+    assert out.data["env_rewards"].tolist() == [1.5, 0.0]
+    assert out.data["version"].tolist() == [0, 0] and not out.data["seq_no_eos_mask"].any()
+
+
+def test_observation_tokens_get_no_gradient():
+    handle = trainable(tiny())
+    grads = {}
+
+    def keep(module, args, output):
+        output.retain_grad()
+        grads["hidden"] = output
+
+    data = batch([episode(1.0), episode(0.0)])
+    act = action_mask(data.data["prompt_mask"], data.cu_seqlens("packed_input_ids"))
+    # sampled by these weights (ratio 1: no token is clipped), every action advantaged
+    data.data["packed_logprobs"] = SamplerInterface(GenerationOptions()).inference(
+        handle, data).data["logprobs"]
+    data.update(_per_token(data, "advantages", torch.where(act, 1.0, 0.0)))
+    data.update(_per_sequence(data, "kl_coef", 0.0))
+    hook = handle.module.final_norm.register_forward_hook(keep)
+    policy = PolicyInterface(PolicyOptions(), KLOptions(coef=0.0), GenerationOptions())
+    policy.train_step(handle, data)
+    hook.remove()
+    per_position = grads["hidden"].grad.abs().sum(-1).flatten()
+    assert per_position[act].gt(0).all()  # every action was trained on
+    assert per_position[~act].eq(0).all()  # the prompt and observations were not predicted
+
+
+def test_gae_credits_each_turn_with_its_own_reward():
+    data = batch([episode(1.0, 0.5), episode(0.0, 0.0)])
+    act = action_mask(data.data["prompt_mask"], data.cu_seqlens("packed_input_ids"))
+    cu = action_counts(act, data.cu_seqlens("packed_input_ids"))
+    raw = data.data["env_rewards"]
+    shaped = raw * 2.0  # reward.scale=2: the shaping lands on the last action
+    tokens = AdvantageInterface._token_rewards(data, act, raw, shaped, cu, None, 0.0)
+    assert tokens.tolist() == [0, 0, 0.5, 0, 1.0 + 1.5, 0, 0, 0, 0, 0]
+    adv, _ = rl.gae(tokens, torch.zeros_like(tokens), cu, gamma=1.0, lam=1.0)
+    assert adv[:5].tolist() == [3.0, 3.0, 3.0, 2.5, 2.5]
+
+
+def test_the_calculator_tool_refuses_what_is_not_arithmetic():
+    assert evaluate("347*8") == 2776 and evaluate("(2+3)*4 - 1") == 19
+    from rlcore.agents.environment import ToolError
+
+    for bad in ("__import__('os')", "2**100000", "1//0", "x" * 100):
+        with pytest.raises(ToolError):
+            evaluate(bad)
+    train, held = Calculator.tasks("train", 200, 1), Calculator.tasks("eval", 50, 1)
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in held}
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["env.name=calculater"], "env.name"),
+    (["env.name=calculator", "rollout.procs=1", "rollout.max_staleness=1"], "on-policy"),
+])
+def test_bad_environment_settings_fail_at_resolve(sets, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_experiment("grpo", None, sets)
+
+
+def test_the_environment_gives_its_defaults_where_the_preset_left_them():
+    _, cfg = resolve_experiment("grpo", None, ["env.name=calculator", "gen.max_new_tokens=80"])
+    assert cfg.gen.max_new_tokens == 80  # set: kept
+    assert cfg.env.max_tokens == Calculator.defaults["env.max_tokens"]  # left: the env's
+
+
+@pytest.mark.parametrize("name", ["grpo", "ppo", "remax"])
+def test_each_preset_trains_on_episodes(tmp_path, name):
+    rows = train_rl(name, tmp_path, None, "env.name=calculator", "warm_start.sft_steps=5",
+                    "run.max_steps=2", "run.batch_size=4", "gen.n_samples=2",
+                    "gen.max_new_tokens=16", "env.max_tokens=40", "env.max_turns=2")
+    assert len(rows) == 2
+    for key in ("env/turns_mean", "env/tool_calls", "env/tool_errors", "env/truncated_frac",
+                "actor_train/loss"):
+        assert key in rows[-1], key
+    assert torch.isfinite(torch.tensor(rows[-1]["actor_train/loss"]))
+
+
+def _per_token(data, key, values):
+    from rlcore_plugin_algorithms.packed import per_token_batch
+
+    return per_token_batch(data, key, values)
+
+
+def _per_sequence(data, key, value):
+    from rlcore_plugin_algorithms.packed import per_sequence_batch
+
+    return per_sequence_batch(data, key, torch.full((len(data.data["version"]),), value))
