@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from rl_runs import train_rl
-from test_rl_interfaces import TOKENIZER, tiny, trainable
+from test_rl_interfaces import tiny, trainable
 
 from rlcore.agents.episodes import Episode, Segment
 from rlcore.cli.train_cmd import resolve_experiment
