@@ -209,14 +209,16 @@ def _take_answer(ep: Episode, result: Any, tokenizer: Any, stop_ids: list[int], 
     ep.segments.append(Segment(torch.tensor(observed, dtype=torch.long), False))
 
 
-def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
+def episode_metrics(episodes: list[Episode],
+                    reduce: Callable[[list[float]], list[float]] | None = None) -> dict[str, float]:
     """Per episode means: turns, tool calls, malformed or rejected calls; the share of calls
-    that were valid, of episodes truncated and of episodes solved."""
-    n = max(len(episodes), 1)
-    calls = sum(e.tool_calls for e in episodes)
-    errors = sum(e.tool_errors for e in episodes)
-    return {"turns_mean": sum(e.turns for e in episodes) / n, "tool_calls": calls / n,
-            "tool_errors": errors / n,
+    that were valid, of episodes truncated and of episodes solved. ``reduce`` sums the counts
+    over ranks (``distributed.all_reduce``)."""
+    counts = [float(len(episodes)), *(float(sum(getattr(e, k) for e in episodes))
+                                      for k in ("turns", "tool_calls", "tool_errors", "truncated",
+                                                "success"))]
+    n, turns, calls, errors, truncated, success = reduce(counts) if reduce else counts
+    n = max(n, 1.0)
+    return {"turns_mean": turns / n, "tool_calls": calls / n, "tool_errors": errors / n,
             "tool_call_valid_frac": (calls - errors) / calls if calls else 0.0,
-            "truncated_frac": sum(e.truncated for e in episodes) / n,
-            "success": sum(e.success for e in episodes) / n}
+            "truncated_frac": truncated / n, "success": success / n}

@@ -135,3 +135,10 @@ def _per_sequence(data, key, value):
     from rlcore_plugin_algorithms.packed import per_sequence_batch
 
     return per_sequence_batch(data, key, torch.full((len(data.data["version"]),), value))
+
+
+def test_two_ranks_train_on_episodes(tmp_path):
+    rows = train_rl("grpo", tmp_path, None, "env.name=calculator", "warm_start.sft_steps=5",
+                    "run.max_steps=1", "run.batch_size=4", "gen.n_samples=2",
+                    "gen.max_new_tokens=16", "env.max_tokens=40", "env.max_turns=2", nproc=2)
+    assert len(rows) == 1 and 0.0 <= rows[0]["env/truncated_frac"] <= 1.0

@@ -36,6 +36,7 @@ from rlcore.sdk import (
     ModelInterface,
     PackedBatch,
     Segment,
+    distributed,
     environment_factory,
     episode_metrics,
     registry,
@@ -57,7 +58,8 @@ def sample_episodes(engine: Any, handle: ModelHandle, data: PackedBatch, env: An
     episodes = run_episodes(engine, handle.tokenizer, environment_factory(env.name, env.args),
                             samples, gconfig, seed, max_turns=env.max_turns,
                             max_tokens=env.max_tokens, tool_format=env.tool_format)
-    return episodes, {f"/env/{k}": v for k, v in episode_metrics(episodes).items()}
+    metrics = episode_metrics(episodes, distributed.all_reduce)
+    return episodes, {f"/env/{k}": v for k, v in metrics.items()}
 
 
 def episode_batch(data: PackedBatch, episodes: list[Episode], n_samples: int, with_mask: bool,
