@@ -113,9 +113,10 @@ def test_the_environment_gives_its_defaults_where_the_preset_left_them():
     assert cfg.env.max_tokens == Calculator.defaults["env.max_tokens"]  # left: the env's
 
 
-@pytest.mark.parametrize("name", ["grpo", "ppo", "remax"])
-def test_each_preset_trains_on_episodes(tmp_path, name):
-    rows = train_rl(name, tmp_path, None, "env.name=calculator", "warm_start.sft_steps=5",
+@pytest.mark.parametrize("name, extra", [("grpo", "gen.top_k=5"), ("ppo", "gen.top_p=0.9"),
+                                         ("remax", "gen.temperature=0.8")])
+def test_each_preset_trains_on_episodes(tmp_path, name, extra):
+    rows = train_rl(name, tmp_path, None, "env.name=calculator", "warm_start.sft_steps=5", extra,
                     "run.max_steps=2", "run.batch_size=4", "gen.n_samples=2",
                     "gen.max_new_tokens=16", "env.max_tokens=40", "env.max_turns=2")
     assert len(rows) == 2
