@@ -1,4 +1,4 @@
-"""rlcore.sdk: the names an algorithm, dataset, family or reward plugin imports.
+"""rlcore.sdk: the names an algorithm, dataset, family, reward or environment plugin imports.
 
 Plugins import from here (and ``rlcore``, ``rlcore.plugins.records``, ``rlcore.testing``),
 never from the modules behind it, so the core can move its internals without breaking them.
@@ -58,6 +58,10 @@ _SOURCES: dict[str, str] = {
     # rollout engines
     "rlcore.rollout.engine": "AsyncRolloutEngine RolloutEngine Rollout",
     "rlcore.rollout.local": "LocalEngine",
+    # environments: multi-turn episodes with tools
+    "rlcore.agents.environment": "Environment StepResult ToolEnvironment ToolError tool_schema "
+                                 "tool_message",
+    "rlcore.agents.tool_calls": "parse_tool_calls render_call",
     # the registry
     "rlcore.plugins.registry": "*module*",
     "rlcore.plugins.lookup": "did_you_mean",
