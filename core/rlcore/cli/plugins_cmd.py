@@ -321,11 +321,10 @@ def _print_reward_parameters(name: str, fn: object) -> None:
 def _print_environment(cls: type) -> None:
     from rlcore.agents.environment import Environment
 
-    console.print("\ntools:" if getattr(cls, "tools", []) else "\ntools: none")
-    for tool in getattr(cls, "tools", []):
-        fn = tool["function"]
-        args = ", ".join(fn.get("parameters", {}).get("properties", {}))
-        console.print(escape(f"  {fn['name']}({args}): {fn.get('description', '')}"), highlight=False)
+    console.print("\ntools:" if cls.tools else "\ntools: none")
+    for fn in (tool["function"] for tool in cls.tools):  # schemas as EnvironmentConformance checks
+        args = ", ".join(fn["parameters"]["properties"])
+        console.print(escape(f"  {fn['name']}({args}): {fn['description']}"), highlight=False)
     for method in ("tasks", "demonstration"):  # yes when the class overrides the base's None
         own = getattr(cls, method).__qualname__ != getattr(Environment, method).__qualname__
         console.print(f"{method}: {'yes' if own else 'no'}")
