@@ -162,6 +162,7 @@ def docs(session: nox.Session) -> None:
     """Check the generated references, build the site with --strict, and run every docs example."""
     install(session, *PLUGINS)
     session.install("--no-deps", "-e", "contrib/rlcore-contrib-raft")  # the new-dataflow guide runs it
+    session.install("--no-deps", "-e", "contrib/rlcore-contrib-units")  # docs/plugins.md shows it
     session.install("mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
     session.run("python", "scripts/gen_docs.py", "--check")
     session.run("mkdocs", "build", "--strict", "--site-dir", f"{session.create_tmp()}/site")

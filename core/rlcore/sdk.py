@@ -1,4 +1,4 @@
-"""rlcore.sdk: the names an algorithm, dataset, family or reward plugin imports.
+"""rlcore.sdk: the names an algorithm, dataset, family, reward or environment plugin imports.
 
 Plugins import from here (and ``rlcore``, ``rlcore.plugins.records``, ``rlcore.testing``),
 never from the modules behind it, so the core can move its internals without breaking them.

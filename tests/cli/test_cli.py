@@ -87,6 +87,9 @@ GENERATED = {
                   "test_grpo_rewards_come_from_the_selected_interface"),
     "family": ({"families": ["my-demo"]}, 18,
                "test_selected_family_is_the_model_a_run_trains_and_saves"),
+    # no run selects an environment yet: the proof is its demonstrations, replayed to reward 1
+    "environment": ({"environments": ["my_demo_calculator"]}, 14,
+                    "test_demonstrations_replay_to_a_positive_reward"),
 }
 
 
@@ -181,5 +184,5 @@ def test_new_plugin_names_are_consistent_and_the_readme_says_how_to_select(tmp_p
     assert f"`{item}`" in readme
     selects = {"dataset": f"--set dataset.name={item}", "interface": f"--set reward.interface={item}",
                "reward": f"reward.functions=[{item}]", "experiment": f"rlcore train {item}",
-               "family": f"--set actor.preset={item}"}
+               "family": f"--set actor.preset={item}", "environment": f"--set env.name={item}"}
     assert selects[kind] in readme

@@ -125,7 +125,8 @@ def info(
 
     For a reward function: its docstring and a table of its parameters (name, type,
     default), which `--set reward.args.PARAM=VALUE` (the only function) or
-    `--set reward.params.NAME.PARAM=VALUE` sets.
+    `--set reward.params.NAME.PARAM=VALUE` sets. For an environment: its tools, and whether
+    it has tasks of its own and demonstrations.
     """
     import dataclasses
     import inspect
@@ -170,6 +171,8 @@ def info(
             console.print(f"\n{escape(doc)}", highlight=not is_reward)
         if is_reward:
             _print_reward_parameters(name, obj)
+        if kind_.plural == "environments":
+            _print_environment(obj)
         return
     print_config(config, chosen)
 
@@ -313,6 +316,18 @@ def _print_reward_parameters(name: str, fn: object) -> None:
     console.print(escape(f"set with: --set reward.args.{example[0]}=... (when {name} is the "
                          f"only reward function), or --set reward.params.{name}.{example[0]}=..."),
                   highlight=False)
+
+
+def _print_environment(cls: type) -> None:
+    from rlcore.agents.environment import Environment
+
+    console.print("\ntools:" if cls.tools else "\ntools: none")
+    for fn in (tool["function"] for tool in cls.tools):  # schemas as EnvironmentConformance checks
+        args = ", ".join(fn["parameters"]["properties"])
+        console.print(escape(f"  {fn['name']}({args}): {fn['description']}"), highlight=False)
+    for method in ("tasks", "demonstration"):  # yes when the class overrides the base's None
+        own = getattr(cls, method).__qualname__ != getattr(Environment, method).__qualname__
+        console.print(f"{method}: {'yes' if own else 'no'}")
 
 
 def register(app: typer.Typer) -> None:

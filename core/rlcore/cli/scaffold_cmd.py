@@ -65,6 +65,11 @@ SCAFFOLDS: dict[str, Scaffold] = {
     "family": Scaffold(
         "$name", "a model family, `$name` (StarCoder2 declared on `DecoderFamily`)",
         "rlcore train sft --set actor.preset=$name", ("rlcore-plugin-algorithms",)),
+    "environment": Scaffold(
+        "${module}_calculator", "an environment, `$item` (sums, with an `add` tool)",
+        "rlcore train grpo --set env.name=$item", (),
+        "An episode asks for a sum; the model may call `add(a, b)`, then answers. `tasks()` gives "
+        "questions, `demonstration()` a correct episode; `tests/` runs `EnvironmentConformance`."),
 }
 PLUGIN_KINDS: dict[str, Kind] = {k.singular: k for k in KINDS.values()}
 SCAFFOLD_KINDS: dict[str, Kind] = {name: PLUGIN_KINDS[name] for name in SCAFFOLDS}
@@ -101,7 +106,8 @@ def new_plugin(
     `--set dataset.name=MOD_qa`; `interface`, `MOD_length_reward`, a reward node scoring
     response length, selected with `--set reward.interface=MOD_length_reward`; `family`, a
     model family `NAME` (StarCoder2, declared on DecoderFamily) that `--set actor.preset=NAME`
-    trains and saves.
+    trains and saves; `environment`, `MOD_calculator`, sums with an `add` tool, selected
+    with `--set env.name=MOD_calculator`.
     Then: `pip install -e rlcore-plugin-NAME` (offline: add `--no-build-isolation`),
     `rlcore list-plugins` and `pytest rlcore-plugin-NAME/tests`.
     """
