@@ -13,6 +13,7 @@ from rlcore.agents.episodes import Episode, Segment
 from rlcore.cli.train_cmd import resolve_experiment
 from rlcore.data.batch import PackedBatch
 from rlcore.errors import ConfigError
+from rlcore.testing.environments import EnvironmentConformance
 from rlcore_plugin_algorithms import rl
 from rlcore_plugin_algorithms.advantages import AdvantageInterface
 from rlcore_plugin_algorithms.calculator import Calculator, evaluate
@@ -22,6 +23,10 @@ from rlcore_plugin_algorithms.rl_interfaces import PolicyInterface
 from rlcore_plugin_algorithms.sampling import SamplerInterface, action_counts, action_mask
 
 PROMPT, ACT1, OBS, ACT2 = [1, 10, 11], [20, 21, 22], [30, 31], [40, 41]
+
+
+class TestCalculator(EnvironmentConformance):
+    environment = "calculator"
 
 
 def episode(reward=1.0, first_turn_reward=0.0):

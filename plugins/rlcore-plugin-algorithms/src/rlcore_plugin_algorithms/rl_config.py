@@ -345,10 +345,11 @@ class EnvOptions:
             raise ConfigError(f"env.name: {err}") from None
         preset = type(config)()
         for key, value in getattr(env, "defaults", {}).items():
-            section, _, name = key.rpartition(".")
-            target = getattr(config, section) if section else config
-            default = getattr(getattr(preset, section) if section else preset, name)
-            if getattr(target, name) == default:
+            *path, name = key.split(".")
+            target, default = config, preset
+            for part in path:
+                target, default = getattr(target, part), getattr(default, part)
+            if getattr(target, name) == getattr(default, name):
                 setattr(target, name, value)
 
 
