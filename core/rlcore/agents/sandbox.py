@@ -107,6 +107,8 @@ def run_code(code: str, *, timeout_s: float = 10, cpu_s: int | None = None,
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     exit_code = -info["signal"] if "signal" in info else info.get("exit_code", proc.returncode)
+    if status:  # it was still running when the sandbox killed it
+        exit_code = None
     stdout, stderr = (b.decode("utf-8", "replace") for b in (out, err))
     return SandboxResult(status or _status(exit_code, stderr), exit_code, stdout, stderr,
                          wall, limits, info.get("isolation", {}))
