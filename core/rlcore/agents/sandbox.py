@@ -162,14 +162,23 @@ def _info(raw: bytes) -> dict:
 
 
 def _kill(proc: subprocess.Popen, init_pid: int | None) -> None:
-    """SIGKILL the PID namespace (through its init) and the whole process group, then reap."""
-    for kill, target in ((os.kill, init_pid), (os.killpg, proc.pid)):
-        if target:
-            try:
-                kill(target, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    """SIGKILL the PID namespace through its init (the launcher reaps it once the kernel has
+    killed every process in it), then the whole process group; wait for the launcher."""
+    if init_pid:
+        _signal(os.kill, init_pid)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    _signal(os.killpg, proc.pid)
     proc.wait()
+
+
+def _signal(kill, target: int) -> None:
+    try:
+        kill(target, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _status(exit_code: int | None, stderr: str) -> str:
