@@ -13,8 +13,7 @@ import random
 import zlib
 from typing import Any
 
-from rlcore.agents.environment import ToolEnvironment, ToolError, tool_schema
-from rlcore.agents.tool_calls import render_call
+from rlcore.sdk import ToolEnvironment, ToolError, render_call, tool_schema
 
 DATA_SOURCE = "rlcore/python"
 MAX_ANSWER = 2000  # characters of output that go back to the model
@@ -57,12 +56,16 @@ class PythonEnvironment(ToolEnvironment):
                          "it prints; print the result you need",
                          {"code": {"type": "string", "description": "the program to run"}})]
 
+    # What `rlcore train grpo --set env.name=python` needs beyond the presets' defaults: room
+    # for a program in a turn.
+    defaults = {"gen.max_new_tokens": 192, "env.max_turns": 3, "env.max_tokens": 384}
+
     def __init__(self, timeout_s: float = 5, memory_mb: int = 512, tool_format: str = "hermes"):
         self.timeout_s, self.memory_mb, self.tool_format = timeout_s, memory_mb, tool_format
 
     def call(self, name: str, arguments: dict[str, Any]) -> str:
         """The code's stdout, or the sandbox's one-line summary and the end of stderr."""
-        from rlcore.agents.sandbox import run_code
+        from rlcore.sdk import run_code
 
         code = arguments.get("code")
         if set(arguments) != {"code"} or not isinstance(code, str):

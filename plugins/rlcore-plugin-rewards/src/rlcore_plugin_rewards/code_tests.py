@@ -53,7 +53,7 @@ def sample_tests(sample: dict, index: int) -> list[str]:
 
 
 def _score(code: str, tests: list[str], timeout_s: float, memory_mb: int) -> float:
-    from rlcore.agents.sandbox import run_code
+    from rlcore.sdk import run_code
 
     nonce = secrets.token_hex(16)
     source = _HARNESS.format(code=code, tests=tests, nonce=nonce)
