@@ -154,7 +154,7 @@ def main() -> None:
             _, status = os.waitpid(pid, 0)
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     fs = filesystem(names)
-    who = f"uid {cfg['uid']}" if cfg["uid"] is not None else f"uid {os.getuid()} (unchanged)"
+    who = f"uid {cfg['uid']}" if cfg["uid"] is not None else f"uid {cfg['outer_uid']} (unchanged)"
     report(isolation={
         "network": "namespace (no interfaces up)" if "net" in names else "none",
         "processes": ("PID namespace" if "pid" in names else "process group only")
