@@ -162,3 +162,23 @@ def test_cli_runs_an_attack_file(tmp_path):
     assert result.exit_code == 0 and "status: ok" in result.output and "42" in result.output
     result = runner.invoke(app, ["sandbox", "run", str(tmp_path / "missing.py")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_without_namespaces_the_result_says_what_is_not_isolated():
+    """The fallback where the OS allows no namespaces (forced here): limits still hold, and
+    ``isolation`` says that the network and the file system are the host's."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        result = run(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), "
+                     "timeout=2)\nprint('connected')", namespaces=False)
+        assert result.isolation["network"] == "none" and result.stdout == "connected\n"
+        assert result.isolation["filesystem"].startswith("host")
+        assert result.isolation["processes"].startswith("process group only")
+    finally:
+        listener.close()
+    assert run("x = bytearray(10 * 2**30)", namespaces=False).status == "memory"
+    assert run("while True: pass", timeout_s=1, namespaces=False).status in ("timeout",
+                                                                             "cpu_limit")

@@ -69,12 +69,13 @@ class SandboxResult:
 
 def run_code(code: str, *, timeout_s: float = 10, cpu_s: int | None = None,
              memory_mb: int = 512, max_output_bytes: int = 64_000, max_procs: int = 32,
-             file_mb: int = 16, max_files: int = 64) -> SandboxResult:
+             file_mb: int = 16, max_files: int = 64, namespaces: bool = True) -> SandboxResult:
     """Run ``code`` (Python source) in the sandbox and wait for it, at most ``timeout_s``.
 
     ``cpu_s`` (default: ``timeout_s`` rounded up) is CPU time, ``memory_mb`` the address
     space, ``max_procs`` the processes and threads, ``file_mb`` the largest file it may write,
     ``max_files`` its open files; stdout and stderr are each capped at ``max_output_bytes``.
+    ``namespaces=False`` uses none (the fallback where the OS allows none; tests use it).
     """
     cpu = max(1, math.ceil(timeout_s if cpu_s is None else cpu_s))
     limits = {"timeout_s": timeout_s, "cpu_s": cpu, "memory_mb": memory_mb,
@@ -92,7 +93,7 @@ def run_code(code: str, *, timeout_s: float = 10, cpu_s: int | None = None,
             "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                     "HOME": workdir, "TMPDIR": workdir},
             "cpu_s": cpu, "memory_mb": memory_mb, "file_mb": file_mb,
-            "max_files": max_files, "nproc": max_procs + (0 if uid else _user_tasks()),
+            "max_files": max_files, "namespaces": namespaces, "nproc": max_procs + (0 if uid else _user_tasks()),
         }
         start = time.monotonic()
         try:
@@ -140,6 +141,11 @@ def _watch(proc: subprocess.Popen, info_r: int, deadline: float, cap: int
                     if len(buf) + len(chunk) > cap:
                         status = "output_limit"
                     buf += chunk[: cap - len(buf)]
+        if status is None:  # the pipes closed: give the code the rest of its time to exit
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                status = "timeout"
     finally:
         info = _info(info_buf)
         _kill(proc, info.get("init_pid"))

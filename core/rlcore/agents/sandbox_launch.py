@@ -103,6 +103,12 @@ def reveal(prefix: str) -> None:
             return
 
 
+def reachable(prefix: str) -> bool:
+    """Whether every directory above ``prefix`` lets others through."""
+    parts = prefix.strip("/").split("/")
+    return all(os.stat("/" + "/".join(parts[:i])).st_mode & 0o001 for i in range(1, len(parts)))
+
+
 def limit() -> None:
     """The resource limits of the untrusted process (inherited by its children)."""
     mb = 1 << 20
@@ -146,7 +152,10 @@ def init(child: int) -> None:
 
 def main() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    names = unshare()
+    names = unshare() if cfg["namespaces"] else set()
+    root = os.geteuid() == 0
+    if "mnt" not in names and cfg["uid"] is not None and not reachable(cfg["prefix"]):
+        cfg["uid"] = None  # the dropped uid could not even start Python: stay root
     if "pid" in names:
         pid = os.fork()  # the first child is PID 1 of the new namespace
         if pid:
@@ -154,11 +163,13 @@ def main() -> None:
             _, status = os.waitpid(pid, 0)
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     fs = filesystem(names)
-    who = f"uid {cfg['uid']}" if cfg["uid"] is not None else f"uid {cfg['outer_uid']} (unchanged)"
+    who = f"uid {cfg['uid']}" if cfg["uid"] is not None else \
+        f"uid {cfg['outer_uid']} (unchanged{', root' if cfg['outer_uid'] == 0 else ''})"
     report(isolation={
         "network": "namespace (no interfaces up)" if "net" in names else "none",
         "processes": ("PID namespace" if "pid" in names else "process group only")
-                     + (f", RLIMIT_NPROC {cfg['nproc']}" if cfg["nproc"] else ""),
+                     + (f", RLIMIT_NPROC {cfg['nproc']}" if cfg["nproc"] else "")
+                     + (" (not enforced for root)" if cfg["uid"] is None and root else ""),
         "filesystem": fs,
         "user": who + (" in a user namespace" if "user" in names else "")})
     if "pid" not in names:
