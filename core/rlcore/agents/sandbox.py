@@ -84,7 +84,7 @@ def run_code(code: str, *, timeout_s: float = 10, cpu_s: int | None = None,
     workdir = tempfile.mkdtemp(prefix="rlcore-sandbox-")
     try:
         uid = _throwaway_uid(workdir)
-        (Path(workdir) / "main.py").write_text(code, encoding="utf-8")
+        (Path(workdir) / "main.py").write_text(code, encoding="utf-8", errors="replace")
         info_r, info_w = os.pipe()
         config = {
             "info_fd": info_w, "workdir": workdir, "script": "main.py", "uid": uid,
@@ -93,7 +93,8 @@ def run_code(code: str, *, timeout_s: float = 10, cpu_s: int | None = None,
             "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                     "HOME": workdir, "TMPDIR": workdir},
             "cpu_s": cpu, "memory_mb": memory_mb, "file_mb": file_mb,
-            "max_files": max_files, "namespaces": namespaces, "nproc": max_procs + (0 if uid else _user_tasks()),
+            "max_files": max_files, "namespaces": namespaces,
+            "nproc": max_procs + (0 if uid else _user_tasks()),
         }
         start = time.monotonic()
         try:
@@ -101,6 +102,10 @@ def run_code(code: str, *, timeout_s: float = 10, cpu_s: int | None = None,
                 [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(config)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 pass_fds=(info_w,), start_new_session=True, env={}, cwd=workdir)
+        except OSError as err:  # the machine is out of processes or memory: not the code's fault
+            os.close(info_r)
+            return SandboxResult("sandbox_error", None, "", f"rlcore sandbox: could not start "
+                                 f"the code: {err}", 0.0, limits, {})
         finally:
             os.close(info_w)
         status, out, err, info = _watch(proc, info_r, start + timeout_s, max_output_bytes)
