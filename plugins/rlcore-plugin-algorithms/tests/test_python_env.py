@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from rlcore.agents.tool_calls import parse_tool_calls, render_call
 from rlcore.plugins import registry
+from rlcore.testing.environments import EnvironmentConformance
 from rlcore_plugin_algorithms.python_env import PythonEnvironment
+
+
+class TestPythonConformance(EnvironmentConformance):
+    environment = "python"
+    args = {"timeout_s": 5}
+    task_size = 8
 
 
 def _episode(env: PythonEnvironment, sample: dict, code: str, answer: str):
