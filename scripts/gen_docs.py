@@ -51,7 +51,12 @@ def cli_md() -> str:
         "Generated from the typer app by `python scripts/gen_docs.py`. Every command also has `--help`.",
         "",
     ]
-    for name, command in sorted(group.commands.items()):
+    commands = []
+    for name, command in sorted(group.commands.items()):  # a group's commands: `sandbox run`
+        subs = getattr(command, "commands", None)
+        commands += [(f"{name} {sub}", c) for sub, c in sorted(subs.items())] if subs else \
+            [(name, command)]
+    for name, command in commands:
         args = " ".join(p.name.upper() for p in command.params if p.param_type_name == "argument")
         lines += [f"## `{' '.join(filter(None, ['rlcore', name, args]))}`", ""]
         lines += [inspect.cleandoc(command.help or ""), ""]

@@ -63,6 +63,7 @@ _SOURCES: dict[str, str] = {
                                  "tool_message environment_factory",
     "rlcore.agents.tool_calls": "parse_tool_calls render_call",
     "rlcore.agents.episodes": "Episode Segment run_episodes episode_metrics",
+    "rlcore.agents.sandbox": "run_code SandboxResult",
     # the registry
     "rlcore.plugins.registry": "*module*",
     "rlcore.plugins.lookup": "did_you_mean",

@@ -64,6 +64,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
         generate_cmd,
         plot_cmd,
         plugins_cmd,
+        sandbox_cmd,
         scaffold_cmd,
         train_cmd,
     )
@@ -86,6 +87,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     generate_cmd.register(root)
     plot_cmd.register(root)
     scaffold_cmd.register(root)
+    sandbox_cmd.register(root)
     if with_plugins:
         add_plugin_commands(root)
     return root

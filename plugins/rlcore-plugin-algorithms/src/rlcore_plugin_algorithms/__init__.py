@@ -105,4 +105,7 @@ def rlcore_environments():
     return [
         EnvironmentRecord("calculator", impl=f"{_PKG}.calculator:Calculator",
                           doc="3-digit x 1-digit products with a calculator tool (embedded task)"),
+        EnvironmentRecord("python", impl=f"{_PKG}.python_env:PythonEnvironment",
+                          doc="questions with exact answers and a python tool that runs the "
+                              "model's code in the sandbox (embedded task)"),
     ]

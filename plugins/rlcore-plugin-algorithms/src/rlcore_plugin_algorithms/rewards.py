@@ -120,9 +120,18 @@ def _some(seq_ids: list[str], n: int = 4) -> str:
 
 def check_answers(samples: list[tuple[str, dict]], functions: list[str], where: str) -> None:
     """Raise DataError naming the file, the row and the field when a sample lacks the answer
-    that one of ``functions`` (registered reward functions) reads. Before the first step."""
+    that one of ``functions`` (registered reward functions) reads, or a field it declares in
+    ``fn.required_fields`` (``code_tests``: ``tests``). Before the first step."""
     from rlcore_plugin_rewards.rules import missing_answer
 
+    for name in functions:
+        for field in getattr(registry.load("rewards", name), "required_fields", ()):
+            for sample_id, fields in samples:
+                if fields.get(field) is None:
+                    row = str(sample_id).replace(":", " ", 1)
+                    raise DataError(f"{where}, {row}: no {field!r} field. Reward function "
+                                    f"{name!r} reads it (rlcore info rewards {name}): give "
+                                    f"every row a {field!r}, or choose another reward")
     users = [n for n in functions if getattr(registry.load("rewards", n), "needs_answer", False)]
     if not users:
         return

@@ -8,7 +8,7 @@ _RULES = "rlcore_plugin_rewards.rules"
 
 @rlcore.hookimpl
 def rlcore_reward_functions():
-    """Register the rule rewards: answers, formats, lengths and weighted sums."""
+    """Register the rule rewards: answers, formats, lengths, code tests and weighted sums."""
     return [
         RewardFunctionRecord(
             name="exact_match",
@@ -36,6 +36,12 @@ def rlcore_reward_functions():
             name="format_penalty",
             impl=f"{_RULES}:format_penalty",
             doc="-1.0 for an empty or unterminated completion, else 0.0.",
+        ),
+        RewardFunctionRecord(
+            name="code_tests",
+            impl="rlcore_plugin_rewards.code_tests:code_tests",
+            doc="The share of the sample's tests (assert statements) that the completion's code "
+                "passes, run in the sandbox.",
         ),
         RewardFunctionRecord(
             name="weighted",
