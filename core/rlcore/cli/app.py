@@ -65,6 +65,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
         plot_cmd,
         plugins_cmd,
         scaffold_cmd,
+        serve_cmd,
         train_cmd,
     )
 
@@ -84,6 +85,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     eval_cmd.register(root)
     export_cmd.register(root)
     generate_cmd.register(root)
+    serve_cmd.register(root)
     plot_cmd.register(root)
     scaffold_cmd.register(root)
     if with_plugins:
