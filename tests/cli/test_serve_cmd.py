@@ -5,12 +5,6 @@ subprocess."""
 from __future__ import annotations
 
 import json
-import os
-import select
-import subprocess
-import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -21,7 +15,7 @@ from rlcore.agents.episodes import observation_ids, prompt_ids
 from rlcore.agents.tool_calls import parse_tool_calls
 from rlcore.data.tokenizer import load_tokenizer
 from rlcore.models.hf_io import load_pretrained
-from rlcore.testing.chat_models import save_chat_model
+from rlcore.testing.chat_models import save_chat_model, served
 from rlcore_plugin_algorithms.calculator import Calculator
 
 TOOLS = Calculator.tools
@@ -37,28 +31,8 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def url(model_dir):
     """``rlcore serve MODEL --port 0`` in a subprocess; its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from rlcore.cli.app import main; main()", "serve",
-         str(model_dir), "--port", "0", "--max-tokens", "96"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    lines, deadline = [], time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if select.select([proc.stderr], [], [], 1)[0]:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("serving "):
-                break
-    else:
-        line = ""
-    if not line.startswith("serving "):
-        proc.kill()
-        pytest.fail("rlcore serve did not start:\n" + "".join(lines))
-    threading.Thread(target=proc.stderr.read, daemon=True).start()  # never let the pipe fill
-    yield line.split(" at ", 1)[1].split()[0].removesuffix("/v1")
-    proc.terminate()
-    proc.wait(timeout=30)
+    with served(model_dir, "--max-tokens", "96") as base:
+        yield base
 
 
 def post(url, body, path="/v1/chat/completions"):

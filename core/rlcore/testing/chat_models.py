@@ -1,14 +1,24 @@
 """A tiny model that has learned a few conversations, saved as an HF directory with the
-embedded tokenizer: something ``rlcore serve`` and agent tests can talk to (a random model
-never writes a tool call). About 10 s on one CPU core for 200 steps.
+embedded tokenizer (about 10 s on one CPU core for 200 steps; a random model never writes a
+tool call), and ``rlcore serve`` on it in a subprocess: what agent tests talk to.
 
-    from rlcore.testing.chat_models import save_chat_model
-    save_chat_model(tmp_path / "model", [env.demonstration(row) for row in rows])
+    from rlcore.testing.chat_models import save_chat_model, served
+    model = save_chat_model(tmp_path / "model", [env.demonstration(row) for row in rows])
+    with served(model) as url:  # http://127.0.0.1:PORT
+        ...
 """
 
 from __future__ import annotations
 
+import os
 import random
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +55,27 @@ def save_chat_model(path: str | Path, chats: list[list[dict[str, Any]]], *, step
     save_pretrained(model.eval(), "llama", path, tokenizer=tok)
     save_embedded_tokenizer(path)
     return path
+
+
+@contextmanager
+def served(model: str | Path, *args: str, timeout: float = 120.0) -> Iterator[str]:
+    """``rlcore serve MODEL --port 0 ARGS`` in a subprocess (one torch thread) until the block
+    ends; yields its base URL (``http://HOST:PORT``, without ``/v1``)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from rlcore.cli.app import main; main()", "serve", str(model),
+         "--port", "0", *args], stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        lines, deadline = [], time.monotonic() + timeout
+        while not (lines and lines[-1].startswith("serving ")) and time.monotonic() < deadline:
+            if select.select([proc.stderr], [], [], 1)[0]:
+                lines.append(proc.stderr.readline())
+                if not lines[-1]:
+                    break
+        if not (lines and lines[-1].startswith("serving ")):
+            raise RuntimeError("rlcore serve did not start:\n" + "".join(lines))
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # the pipe never fills
+        yield lines[-1].split(" at ", 1)[1].split()[0].removesuffix("/v1")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
