@@ -5,6 +5,8 @@ subprocess."""
 from __future__ import annotations
 
 import json
+import shutil
+import threading
 import urllib.error
 import urllib.request
 
@@ -98,7 +100,9 @@ def test_a_tool_call_round_trip_is_token_in_token_out(url, model_dir):
     assert drift <= 1e-4
 
     tool = {"role": "tool", "tool_call_id": call["id"], "name": "calculator", "content": "2776"}
-    status, second = post(url, {"messages": [*messages, message, tool], "tools": TOOLS,
+    resent = {**message, "tool_calls": [{**call, "function": {  # a client re-serialised them
+        "name": "calculator", "arguments": json.dumps(args, separators=(",", ":"))}}]}
+    status, second = post(url, {"messages": [*messages, resent, tool], "tools": TOOLS,
                                 "temperature": 0})
     assert status == 200, second
     first = out["prompt_token_ids"] + tokens
@@ -149,3 +153,30 @@ def test_unknown_routes_are_404s_and_models_lists_the_model(url):
     assert post(url, {"messages": []}, "/v1/completions")[0] == 404
     status, out = get(url)
     assert status == 200 and [m["id"] for m in out["data"]] == ["calc"]
+
+
+def test_concurrent_requests_are_served_one_generation_at_a_time(url):
+    """Each of several clients at once gets its own complete answer (seeded: the same one)."""
+    body = {"messages": [{"role": "user", "content": "123*4="}], "tools": TOOLS, "seed": 7}
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(post(url, body))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [status for status, _ in results] == [200] * 4
+    assert len({json.dumps(out["choices"][0]["token_ids"]) for _, out in results}) == 1
+
+
+def test_a_model_without_a_chat_template_is_refused(model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from rlcore.cli.app import app
+
+    plain = tmp_path / "plain"
+    shutil.copytree(model_dir, plain)
+    (plain / "chat_template.jinja").unlink()
+    result = CliRunner().invoke(app, ["serve", str(plain), "--port", "0"])
+    assert result.exit_code != 0 and "has no chat template" in str(result.exception)
+    result = CliRunner().invoke(app, ["serve", str(model_dir), "--tool-format", "xml"])
+    assert result.exit_code != 0 and "unknown tool-call format 'xml'" in str(result.exception)

@@ -53,7 +53,7 @@ class ChatServer:
         self.eos_ids, self.max_positions = list(eos_ids), int(max_positions)
         self.max_tokens, self.tool_format, self.cache_size = max_tokens, tool_format, cache_size
         self.cache: OrderedDict[str, list[int]] = OrderedDict()  # assistant turn -> sampled ids
-        self.lock = threading.Lock()
+        self.lock, self.cache_lock = threading.Lock(), threading.Lock()  # generation, cache
         self.created = int(time.time())
 
     def models(self) -> dict[str, Any]:
@@ -125,7 +125,7 @@ class ChatServer:
         ids, retokenized = list(prompt_ids(self.tokenizer, messages[:first], tools)), False
         i = first
         while i < len(messages):
-            turn = self.cache.get(_turn_key(messages[i].get("content"), messages[i].get("tool_calls")))
+            turn = self._recall(_turn_key(messages[i].get("content"), messages[i].get("tool_calls")))
             if turn is None:
                 turn, retokenized = self._encode_turn(messages[i]), True
             ids += turn
@@ -147,8 +147,14 @@ class ChatServer:
         text = (message.get("content") or "") + glue.join(calls)
         return encode(self.tokenizer, text) + self.eos_ids[:1]
 
+    def _recall(self, key: str) -> list[int] | None:
+        with self.cache_lock:
+            if key in self.cache:
+                self.cache.move_to_end(key)
+            return self.cache.get(key)
+
     def _remember(self, key: str, tokens: list[int]) -> None:
-        with self.lock:
+        with self.cache_lock:
             self.cache[key] = tokens
             self.cache.move_to_end(key)
             while len(self.cache) > self.cache_size:
@@ -297,7 +303,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, str(err), err.param)
         except Exception as err:  # the server keeps serving; the client learns what failed
             print(f"rlcore serve: {type(err).__name__}: {err}", file=sys.stderr)
-            self._error(500, f"generation failed: {type(err).__name__}: {err}", kind="server_error")
+            self._error(500, f"the server failed: {type(err).__name__}: {err}", kind="server_error")
 
     def _error(self, status: int, message: str, param: str | None = None,
                kind: str = "invalid_request_error") -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from rlcore.cli.model_source import MODEL_HELP, ROLE_HELP, load, resolve, say_source
+from rlcore.errors import ConfigError
 
 
 def serve(
@@ -48,6 +49,7 @@ def chat_server(model: Path, role: str = "actor", max_tokens: int = 256,
     import torch
 
     from rlcore.agents.openai_server import ChatServer
+    from rlcore.data.tokenizer import has_chat_template
     from rlcore.rollout.local import LocalEngine
     from rlcore.runtime.backends import FrozenModel
     from rlcore.runtime.interface import ModelHandle
@@ -57,6 +59,10 @@ def chat_server(model: Path, role: str = "actor", max_tokens: int = 256,
     source = resolve(model, role)
     say_source(source)
     module, tokenizer, _ = load(source)
+    if not has_chat_template(tokenizer):
+        raise ConfigError(f"the tokenizer in {source.model_dir} has no chat template, which "
+                          "rlcore serve renders messages with; add a chat_template to its "
+                          "tokenizer_config.json")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frozen = FrozenModel(module, InferenceOptions(), device)
     engine = LocalEngine(ModelHandle(role, frozen.module, frozen, tokenizer))
