@@ -124,6 +124,22 @@ def test_an_assistant_turn_the_server_did_not_sample_is_encoded_and_flagged(url,
     assert out["choices"][0]["finish_reason"] == "length" and len(out["choices"][0]["token_ids"]) == 4
 
 
+def test_a_turn_cut_at_max_tokens_is_closed_by_the_next_prompt(url, model_dir):
+    """Its sampled tokens stay; the end-of-turn token it never wrote comes after them."""
+    tok = load_tokenizer(model_dir)
+    messages = [{"role": "user", "content": "604*3="}]
+    _, cut = post(url, {"messages": messages, "tools": TOOLS, "max_tokens": 5, "seed": 3})
+    choice = cut["choices"][0]
+    assert choice["finish_reason"] == "length" and tok.eos_token_id not in choice["token_ids"]
+    more = {"role": "user", "content": "go on"}
+    _, out = post(url, {"messages": [*messages, choice["message"], more], "tools": TOOLS,
+                        "max_tokens": 2})
+    assert out["retokenized"] is False
+    assert out["prompt_token_ids"] == (cut["prompt_token_ids"] + choice["token_ids"]
+                                       + [tok.eos_token_id]
+                                       + observation_ids(tok, [more], [tok.eos_token_id]))
+
+
 @pytest.mark.parametrize("body, status, says", [
     (b"{not json", 400, "not valid JSON"),
     ([1, 2], 400, "JSON object"),
@@ -180,3 +196,16 @@ def test_a_model_without_a_chat_template_is_refused(model_dir, tmp_path):
     assert result.exit_code != 0 and "has no chat template" in str(result.exception)
     result = CliRunner().invoke(app, ["serve", str(model_dir), "--tool-format", "xml"])
     assert result.exit_code != 0 and "unknown tool-call format 'xml'" in str(result.exception)
+
+
+def test_the_end_of_turn_is_the_stop_token_the_template_writes(model_dir):
+    """With several eos ids (Llama 3: end_of_text, eom, eot), the one that closes a turn."""
+    from rlcore.agents.openai_server import ChatServer
+    from rlcore.errors import ConfigError
+
+    tok = load_tokenizer(model_dir)
+    chat = ChatServer(None, tok, name="x", eos_ids=[tok.unk_token_id, tok.eos_token_id],
+                      max_positions=64)
+    assert chat.end_of_turn == tok.eos_token_id
+    with pytest.raises(ConfigError, match="no end-of-sequence token"):
+        ChatServer(None, tok, name="x", eos_ids=[], max_positions=64)

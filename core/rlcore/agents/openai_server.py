@@ -49,12 +49,16 @@ class ChatServer:
                  cache_size: int = 4096):
         if tool_format not in FORMATS:
             raise ConfigError(f"unknown tool-call format {tool_format!r}; use one of {FORMATS}")
+        if not eos_ids:
+            raise ConfigError(f"{name} has no end-of-sequence token, so an answer could not end; "
+                              "set eos_token_id in its generation_config.json or tokenizer")
         self.engine, self.tokenizer, self.name = engine, tokenizer, name
         self.eos_ids, self.max_positions = list(eos_ids), int(max_positions)
         self.max_tokens, self.tool_format, self.cache_size = max_tokens, tool_format, cache_size
         self.cache: OrderedDict[str, list[int]] = OrderedDict()  # assistant turn -> sampled ids
         self.lock, self.cache_lock = threading.Lock(), threading.Lock()  # generation, cache
         self.created = int(time.time())
+        self.end_of_turn = _end_of_turn(tokenizer, self.eos_ids)
 
     def models(self) -> dict[str, Any]:
         """``GET /v1/models``."""
@@ -103,8 +107,7 @@ class ChatServer:
         if parsed.errors:
             message["tool_call_errors"] = parsed.errors
         finish = "length" if out.finish[0] == "length" else "tool_calls" if calls else "stop"
-        if finish != "length":
-            self._remember(_turn_key(message.get("content"), calls), tokens)
+        self._remember(_turn_key(message.get("content"), calls), tokens)
         logprobs = out.logprobs[0].tolist()
         choice = {"index": 0, "message": message, "finish_reason": finish,
                   "logprobs": {"content": self._logprob_content(tokens, logprobs)}
@@ -129,12 +132,11 @@ class ChatServer:
             if turn is None:
                 turn, retokenized = self._encode_turn(messages[i]), True
             ids += turn
+            if not turn or turn[-1] not in self.eos_ids:  # cut at max_tokens: close the turn
+                ids.append(self.end_of_turn)
             j = i + 1
             while j < len(messages) and messages[j]["role"] != "assistant":
                 j += 1
-            if turn and turn[-1] not in self.eos_ids:
-                raise BadRequest(f"messages[{i}] was cut at max_tokens (no end of turn), so "
-                                 "nothing can follow it; start a new conversation", "messages")
             ids += observation_ids(self.tokenizer, messages[i + 1 : j], self.eos_ids)
             i = j
         return ids, retokenized
@@ -145,7 +147,7 @@ class ChatServer:
                  for c in message.get("tool_calls") or []]
         glue = "; " if self.tool_format == "llama3_json" else ""
         text = (message.get("content") or "") + glue.join(calls)
-        return encode(self.tokenizer, text) + self.eos_ids[:1]
+        return [*encode(self.tokenizer, text), self.end_of_turn]
 
     def _recall(self, key: str) -> list[int] | None:
         with self.cache_lock:
@@ -165,6 +167,17 @@ class ChatServer:
         pieces = [self.tokenizer.decode([t]) for t in tokens]
         return [{"token": p, "logprob": lp, "bytes": list(p.encode()), "top_logprobs": []}
                 for p, lp in zip(pieces, logprobs, strict=True)]
+
+
+def _end_of_turn(tokenizer: Any, eos_ids: list[int]) -> int:
+    """The stop token the chat template writes after an assistant message (Llama 3's
+    ``<|eot_id|>``, not its ``<|end_of_text|>``); the first eos id when it writes none."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "?"},
+                                          {"role": "assistant", "content": "!"}], tokenize=False)
+    after = text[text.rfind("!") + 1 :]
+    names = tokenizer.convert_ids_to_tokens(list(eos_ids))
+    return next((i for i, n in zip(eos_ids, names, strict=True) if n and after.startswith(n)),
+                eos_ids[0])
 
 
 def _turn_key(content: Any, calls: Any) -> str:
