@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import torch
 
 from rlcore.sdk import Episode, PackedBatch, load_pretrained, load_tokenizer
 from rlcore.testing.chat_models import save_chat_model, served
 from rlcore.testing.interfaces import make_handle
-from rlcore_contrib_http_agent.agent import collect, main
+from rlcore_contrib_http_agent.agent import PrefixError, collect, main, run_task
 from rlcore_plugin_algorithms.advantages import AdvantageInterface
 from rlcore_plugin_algorithms.calculator import Calculator
 from rlcore_plugin_algorithms.multi_turn import EnvRewardInterface, episode_batch
@@ -111,3 +112,24 @@ def test_a_policy_step_trains_on_the_collected_episodes(collected, model_dir):
     grad = h.grad.abs().sum(-1)
     assert (grad[~act] == 0).all()  # no loss at positions predicting prompt or observations
     assert (grad[act] > 0).any()
+
+
+def test_a_server_that_breaks_the_prefix_is_refused():
+    """A second prompt that does not start with the first prompt + completion: token drift."""
+    prompts = iter([[1, 5, 6], [1, 5, 7, 8, 9]])
+
+    def answer(request):
+        body = json.loads(request.content)
+        assert body["tools"] == Calculator.tools
+        call = {"id": "c", "type": "function",
+                "function": {"name": "calculator", "arguments": '{"expression": "2*3"}'}}
+        return httpx.Response(200, json={
+            "prompt_token_ids": next(prompts), "retokenized": True,
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "token_ids": [40, 2],
+                         "token_logprobs": [-0.1, -0.2], "weight_version": 0,
+                         "message": {"role": "assistant", "content": None, "tool_calls": [call]}}]})
+
+    client = httpx.Client(base_url="http://agent.test", transport=httpx.MockTransport(answer))
+    row = Calculator.tasks("train", 1, 0)[0]
+    with pytest.raises(PrefixError, match="turn 1: the server's prompt does not start with"):
+        run_task(client, Calculator(), row)
