@@ -27,7 +27,8 @@ def save_chat_model(path: str | Path, chats: list[list[dict[str, Any]]], *, step
                     batch_size: int = 16, lr: float = 3e-3, hidden_size: int = 64,
                     max_positions: int = 256, seed: int = 0) -> Path:
     """Train :func:`~rlcore.testing.interfaces.tiny_model` on ``chats`` (rendered by the
-    embedded chat template, every token a target) and save it with its tokenizer in ``path``."""
+    embedded chat template, every token a target) and save it with its tokenizer in ``path``
+    (as a Llama: the llama family plugin must be installed)."""
     import torch
 
     from rlcore.data.embedded import embedded_tokenizer, save_embedded_tokenizer
