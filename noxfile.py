@@ -146,6 +146,12 @@ def user_install(session: nox.Session) -> None:
 def contrib(session: nox.Session, name: str) -> None:
     """One contrib package's tests, installed like a third-party package next to every plugin."""
     install(session, *PLUGINS)
+    project = tomllib.loads((PLUGIN_DIRS[name] / "pyproject.toml").read_text())["project"]
+    third_party = [r for r, n in zip(project.get("dependencies", []),
+                                     requirement_names(project.get("dependencies", [])), strict=True)
+                   if n != "rlcore" and n not in PLUGIN_DIRS]  # e.g. the http agent's httpx
+    if third_party:
+        session.install(*third_party)
     session.install("--no-deps", "-e", f"contrib/{name}")
     session.run("pytest", f"contrib/{name}/tests", *session.posargs)
 

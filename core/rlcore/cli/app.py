@@ -66,6 +66,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
         plugins_cmd,
         sandbox_cmd,
         scaffold_cmd,
+        serve_cmd,
         train_cmd,
     )
 
@@ -85,6 +86,7 @@ def build_app(with_plugins: bool = True) -> typer.Typer:
     eval_cmd.register(root)
     export_cmd.register(root)
     generate_cmd.register(root)
+    serve_cmd.register(root)
     plot_cmd.register(root)
     scaffold_cmd.register(root)
     sandbox_cmd.register(root)
