@@ -66,7 +66,8 @@ def chat_server(model: Path, role: str = "actor", max_tokens: int = 256,
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     frozen = FrozenModel(module, InferenceOptions(), device)
     engine = LocalEngine(ModelHandle(role, frozen.module, frozen, tokenizer))
-    name = source.model_dir.parent.parent.name if source.checkpoint else source.model_dir.name
+    ckpt = source.checkpoint  # RUN/checkpoints/step-N: named RUN/step-N
+    name = f"{ckpt.parent.parent.name}/{ckpt.name}" if ckpt else source.model_dir.name
     return ChatServer(engine, tokenizer, name=name, eos_ids=eos_ids(module, tokenizer),
                       max_positions=module.config.max_positions, max_tokens=max_tokens,
                       tool_format=tool_format)

@@ -55,8 +55,8 @@ class Calculator(ToolEnvironment):
                          {"expression": {"type": "string", "description": "e.g. 347*8"}})]
     # What `rlcore train grpo --set env.name=calculator` needs beyond the presets' defaults.
     defaults = {"gen.max_new_tokens": 96, "env.max_turns": 3, "env.max_tokens": 160,
-                "warm_start.sft_steps": 150, "run.max_steps": 80, "run.eval_every": 10,
-                "run.batch_size": 16, "eval.size": 128}
+                "warm_start.sft_steps": 150, "run.max_steps": 100, "run.eval_every": 10,
+                "run.batch_size": 16, "eval.size": 128, "train.scheduler.warmup_steps": 20}
 
     def __init__(self, tool_format: str = "hermes"):
         self.tool_format = tool_format
