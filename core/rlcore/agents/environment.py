@@ -37,11 +37,14 @@ class Environment:
     """Base of every environment; subclasses set ``tools`` and implement ``reset`` and ``step``.
 
     Built as ``cls(**env.args)`` once per episode. Optional: :meth:`tasks` (an embedded task,
-    so that a run needs no dataset) and :meth:`demonstration` (a correct conversation, which
-    the warm start of the tiny built-in actor trains on).
+    so that a run needs no dataset), :meth:`demonstration` (a correct conversation, which
+    the warm start of the tiny built-in actor trains on) and ``defaults``.
     """
 
     tools: ClassVar[list[dict[str, Any]]] = []
+    # Settings the episodes need, e.g. {"gen.max_new_tokens": 96}: a run gets them where its
+    # config left the key at the preset's default (``rlcore info environments NAME`` lists them).
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def reset(self, sample: dict[str, Any]) -> list[Message]:
         """The first messages of an episode on ``sample`` (a dataset row's fields)."""

@@ -328,6 +328,10 @@ def _print_environment(cls: type) -> None:
     for method in ("tasks", "demonstration"):  # yes when the class overrides the base's None
         own = getattr(cls, method).__qualname__ != getattr(Environment, method).__qualname__
         console.print(f"{method}: {'yes' if own else 'no'}")
+    defaults = getattr(cls, "defaults", {})  # what a run gets where its config left a key
+    if defaults:
+        console.print(escape("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items())),
+                      highlight=False)
 
 
 def register(app: typer.Typer) -> None:
