@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 
 from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, RunOptions
 from rlcore_plugin_algorithms.config import EvalOptions, ModelOptions, _train
+from rlcore_plugin_algorithms.profiles import profiles
 from rlcore_plugin_datasets.config import PromptConfig
 
 KLEstimator = Literal["k1", "k2", "k3"]
@@ -334,23 +335,17 @@ class EnvOptions:
 
     def apply_defaults(self, config: Any) -> None:
         """Give the keys the environment has defaults for (its ``defaults``: gen.max_new_tokens
-        and the like) those values, where the config left them at the preset's default."""
+        and the like) those values, where the user left them alone (over a profile's values:
+        the environment knows its task)."""
         if self.name is None:
             return
-        from rlcore.sdk import UnknownItemError, registry
+        from rlcore.sdk import UnknownItemError, fill_defaults, registry
 
         try:
             env = registry.load("environments", self.name)
         except UnknownItemError as err:
             raise ConfigError(f"env.name: {err}") from None
-        preset = type(config)()
-        for key, value in getattr(env, "defaults", {}).items():
-            *path, name = key.split(".")
-            target, default = config, preset
-            for part in path:
-                target, default = getattr(target, part), getattr(default, part)
-            if getattr(target, name) == getattr(default, name):
-                setattr(target, name, value)
+        fill_defaults(config, getattr(env, "defaults", {}), f"env {self.name}")
 
 
 @dataclass
@@ -472,6 +467,7 @@ class PPOConfig(RLConfig):
     """PPO (Schulman et al. 2017; Ouyang et al. 2022): GAE with a critic, KL in the reward."""
 
     renamed_keys: ClassVar[dict[str, str]] = renamed_keys("ppo")
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("ppo")
 
 
 @dataclass
@@ -482,6 +478,7 @@ class GRPOConfig(RLConfig):
     Dr. GRPO: ``adv.std_norm=false``, ``policy.loss_agg=seq-mean-token-sum-norm``."""
 
     renamed_keys: ClassVar[dict[str, str]] = renamed_keys("grpo")
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("grpo")
 
     kl: KLOptions = field(default_factory=lambda: KLOptions(coef=0.0, in_reward=False,
                                                             estimator="k3"))
@@ -496,6 +493,7 @@ class RemaxConfig(GRPOConfig):
     """ReMax (Li et al. 2023): each prompt's greedy response reward is its samples' baseline."""
 
     renamed_keys: ClassVar[dict[str, str]] = renamed_keys("remax")
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("remax")
 
     adv: AdvantageOptions = field(default_factory=lambda: AdvantageOptions(estimator="remax",
                                                                            norm=False))
