@@ -152,3 +152,13 @@ def test_the_docs_table_shows_the_real_values():
             shown = cells[column]
             assert shown == ("" if want is None else f"{want:g}" if isinstance(want, float)
                              else str(want)), (key, name, shown)
+
+
+def test_the_docs_block_is_what_a_run_prints():
+    """docs/real-run.md shows the block that its second dry run prints."""
+    page = (ROOT / "docs" / "real-run.md").read_text()
+    shown = page.split("The second prints")[1].split("```text\n")[1].split("```")[0]
+    cfg = experiment_config("grpo", sets=[
+        "actor.path=my-model", "dataset.path=data/train.parquet", "eval.path=data/test.jsonl",
+        "reward.functions=[math_answer]", "gen.max_new_tokens=512"])[1]
+    assert shown.rstrip("\n") == describe(cfg)
