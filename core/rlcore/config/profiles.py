@@ -147,13 +147,13 @@ def describe(config: Any) -> str:
     if prov.get("asked") != "auto":
         why = f"--profile {profile}" if prov.get("asked") else "built in code"
     elif profile == "real":
-        why = "actor.path is set; --profile tiny keeps the tiny task's values"
+        why = "auto: actor.path is set; --profile tiny: the tiny task's values"
     else:
-        why = "the tiny built-in model; --profile real for a real model's values"
+        why = "auto: no actor.path; --profile real: a real model's values"
     rows = [(k, _show(_get(config, k)), source_of(config, k)) for k in shown_keys(config)]
     width = max((len(k) for k, _, _ in rows), default=0)
     vwidth = max((len(v) for _, v, _ in rows), default=0)
-    lines = [f"settings, profile {profile} ({why}); --set KEY=VALUE changes any:"]
+    lines = [f"settings, profile {profile} ({why}):"]
     lines += [f"  {k:<{width}}  {v:<{vwidth}}  {src}" for k, v, src in rows]
     return "\n".join(lines)
 
