@@ -162,3 +162,13 @@ def test_the_docs_block_is_what_a_run_prints():
         "actor.path=my-model", "dataset.path=data/train.parquet", "eval.path=data/test.jsonl",
         "reward.functions=[math_answer]", "gen.max_new_tokens=512"])[1]
     assert shown.rstrip("\n") == describe(cfg)
+
+
+def test_a_profile_value_is_not_a_setting_of_yours():
+    """ppo's real profile sets critic keys; a critic-free estimator drops them without the
+    error that your own critic settings would get."""
+    cfg = experiment_config("ppo", sets=["actor.path=m", "adv.estimator=grpo"])[1]
+    assert cfg.critic is None
+    with pytest.raises(ConfigError, match="critic.train.optimizer.lr is set, but adv.estimator"):
+        experiment_config("ppo", sets=["actor.path=m", "adv.estimator=grpo",
+                                       "critic.train.optimizer.lr=2e-5"])

@@ -60,15 +60,15 @@ def apply(cls: type, profile: str, tree: dict[str, Any], sources: dict[str, str]
     return written
 
 
-def user_keys(base: Any, default: Any, prefix: str = "") -> list[str]:
-    """The keys where a base config differs from the class's defaults: the user's values."""
+def changed_keys(base: Any, default: Any, prefix: str = "") -> list[str]:
+    """The dotted keys where config ``base`` differs from ``default`` (leaves of sections)."""
     out = []
     for f in dataclasses.fields(base):
         if not f.init:
             continue
         key, mine, theirs = f"{prefix}{f.name}", getattr(base, f.name), getattr(default, f.name)
         if dataclasses.is_dataclass(mine) and type(mine) is type(theirs):
-            out += user_keys(mine, theirs, key + ".")
+            out += changed_keys(mine, theirs, key + ".")
         elif mine != theirs:
             out.append(key)
     return out

@@ -47,7 +47,7 @@ def resolve(
     tree = _tree(base)
     sources: dict[str, str] = {}
     if origin == "the base config":
-        sources.update(dict.fromkeys(profiles.user_keys(base, _defaults_of(cls, base)), origin))
+        sources.update(dict.fromkeys(profiles.changed_keys(base, _defaults_of(cls, base)), origin))
     renamed = getattr(cls, "renamed_keys", {})
     if config_file is not None:
         data, lines = load_yaml(config_file)

@@ -18,7 +18,6 @@ Validation runs once, when the config is resolved (:meth:`RLConfig.validate`), s
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -429,10 +428,12 @@ class RLConfig:
             return
         if self.critic is None:
             return
-        changed = [f.name for f in dataclasses.fields(CriticOptions)
-                   if getattr(self.critic, f.name) != getattr(CriticOptions(), f.name)]
+        from rlcore.sdk import changed_keys, source_of
+
+        changed = [k for k in changed_keys(self.critic, CriticOptions(), "critic.")
+                   if not source_of(self, k).startswith("profile ")]  # a profile's: not yours
         if changed:
-            raise ConfigError(f"critic.{changed[0]} is set, but adv.estimator={record.name} uses "
+            raise ConfigError(f"{changed[0]} is set, but adv.estimator={record.name} uses "
                               "no critic; remove the critic settings or choose an estimator "
                               "that needs one (`rlcore list estimators`)")
         self.critic = None
