@@ -137,7 +137,7 @@ def user_install(session: nox.Session) -> None:
     session.run("python", "scripts/tiny_llama.py", str(tmp / "llama"))
     for experiment in ("sft", "rm", "dpo", "ppo", "grpo"):
         session.run("rlcore", "train", experiment, "--set", f"actor.path={tmp / 'llama'}",
-                    "--set", "run.max_steps=2", "--run-dir", str(tmp / "runs" / experiment),
+                    "--profile", "tiny", "--set", "run.max_steps=2",  # a tiny Llama: tiny values "--run-dir", str(tmp / "runs" / experiment),
                     env={"OMP_NUM_THREADS": "1"})
 
 

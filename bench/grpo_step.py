@@ -157,7 +157,8 @@ def run_rlcore(args, model_dir: Path, data_path: Path, run_dir: Path) -> dict:
 
     total = args.warmup + args.steps
     record, cfg = resolve_experiment(args.experiment, None,
-                                     rlcore_sets(args, model_dir, data_path, total))
+                                     rlcore_sets(args, model_dir, data_path, total),
+                                     profile="tiny")  # every key as TRL's; no real-model profile
     # The end of each step: when the loop logs it (wall and process CPU clocks).
     clock: dict[int, tuple[float, float]] = {}
     log = MetricsLogger.log

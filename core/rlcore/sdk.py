@@ -32,6 +32,7 @@ _SOURCES: dict[str, str] = {
     # errors and config values
     "rlcore.errors": "RlcoreError ConfigError DataError ModelLoadError UnknownItemError",
     "rlcore.config": "to_plain",
+    "rlcore.config.profiles": "changed_keys fill_defaults source_of",
     "rlcore.config.schema": "coerce type_name",
     # experiments, the dataflow graph and the run
     "rlcore.dfg": "MFC",

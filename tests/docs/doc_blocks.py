@@ -13,7 +13,8 @@ A block may be preceded by a marker comment that tells the docs test what to do 
                                             shown on purpose), checked with --print-config
     <!-- docs-test: synopsis: REASON -->    a signature listing, not code: neither compiled nor run
     <!-- docs-test: setup
-    python lines run (hidden) before the block
+    python lines run (hidden) before the block; before a shell block, in the folder its
+    commands run in (to write the model directory or data file they read)
     -->
 
 Python blocks of one page run in order in one namespace, as a reader would run them.

@@ -68,6 +68,10 @@ def test_rlcore_commands_run(page: Path, tmp_path: Path) -> None:
     for block in blocks(page):
         if block.kind == "skip":
             continue
+        if block.setup_code:  # files the block's commands read (a model directory, data)
+            _check(subprocess.run([sys.executable, "-c", block.setup_code], cwd=tmp_path,
+                                  env=_env(), capture_output=True, text=True, timeout=300),
+                   f"{block.where}: its docs-test setup")
         for cmd in rlcore_commands(block.code):
             argv = cmd.argv
             if block.kind == "fails":

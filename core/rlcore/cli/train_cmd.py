@@ -9,13 +9,24 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from rlcore.config.profiles import PROFILE_HELP
+
 console = Console()
 
 SET_HELP = "Override one config key, e.g. `--set train.optimizer.lr=1e-5`. Repeatable; applied in order after --config."
 
 
-def resolve_experiment(name: str, config_file: Path | None, sets: list[str]) -> tuple[Any, Any]:
-    """The experiment record and its validated config: defaults < YAML < each --set."""
+class Profile(StrEnum):
+    """``--profile``: whose defaults fill the keys the user leaves alone."""
+
+    auto = "auto"
+    real = "real"
+    tiny = "tiny"
+
+
+def resolve_experiment(name: str, config_file: Path | None, sets: list[str],
+                       profile: str = "auto") -> tuple[Any, Any]:
+    """The experiment record and its validated config: defaults < profile < YAML < each --set."""
     from rlcore.config import experiment_config
     from rlcore.errors import RlcoreError, UnknownItemError
     from rlcore.first_party import install_hint
@@ -30,7 +41,8 @@ def resolve_experiment(name: str, config_file: Path | None, sets: list[str]) -> 
         raise UnknownItemError(f"{err} {hint}") from err
     if not record.config:
         raise RlcoreError(f"experiment {name!r} ({registry.provider('experiments', name)}) declares no config class")
-    return record, experiment_config(name, config_file=config_file, sets=sets)[1]
+    return record, experiment_config(name, config_file=config_file, sets=sets,
+                                     profile=str(profile))[1]
 
 
 def train(
@@ -38,6 +50,7 @@ def train(
         "Experiment to run; without one, the experiments are listed.")),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of config values (applied over the defaults)."),
     sets: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    profile: Profile = typer.Option(Profile.auto, "--profile", help=PROFILE_HELP),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
     dry_run: bool = typer.Option(False, "--dry-run", help=(
         "Check what a run would reject (config ranges, every data and eval file, model "
@@ -62,6 +75,8 @@ def train(
     * `rlcore train dpo --set train.optimizer.lr=5e-4 --set run.max_steps=50`
     * `rlcore train sft --config my.yaml --print-config`
     * `rlcore train sft --set dataset.path=data.jsonl --dry-run`
+    * `rlcore train grpo --set actor.path=my-model --set dataset.path=train.jsonl` (real-model
+      defaults: `--profile real`, the default when actor.path is set)
     * `rlcore train sft --nproc 2`
     * `rlcore train sft --nnodes 2 --node-rank 0 --master-addr node0 --nproc 8` (on each node)
     * `srun rlcore train sft --nproc 8` (Slurm: one task per node)
@@ -70,6 +85,7 @@ def train(
     143 / 130; the same command resumes.
     """
     from rlcore.config import to_yaml
+    from rlcore.config.profiles import describe
 
     if experiment is None:
         from rlcore.cli.plugins_cmd import list_items
@@ -78,7 +94,8 @@ def train(
         typer.echo("Train one with `rlcore train NAME`; `rlcore info experiments NAME` shows its "
                    "config.")
         return
-    record, cfg = resolve_experiment(experiment, config, sets)
+    record, cfg = resolve_experiment(experiment, config, sets, profile)
+    typer.echo(describe(cfg), err=True)  # stderr: --print-config's YAML stays clean
     if print_config:
         typer.echo(to_yaml(cfg), nl=False)
         return
@@ -146,6 +163,7 @@ def show(
     experiment: str = typer.Argument(..., help="Experiment to show."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of config values."),
     sets: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    profile: Profile = typer.Option(Profile.auto, "--profile", help=PROFILE_HELP),
     fmt: GraphFormat = typer.Option(GraphFormat.text, "--format", "-f", help="text (graph + resolved config), mermaid or dot."),
 ) -> None:
     """Print an experiment's dataflow graph of model function calls and its resolved config."""
@@ -153,7 +171,7 @@ def show(
     from rlcore.dfg.render import render
     from rlcore.runtime.experiment import build_experiment
 
-    record, cfg = resolve_experiment(experiment, config, sets)
+    record, cfg = resolve_experiment(experiment, config, sets, profile)
     graph = build_experiment(record.name, cfg).graph()
     if fmt is GraphFormat.text:
         console.print(render(graph, "text"))

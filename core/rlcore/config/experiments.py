@@ -23,12 +23,15 @@ def experiment_config(
     base: Any = None,
     config_file: str | Path | None = None,
     sets: Iterable[str] = (),
+    profile: str = "auto",
 ) -> tuple[str, Any]:
-    """``(name, config)`` of ``experiment``: defaults (or ``base``) < ``config_file`` < each ``sets``.
+    """``(name, config)`` of ``experiment``: defaults (or ``base``) < ``profile`` <
+    ``config_file`` < each ``sets``.
 
     ``experiment`` is a registered name, a ``"module:Class"`` string or a class;
     ``name`` is the registered name, else the class name. ``base`` is a config
-    object to start from (copied, not modified). The config is None only for an
+    object to start from (copied, not modified). ``profile`` is ``auto``, ``real`` or
+    ``tiny`` (:mod:`rlcore.config.profiles`). The config is None only for an
     experiment without a config class, given nothing to resolve.
     """
     sets = list(sets)
@@ -45,7 +48,8 @@ def experiment_config(
     if base is not None and not isinstance(base, cls):
         raise ConfigError(f"config is a {type(base).__name__}; experiment {name!r} expects a "
                           f"{cls.__name__} ({cls.__module__})")
-    return name, resolve(type(base) if base is not None else cls, config_file, sets, base=base)
+    return name, resolve(type(base) if base is not None else cls, config_file, sets, base=base,
+                         profile=profile)
 
 
 def experiment_label(experiment: str | type) -> str:

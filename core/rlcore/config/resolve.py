@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from rlcore.config import profiles
 from rlcore.config.ranges import check_ranges
 from rlcore.config.schema import build, dataclass_in, field_types
 from rlcore.config.sources import load_yaml, parse_set
@@ -24,12 +25,14 @@ def resolve(
     config_file: str | Path | None = None,
     sets: Iterable[str] = (),
     base: Any = None,
+    profile: str = "auto",
 ) -> Any:
     """Build ``cls``: its defaults (or ``base``), then the YAML file, then each ``key=value``.
 
     ``base`` is an instance of ``cls`` whose values replace the defaults; it is
     copied, never modified, and the result is validated like any other layer: every
     key and type, then every numeric value against its field's declared range.
+    ``profile`` (``rlcore.config.profiles``) fills the keys that no layer set.
     """
     origin = "defaults" if base is None else "the base config"
     if base is None:
@@ -43,6 +46,8 @@ def resolve(
         base = copy.deepcopy(base)
     tree = _tree(base)
     sources: dict[str, str] = {}
+    if origin == "the base config":
+        sources.update(dict.fromkeys(profiles.changed_keys(base, _defaults_of(cls, base)), origin))
     renamed = getattr(cls, "renamed_keys", {})
     if config_file is not None:
         data, lines = load_yaml(config_file)
@@ -54,9 +59,21 @@ def resolve(
         key, raw, where = parse_set(item, index)
         _set_dotted(tree, _current_key(key, renamed, where), raw, where, sources)
     _check_old_sections(tree, renamed, sources)
+    chosen = profiles.choose(cls, profile, tree)
+    written = profiles.apply(cls, chosen, tree, sources)
     config = build(cls, tree, "", sources, origin)
+    profiles.record(config, chosen, profile, written, sources)
     check_config(config, sources, origin)
     return config
+
+
+def _defaults_of(cls: type, base: Any) -> Any:
+    """The class's defaults, to tell a base config's own values from them (``base`` itself
+    when the class cannot be built without arguments; such a class has no profile)."""
+    try:
+        return cls()
+    except TypeError:
+        return base
 
 
 def check_config(config: Any, sources: dict[str, str] | None = None,

@@ -6,10 +6,11 @@ Defaults train a tiny model on the embedded addition task, on CPU, in minutes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
 from rlcore_plugin_algorithms._moved import forwarder
+from rlcore_plugin_algorithms.profiles import profiles
 from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig
 
 
@@ -91,6 +92,8 @@ class PairEvalOptions:
 class SFTConfig:
     """Supervised fine-tuning."""
 
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("sft")
+
     actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=128))
     dataset: PromptAnswerConfig = field(default_factory=PromptAnswerConfig)
     train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))
@@ -105,6 +108,8 @@ class SFTConfig:
 @dataclass
 class RMConfig:
     """Reward modelling: a value head scores sequences; chosen should outscore rejected."""
+
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("rm")
 
     actor: ModelOptions = field(default_factory=ModelOptions)
     dataset: PairedConfig = field(default_factory=_pairs)
@@ -125,6 +130,8 @@ class DPOOptions:
 @dataclass
 class DPOConfig:
     """DPO: the actor against a frozen reference that starts from the same weights."""
+
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("dpo")
 
     actor: ModelOptions = field(default_factory=ModelOptions)
     ref: InferenceOptions = field(default_factory=InferenceOptions)

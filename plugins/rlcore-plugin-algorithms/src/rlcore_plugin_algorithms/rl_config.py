@@ -18,12 +18,12 @@ Validation runs once, when the config is resolved (:meth:`RLConfig.validate`), s
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, RunOptions
 from rlcore_plugin_algorithms.config import EvalOptions, ModelOptions, _train
+from rlcore_plugin_algorithms.profiles import profiles
 from rlcore_plugin_datasets.config import PromptConfig
 
 KLEstimator = Literal["k1", "k2", "k3"]
@@ -334,23 +334,17 @@ class EnvOptions:
 
     def apply_defaults(self, config: Any) -> None:
         """Give the keys the environment has defaults for (its ``defaults``: gen.max_new_tokens
-        and the like) those values, where the config left them at the preset's default."""
+        and the like) those values, where the user left them alone (over a profile's values:
+        the environment knows its task)."""
         if self.name is None:
             return
-        from rlcore.sdk import UnknownItemError, registry
+        from rlcore.sdk import UnknownItemError, fill_defaults, registry
 
         try:
             env = registry.load("environments", self.name)
         except UnknownItemError as err:
             raise ConfigError(f"env.name: {err}") from None
-        preset = type(config)()
-        for key, value in getattr(env, "defaults", {}).items():
-            *path, name = key.split(".")
-            target, default = config, preset
-            for part in path:
-                target, default = getattr(target, part), getattr(default, part)
-            if getattr(target, name) == getattr(default, name):
-                setattr(target, name, value)
+        fill_defaults(config, getattr(env, "defaults", {}), f"env {self.name}")
 
 
 @dataclass
@@ -434,10 +428,12 @@ class RLConfig:
             return
         if self.critic is None:
             return
-        changed = [f.name for f in dataclasses.fields(CriticOptions)
-                   if getattr(self.critic, f.name) != getattr(CriticOptions(), f.name)]
+        from rlcore.sdk import changed_keys, source_of
+
+        changed = [k for k in changed_keys(self.critic, CriticOptions(), "critic.")
+                   if not source_of(self, k).startswith("profile ")]  # a profile's: not yours
         if changed:
-            raise ConfigError(f"critic.{changed[0]} is set, but adv.estimator={record.name} uses "
+            raise ConfigError(f"{changed[0]} is set, but adv.estimator={record.name} uses "
                               "no critic; remove the critic settings or choose an estimator "
                               "that needs one (`rlcore list estimators`)")
         self.critic = None
@@ -472,6 +468,7 @@ class PPOConfig(RLConfig):
     """PPO (Schulman et al. 2017; Ouyang et al. 2022): GAE with a critic, KL in the reward."""
 
     renamed_keys: ClassVar[dict[str, str]] = renamed_keys("ppo")
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("ppo")
 
 
 @dataclass
@@ -482,6 +479,7 @@ class GRPOConfig(RLConfig):
     Dr. GRPO: ``adv.std_norm=false``, ``policy.loss_agg=seq-mean-token-sum-norm``."""
 
     renamed_keys: ClassVar[dict[str, str]] = renamed_keys("grpo")
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("grpo")
 
     kl: KLOptions = field(default_factory=lambda: KLOptions(coef=0.0, in_reward=False,
                                                             estimator="k3"))
@@ -496,6 +494,7 @@ class RemaxConfig(GRPOConfig):
     """ReMax (Li et al. 2023): each prompt's greedy response reward is its samples' baseline."""
 
     renamed_keys: ClassVar[dict[str, str]] = renamed_keys("remax")
+    profiles: ClassVar[dict[str, dict[str, Any]]] = profiles("remax")
 
     adv: AdvantageOptions = field(default_factory=lambda: AdvantageOptions(estimator="remax",
                                                                            norm=False))
