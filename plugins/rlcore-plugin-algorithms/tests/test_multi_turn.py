@@ -106,6 +106,7 @@ def test_the_calculator_tool_refuses_what_is_not_arithmetic():
 @pytest.mark.parametrize("sets, message", [
     (["env.name=calculater"], "env.name"),
     (["env.name=calculator", "rollout.procs=1", "rollout.max_staleness=1"], "on-policy"),
+    (["env.name=calculator", "reward.url=http://localhost:1"], "environment gives the rewards"),
 ])
 def test_bad_environment_settings_fail_at_resolve(sets, message):
     with pytest.raises(ConfigError, match=message):

@@ -416,6 +416,11 @@ class RLConfig:
                               f"policy.minibatches={self.policy.minibatches} minibatches; raise "
                               "the batch size or lower the minibatches")
         self._check_critic(record)
+        chosen = [k for k in ("path", "url", "interface") if getattr(self.reward, k) is not None]
+        if self.env.name and chosen:
+            raise ConfigError(f"env.name={self.env.name} and reward.{chosen[0]} are both set: in "
+                              "multi-turn episodes the environment gives the rewards; unset "
+                              f"reward.{chosen[0]} (or env.name for single-turn training)")
         if self.env.name and self.rollout.max_staleness:
             raise ConfigError("env.name: multi-turn episodes are sampled on-policy; set "
                               "rollout.max_staleness=0")
