@@ -46,7 +46,8 @@ def test_info_uses_the_singular_from_the_kinds_table(rlcore_plugins):
 
 
 def test_info_experiment_shows_what_a_run_uses(rlcore_plugins, wide):
-    resolved = yaml.safe_load(runner.invoke(app, ["train", "sft", "--print-config"]).output)
+    # --print-config's YAML is stdout; the settings block goes to stderr
+    resolved = yaml.safe_load(runner.invoke(app, ["train", "sft", "--print-config"]).stdout)
     shown = runner.invoke(app, ["info", "experiments", "sft"]).output
     rows = dict(re.findall(r"^  (\S+) = (.+?)  \S", shown, re.MULTILINE))  # key = value  type
 
