@@ -15,10 +15,13 @@ their ``metrics.jsonl`` / ``summary.json`` and times them. Results are kept in
 the newest result of each measurement.
 
 Usage:
-    OMP_NUM_THREADS=2 .venv/bin/python scripts/measure_docs.py            # every run (~15 min on 2 cores)
-    .venv/bin/python scripts/measure_docs.py --only sft,ppo               # a subset
-    .venv/bin/python scripts/measure_docs.py --render                     # redraw from docs/measured.json
-    .venv/bin/python scripts/measure_docs.py --check                      # markers only, no training
+    .venv/bin/python scripts/measure_docs.py                  # every run
+    .venv/bin/python scripts/measure_docs.py --only sft,ppo   # a subset
+    .venv/bin/python scripts/measure_docs.py --render         # redraw from docs/measured.json
+    .venv/bin/python scripts/measure_docs.py --check          # the markers only, no training
+
+The runs inherit the environment, ``OMP_NUM_THREADS`` included (the stamp names it): on a
+machine whose cores others keep busy, ``OMP_NUM_THREADS=1`` is much faster than the default.
 """
 
 from __future__ import annotations
@@ -224,7 +227,7 @@ RUNS: dict[str, Callable[[Path], dict]] = {
 # ------------------------------------------------------------------ views: what the docs show
 
 def fmt(x: float) -> str:
-    return f"{x:.2f}" if abs(x) >= 0.01 or x == 0 else f"{x:.1e}"
+    return f"{x:.3f}" if abs(x) >= 0.001 or x == 0 else f"{x:.1e}"
 
 
 def duration(s: float) -> str:
@@ -238,13 +241,21 @@ def first_last(result: dict, key: str) -> str:
     return f"{fmt(c[0][1])} → {fmt(c[-1][1])} (step {c[0][0]:.0f} → {c[-1][0]:.0f})"
 
 
+def tail_mean(result: dict, key: str, n: int) -> float:
+    values = [v for _, v in result["curves"].get(key, [])[-n:]]
+    return sum(values) / max(len(values), 1)
+
+
 def series(result: dict, key: str) -> str:
-    return ", ".join(f"{v:.3f}" for _, v in result["curves"].get(key, []))
+    """``step: value`` at each logged step."""
+    return ", ".join(f"{step:.0f}: {v:.3f}" for step, v in result["curves"].get(key, []))
 
 
 def measured_by(results: dict, names: list[str]) -> str:
+    if len(names) == 1:
+        return f"Measured by `scripts/measure_docs.py` on {stamp(results[names[0]])}."
     lines = [f"- `{n}`: {stamp(results[n])}" for n in names]
-    return "Measured by `scripts/measure_docs.py`:\n" + "\n".join(lines)
+    return "Measured by `scripts/measure_docs.py`:\n\n" + "\n".join(lines)
 
 
 def view_sft(r: dict) -> str:
@@ -253,12 +264,14 @@ def view_sft(r: dict) -> str:
             f"| wall time of the command (startup included) | {duration(s['wall_s'])} |\n"
             f"| steps | {s['steps']} |\n"
             f"| `actor_train/loss` | {first_last(s, 'actor_train/loss')} |\n"
+            f"| `actor_train/loss`, mean of the last 50 steps | "
+            f"{fmt(tail_mean(s, 'actor_train/loss', 50))} |\n"
             f"| `eval/accuracy` (64 held-out sums, greedy exact match) | "
             f"{first_last(s, 'eval/accuracy')} |\n\n" + measured_by(r, ["sft"]))
 
 
 def rl_rows(r: dict, names: list[str]) -> str:
-    rows = ["| run | wall (warm start's training) | `eval/accuracy` (256 held-out sums, greedy) "
+    rows = ["| run | wall time (of it, the warm start's training) | `eval/accuracy` (256 held-out sums, greedy) "
             "| `reward/mean` (sampled answers) | largest `gen/logprob_drift` |",
             "|---|---|---|---|---|"]
     for n in names:
@@ -272,27 +285,28 @@ def rl_rows(r: dict, names: list[str]) -> str:
 
 
 def view_ppo(r: dict) -> str:
-    return (rl_rows(r, ["ppo"]) + "\n\nThe held-out accuracy at each eval: "
+    return (rl_rows(r, ["ppo"]) + "\n\nThe held-out accuracy at each eval (step: accuracy): "
             f"{series(r['ppo'], 'eval/accuracy')}.\n\n" + measured_by(r, ["ppo"]))
 
 
 def view_grpo_remax(r: dict) -> str:
-    return (rl_rows(r, ["grpo", "remax"]) + "\n\nThe GRPO eval curve: "
-            f"{series(r['grpo'], 'eval/accuracy')}.\n\nThe ReMax eval curve: "
+    return (rl_rows(r, ["grpo", "remax"]) + "\n\nThe GRPO eval curve (step: accuracy): "
+            f"{series(r['grpo'], 'eval/accuracy')}.\n\nThe ReMax eval curve (step: accuracy): "
             f"{series(r['remax'], 'eval/accuracy')}.\n\n" + measured_by(r, ["grpo", "remax"]))
 
 
 def scratch_rows(r: dict, names: list[str], label: Callable[[str], str]) -> str:
-    rows = ["| run | wall | held-out metric | training metric (last) |", "|---|---|---|---|"]
+    rows = ["| run | wall time | held-out metric at each eval (step: value) | training metric, last step |",
+            "|---|---|---|---|"]
     for n in names:
         x = r[n]
         if n.startswith("dpo"):
-            held = (f"`eval/reward_accuracy` {first_last(x, 'eval/reward_accuracy')}, "
-                    f"`eval/reward_margin` {first_last(x, 'eval/reward_margin')}")
+            held = (f"`eval/reward_accuracy` {series(x, 'eval/reward_accuracy')}; "
+                    f"`eval/reward_margin` {series(x, 'eval/reward_margin')}")
             train = (f"`actor_train/rewards/accuracy` {last(x, 'actor_train/rewards/accuracy')}, "
                      f"`actor_train/rewards/margin` {last(x, 'actor_train/rewards/margin')}")
         elif n.startswith("rm"):
-            held = f"`eval/accuracy` {first_last(x, 'eval/accuracy')}"
+            held = f"`eval/accuracy` {series(x, 'eval/accuracy')}"
             train = f"`rm_train/accuracy` {last(x, 'rm_train/accuracy')}"
         else:
             held = f"`eval/accuracy` {first_last(x, 'eval/accuracy')}"
@@ -319,12 +333,17 @@ def view_from_sft(r: dict) -> str:
     return scratch_rows(r, names, labels.__getitem__) + "\n\n" + measured_by(r, names)
 
 
+def as_runs_sft(text: str) -> str:
+    """Command output with the measurement's run directory written as the docs' ``runs/sft``."""
+    return re.sub(r"\S*/sft\b", "runs/sft", text)
+
+
 def view_sft_eval(r: dict) -> str:
     s = r["sft"]
     runs = "runs/sft"
-    greedy = f"$ rlcore eval {runs}\n" + s["eval_greedy"]
+    greedy = f"$ rlcore eval {runs}\n" + as_runs_sft(s["eval_greedy"])
     sampled = (f"$ rlcore eval {runs} --samples 8 --temperature 1.0 --pass-k 1 --pass-k 8 "
-               f"-o {runs}/eval/sampled.jsonl\n" + s["eval_sampled"])
+               f"-o {runs}/eval/sampled.jsonl\n" + as_runs_sft(s["eval_sampled"]))
     return ("<!-- docs-test: not run: needs the checkpoint of the sft run -->\n```\n"
             + greedy + "\n" + sampled + "\n```\n\n" + measured_by(r, ["sft"]))
 
@@ -332,7 +351,7 @@ def view_sft_eval(r: dict) -> str:
 def view_sft_plot(r: dict) -> str:
     s = r["sft"]
     return ("<!-- docs-test: not run: needs the sft run -->\n```\n$ rlcore plot runs/sft --width 40\n"
-            + s["plot"] + "\n```\n\n" + measured_by(r, ["sft"]))
+            + as_runs_sft(s["plot"]) + "\n```\n\n" + measured_by(r, ["sft"]))
 
 
 @dataclass(frozen=True)
@@ -398,7 +417,7 @@ def rewrite(results: dict, files: list[Path] | None = None) -> list[str]:
         new = BLOCK.sub(fill, text)
         if new != text:
             path.write_text(new)
-            changed.append(str(path.relative_to(ROOT)))
+            changed.append(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path))
     return changed
 
 
