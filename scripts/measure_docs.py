@@ -125,11 +125,19 @@ def curves(run_dir: Path) -> dict[str, list[list[float]]]:
 
 
 def read_run(run_dir: Path, wall_s: float, keys: list[str]) -> dict:
-    """The run's wall time, steps, summary elapsed time and the curves of ``keys``."""
+    """The run's wall time, steps and summary elapsed time; for each of ``keys``, its first,
+    last and largest value and the mean of its last 50, and the whole curve of the evals."""
     summary = json.loads((run_dir / "summary.json").read_text())
     c = curves(run_dir)
     return {"wall_s": wall_s, "steps": summary["steps"], "elapsed_s": summary["elapsed_s"],
-            "status": summary["status"], "curves": {k: c[k] for k in keys if k in c}}
+            "status": summary["status"], "stats": {k: stats(c[k]) for k in keys if k in c},
+            "curves": {k: c[k] for k in keys if k in c and k.startswith("eval/")}}
+
+
+def stats(curve: list[list[float]]) -> dict:
+    values = [v for _, v in curve]
+    return {"first": curve[0], "last": curve[-1], "max": max(values),
+            "mean_last_50": sum(values[-50:]) / len(values[-50:])}
 
 
 def fresh(run_dir: Path) -> Path:
@@ -235,15 +243,11 @@ def duration(s: float) -> str:
 
 
 def first_last(result: dict, key: str) -> str:
-    c = result["curves"].get(key)
-    if not c:
+    st = result["stats"].get(key)
+    if not st:
         return "-"
-    return f"{fmt(c[0][1])} → {fmt(c[-1][1])} (step {c[0][0]:.0f} → {c[-1][0]:.0f})"
-
-
-def tail_mean(result: dict, key: str, n: int) -> float:
-    values = [v for _, v in result["curves"].get(key, [])[-n:]]
-    return sum(values) / max(len(values), 1)
+    (s0, v0), (s1, v1) = st["first"], st["last"]
+    return f"{fmt(v0)} → {fmt(v1)} (step {s0:.0f} → {s1:.0f})"
 
 
 def series(result: dict, key: str) -> str:
@@ -265,7 +269,7 @@ def view_sft(r: dict) -> str:
             f"| steps | {s['steps']} |\n"
             f"| `actor_train/loss` | {first_last(s, 'actor_train/loss')} |\n"
             f"| `actor_train/loss`, mean of the last 50 steps | "
-            f"{fmt(tail_mean(s, 'actor_train/loss', 50))} |\n"
+            f"{fmt(s['stats']['actor_train/loss']['mean_last_50'])} |\n"
             f"| `eval/accuracy` (64 held-out sums, greedy exact match) | "
             f"{first_last(s, 'eval/accuracy')} |\n\n" + measured_by(r, ["sft"]))
 
@@ -276,7 +280,7 @@ def rl_rows(r: dict, names: list[str]) -> str:
             "|---|---|---|---|---|"]
     for n in names:
         x = r[n]
-        drift = max((v for _, v in x["curves"].get("gen/logprob_drift", [])), default=0.0)
+        drift = x["stats"].get("gen/logprob_drift", {}).get("max", 0.0)
         warm = f" ({x['warm_start_elapsed_s']:.0f} s)" if "warm_start_elapsed_s" in x else ""
         rows.append(f"| `rlcore train {n}` | {duration(x['wall_s'])}{warm} | "
                     f"{first_last(x, 'eval/accuracy')} | {first_last(x, 'reward/mean')} | "
@@ -316,8 +320,8 @@ def scratch_rows(r: dict, names: list[str], label: Callable[[str], str]) -> str:
 
 
 def last(result: dict, key: str) -> str:
-    c = result["curves"].get(key)
-    return fmt(c[-1][1]) if c else "-"
+    st = result["stats"].get(key)
+    return fmt(st["last"][1]) if st else "-"
 
 
 def view_scratch(r: dict) -> str:
