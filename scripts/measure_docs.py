@@ -89,14 +89,16 @@ def stamp(result: dict) -> str:
 
 # ------------------------------------------------------------------ running and reading
 
-def rlcore(*args: str, log: Path) -> float:
-    """Run ``rlcore ARGS`` (stdout and stderr to ``log``); return its wall time in seconds."""
+def rlcore(*args: str, log: Path, env: dict | None = None) -> float:
+    """Run ``rlcore ARGS`` (stdout and stderr to ``log``; ``env`` over this environment);
+    return its wall time in seconds."""
     exe = Path(sys.executable).with_name("rlcore")
     command = [str(exe) if exe.exists() else "rlcore", *args]
-    print("$ rlcore", " ".join(args), flush=True)
+    print("$", *[f"{k}={v}" for k, v in (env or {}).items()], "rlcore", *args, flush=True)
     start = time.monotonic()
     with open(log, "w") as f:
-        done = subprocess.run(command, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                              env={**os.environ, **(env or {})})
     wall = time.monotonic() - start
     if done.returncode != 0:
         sys.exit(f"measure_docs: `rlcore {' '.join(args)}` failed ({done.returncode}); see {log}")
@@ -172,6 +174,15 @@ def measure_sft(runs: Path) -> dict:
     return result
 
 
+def measure_sft_one_thread(runs: Path) -> dict:
+    """The sft run again with one torch thread: on busy cores the default can be far slower."""
+    run_dir = fresh(runs / "sft-1thread")
+    wall = rlcore("train", "sft", "--run-dir", str(run_dir), log=runs / "sft-1thread.log",
+                  env={"OMP_NUM_THREADS": "1"})
+    return {**read_run(run_dir, wall, ["actor_train/loss", "eval/accuracy"]),
+            "omp_num_threads": "1"}
+
+
 def measure_rl(name: str) -> Callable[[Path], dict]:
     def measure(runs: Path) -> dict:
         run_dir = fresh(runs / name)
@@ -222,6 +233,7 @@ RM_KEYS = ["eval/accuracy", "rm_train/accuracy", "rm_train/loss"]
 # Measurement name -> what it runs. Order matters: the *-from-sft runs use sft's checkpoint.
 RUNS: dict[str, Callable[[Path], dict]] = {
     "sft": measure_sft,
+    "sft-1thread": measure_sft_one_thread,
     "ppo": measure_rl("ppo"),
     "grpo": measure_rl("grpo"),
     "remax": measure_rl("remax"),
@@ -263,15 +275,19 @@ def measured_by(results: dict, names: list[str]) -> str:
 
 
 def view_sft(r: dict) -> str:
-    s = r["sft"]
+    s, one = r["sft"], r["sft-1thread"]
+    threads = s["machine"]["omp_num_threads"]
     return (f"| `rlcore train sft` | measured |\n|---|---|\n"
-            f"| wall time of the command (startup included) | {duration(s['wall_s'])} |\n"
+            f"| wall time of the command (startup included), `OMP_NUM_THREADS={threads}` | "
+            f"{duration(s['wall_s'])} |\n"
+            f"| the same, `OMP_NUM_THREADS=1` (the same losses and accuracy: "
+            f"{'yes' if one['stats'] == s['stats'] else 'no'}) | {duration(one['wall_s'])} |\n"
             f"| steps | {s['steps']} |\n"
             f"| `actor_train/loss` | {first_last(s, 'actor_train/loss')} |\n"
             f"| `actor_train/loss`, mean of the last 50 steps | "
             f"{fmt(s['stats']['actor_train/loss']['mean_last_50'])} |\n"
             f"| `eval/accuracy` (64 held-out sums, greedy exact match) | "
-            f"{first_last(s, 'eval/accuracy')} |\n\n" + measured_by(r, ["sft"]))
+            f"{first_last(s, 'eval/accuracy')} |\n\n" + measured_by(r, ["sft", "sft-1thread"]))
 
 
 def rl_rows(r: dict, names: list[str]) -> str:
@@ -366,7 +382,7 @@ class View:
 
 # Marker name -> the measurements it shows and how.
 VIEWS: dict[str, View] = {
-    "sft": View(("sft",), view_sft),
+    "sft": View(("sft", "sft-1thread"), view_sft),
     "sft-eval": View(("sft",), view_sft_eval),
     "sft-plot": View(("sft",), view_sft_plot),
     "ppo": View(("ppo",), view_ppo),
@@ -452,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             info = machine()
             result = RUNS[name](args.runs_dir)
+            info["omp_num_threads"] = result.pop("omp_num_threads", info["omp_num_threads"])
             info["load_end"] = round(os.getloadavg()[0], 2)
             result.update(date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
                           machine=info)
