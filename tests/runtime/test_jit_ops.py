@@ -84,3 +84,29 @@ def test_other_ops_are_probed_only_when_asked_about(monkeypatch):
     assert ops.get(jit_ops.SHM_COMM, True) is False and calls == []  # what DeepSpeed asks
     assert ops["cpu_adam"] is True and calls == [1]
     assert dict(ops.items()) == {"cpu_adam": True, jit_ops.SHM_COMM: False} and calls == [1]
+
+
+OTHER_WARNING = """
+import rlcore, deepspeed
+from deepspeed.utils import logger
+logger.warning("another DeepSpeed warning")
+"""
+
+
+def test_deepspeeds_cpu_accelerator_warning_is_hidden_and_no_other(tmp_path):
+    # "Setting accelerator to CPU. If you have GPU ..." came at every start on CPU (on stdout:
+    # DeepSpeed's logger writes there); rlcore's filter drops that line only.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    rlcore = os.path.join(os.path.dirname(sys.executable), "rlcore")
+    run = subprocess.run([rlcore, "train", "sft", "--run-dir", str(tmp_path / "run"),
+                          "--set", "run.max_steps=1", "--set", "run.eval_every=0"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Setting accelerator to CPU" not in run.stdout + run.stderr
+    other = subprocess.run([sys.executable, "-c", OTHER_WARNING], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert other.returncode == 0, other.stderr
+    assert "another DeepSpeed warning" in other.stdout + other.stderr
+    assert "Setting accelerator to CPU" not in other.stdout + other.stderr
