@@ -166,37 +166,3 @@ def test_the_calculator_default_learns_to_use_its_tool(tmp_path):
     assert mean("reward/mean", last) > max(2 * mean("reward/mean", first),
                                            mean("reward/mean", first) + 0.05), rows
     assert mean("env/tool_call_valid_frac", last) > mean("env/tool_call_valid_frac", first)
-
-
-def _per_token(data, key, values):
-    from rlcore_plugin_algorithms.packed import per_token_batch
-
-    return per_token_batch(data, key, values)
-
-
-def _per_sequence(data, key, value):
-    from rlcore_plugin_algorithms.packed import per_sequence_batch
-
-    return per_sequence_batch(data, key, torch.full((len(data.data["version"]),), value))
-
-
-def test_two_ranks_train_on_episodes(tmp_path):
-    rows = train_rl("grpo", tmp_path, None, "env.name=calculator", "warm_start.sft_steps=5",
-                    "run.max_steps=1", "run.batch_size=4", "gen.n_samples=2",
-                    "gen.max_new_tokens=16", "env.max_tokens=40", "env.max_turns=2", nproc=2)
-    assert len(rows) == 1 and 0.0 <= rows[0]["env/truncated_frac"] <= 1.0
-
-
-@pytest.mark.slow
-def test_the_calculator_default_learns_to_use_its_tool(tmp_path):
-    """`rlcore train grpo --set env.name=calculator`, shortened: held-out accuracy rises and
-    the sampled tool calls get more valid (bench/calculator_env.py runs the whole default)."""
-    from test_experiments import read_metrics
-
-    train_rl("grpo", tmp_path, None, "env.name=calculator", "run.max_steps=40",
-             "run.eval_every=40", "eval.size=64")
-    rows = read_metrics(tmp_path)
-    evals = [r["eval/accuracy"] for r in rows if "eval/accuracy" in r]
-    valid = [r["env/tool_call_valid_frac"] for r in rows if "env/tool_call_valid_frac" in r]
-    assert len(evals) == 2 and evals[1] - evals[0] >= 0.1, evals
-    assert sum(valid[-10:]) > sum(valid[:10]), valid
