@@ -28,6 +28,8 @@ from rlcore_plugin_algorithms.sampling import SamplerInterface, action_mask
 
 TASKS = 6
 
+pytestmark = pytest.mark.slow  # trains a chat model, serves it, trains a policy step
+
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):

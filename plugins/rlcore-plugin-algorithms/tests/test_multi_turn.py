@@ -119,6 +119,7 @@ def test_the_environment_gives_its_defaults_where_the_preset_left_them():
     assert cfg.env.max_tokens == Calculator.defaults["env.max_tokens"]  # left: the env's
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, extra", [("grpo", "gen.top_k=5"), ("ppo", "gen.top_p=0.9"),
                                          ("remax", "gen.temperature=0.8")])
 def test_each_preset_trains_on_episodes(tmp_path, name, extra):
@@ -144,6 +145,7 @@ def _per_sequence(data, key, value):
     return per_sequence_batch(data, key, torch.full((len(data.data["version"]),), value))
 
 
+@pytest.mark.slow
 def test_two_ranks_train_on_episodes(tmp_path):
     rows = train_rl("grpo", tmp_path, None, "env.name=calculator", "warm_start.sft_steps=5",
                     "run.max_steps=1", "run.batch_size=4", "gen.n_samples=2",
