@@ -40,7 +40,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.runtime.step": "StepContext",
     "rlcore.runtime.interface": "ModelHandle ModelInterface",
     "rlcore.runtime.roles": "RoleSpec",
-    "rlcore.runtime.options": "DeepSpeedOptions InferenceOptions OptimizerOptions RunOptions",
+    "rlcore.runtime.options": "DeepSpeedOptions InferenceOptions LoraOptions OptimizerOptions RunOptions",
     "rlcore.runtime.distributed": "*module*",
     "rlcore.runtime.checkpoint": "CheckpointManager config_changes",
     "rlcore.runtime.loop": "run",

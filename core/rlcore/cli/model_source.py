@@ -31,13 +31,14 @@ class ModelSource:
 
 def resolve(path: Path, role: str = "actor") -> ModelSource:
     """``path`` as a ModelSource, or a one-line ModelLoadError saying what to give instead."""
+    from rlcore.models.peft_io import is_model_dir
     from rlcore.runtime.checkpoint import COMPLETE, CheckpointManager
 
     if not path.exists():
         raise ModelLoadError(f"{path}: no such directory; {WHAT}")
     if not path.is_dir():
         raise ModelLoadError(f"{path} is a file, not a directory; {WHAT}")
-    if (path / "config.json").is_file():
+    if is_model_dir(path):
         return ModelSource(path)
     checkpoint = path if (path / COMPLETE).is_file() else None
     if checkpoint is None and (path / "checkpoints").is_dir():
@@ -50,8 +51,8 @@ def resolve(path: Path, role: str = "actor") -> ModelSource:
         raise ModelLoadError(f"{path} is not a model: no config.json, no checkpoint marker "
                              f"({COMPLETE}) and no checkpoints/ folder; {WHAT}")
     state = json.loads((checkpoint / "trainer_state.json").read_text())
-    if not (checkpoint / role / "config.json").is_file():
-        roles = sorted(p.name for p in checkpoint.iterdir() if (p / "config.json").is_file())
+    if not is_model_dir(checkpoint / role):
+        roles = sorted(p.name for p in checkpoint.iterdir() if is_model_dir(p))
         raise ModelLoadError(f"{checkpoint} holds no HF model for role {role!r}; its roles: "
                              f"{', '.join(roles) or 'none'} (pick one with --role)")
     return ModelSource(checkpoint / role, checkpoint, state.get("config") or {}, state.get("step"))

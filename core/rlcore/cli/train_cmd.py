@@ -142,13 +142,16 @@ def check_run(experiment: str, cfg: Any, world: int = 1) -> None:
 
 def report_outputs(run_dir: Path) -> None:
     """Say where the run left its metrics and its newest checkpoint."""
+    from rlcore.models.peft_io import is_adapter_dir
     from rlcore.runtime.checkpoint import CheckpointManager
 
     typer.echo(f"metrics: {run_dir / 'metrics.jsonl'}")  # plain: paths must not wrap
     latest = CheckpointManager(run_dir).latest()
     if latest is not None:
         roles = sorted(p.name for p in latest.iterdir() if (p / "config.json").is_file())
-        typer.echo(f"checkpoint: {latest} (HF model dirs: {', '.join(roles) or 'none'})")
+        adapters = sorted(p.name for p in latest.iterdir() if is_adapter_dir(p))
+        also = f"; LoRA adapter dirs (PEFT): {', '.join(adapters)}" if adapters else ""
+        typer.echo(f"checkpoint: {latest} (HF model dirs: {', '.join(roles) or 'none'}{also})")
 
 
 class GraphFormat(StrEnum):

@@ -81,9 +81,22 @@ def check_config(config: Any, sources: dict[str, str] | None = None,
     """Every numeric value against its range, then the config's own ``validate()`` (cross-key
     rules), if it has one: what both the CLI and a config built in code go through."""
     check_ranges(config, "", sources or {}, origin)
+    _check_sections(config, "")
     validate = getattr(config, "validate", None)
     if callable(validate):
         validate()
+
+
+def _check_sections(obj: Any, prefix: str) -> None:
+    """Sections that validate themselves under their own key, wherever they sit (``lora``)."""
+    from rlcore.runtime.options import LoraOptions
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name, None)
+        if isinstance(value, LoraOptions):
+            value.validate(prefix + f.name)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            _check_sections(value, f"{prefix}{f.name}.")
 
 
 def _current_key(key: str, renamed: dict[str, str], where: str) -> str:

@@ -50,8 +50,13 @@ def resolve_family(family: ModelFamily | str | None, model_type: str | None = No
 
 
 def read_hf_config(path: str | os.PathLike) -> dict[str, Any]:
-    """``config.json`` of an HF model directory, with errors that say what is missing."""
+    """``config.json`` of an HF model directory, with errors that say what is missing (of a
+    LoRA adapter directory: its base's, a value model's when the adapter has a value head)."""
     path = Path(path)
+    from rlcore.models import peft_io
+
+    if peft_io.is_adapter_dir(path):
+        return peft_io.adapter_hf_config(path)
     if not path.is_dir():
         raise ModelLoadError(f"model directory {path} does not exist (expected an HF directory "
                              f"with config.json and *.safetensors)")
@@ -69,7 +74,12 @@ def read_hf_config(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def weight_files(path: Path) -> dict[str, str]:
-    """Map each HF parameter name to the safetensors file (relative name) that holds it."""
+    """Map each HF parameter name to the safetensors file (relative name) that holds it (of a
+    LoRA adapter directory: its base's)."""
+    from rlcore.models import peft_io
+
+    if peft_io.is_adapter_dir(path):
+        return weight_files(peft_io.adapter_base(path))
     if (path / INDEX).is_file():
         index = json.loads((path / INDEX).read_text())
         weight_map = index.get("weight_map")
@@ -89,8 +99,14 @@ def weight_files(path: Path) -> dict[str, str]:
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """All tensors of an HF directory, plus the file each came from."""
+    """All tensors of an HF directory, plus the file each came from (of a LoRA adapter
+    directory: the base's with the adapters folded in)."""
     path = Path(path)
+    from rlcore.models import peft_io
+
+    if peft_io.is_adapter_dir(path):
+        base, merged = peft_io.merged_hf_state_dict(path)
+        return merged, dict.fromkeys(merged, str(base / "(merged with the adapters)"))
     files = weight_files(path)
     sd: dict[str, torch.Tensor] = {}
     for name in sorted(set(files.values())):

@@ -176,6 +176,15 @@ class DecoderKeys:
         t = torch.cat([parts[p] for p in self.fused[hf_sub]])
         return t.t().contiguous() if hf_sub in self.transposed else t
 
+    def hf_key(self, core_key: str) -> tuple[str, tuple[str, ...]]:
+        """The HF name of the tensor holding core parameter ``core_key``, and the core suffixes
+        stacked in it (one, unless it is fused); Conv1D ones are in ``transposed``."""
+        m = _CORE_BLOCK.match(core_key)
+        if not m:
+            return {v: k for k, v in self.top.items()}[core_key], (core_key,)
+        hf_sub = self._to_hf_block[m.group(2)]
+        return f"{self.layer_prefix}{m.group(1)}.{hf_sub}", self.fused.get(hf_sub, (m.group(2),))
+
     def hf_names(self, cfg: TransformerConfig, part: str) -> list[str]:
         """HF names of one model part: ``"embedding"``, ``"head"`` or ``"block {i}"``."""
         names: list[str] = []

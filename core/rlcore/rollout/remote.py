@@ -7,7 +7,9 @@ is the two at once. ``update_weights`` sends the trainer's weights with a versio
 scores a fixed probe sequence when it loads them, and a difference from the trainer's own score
 above ``sync_check_tol`` stops the run naming the worker and the version, since a sync that
 silently failed would look like staleness. The check runs before any token of that version is
-handed out. A sync slower than ``sync_timeout_s`` fails with a message instead of hanging.
+handed out. A sync slower than ``sync_timeout_s`` fails with a message instead of hanging. With
+LoRA the workers hold the same adapters: the first sync sends the base too, later ones only the
+adapters (``rollout/sync_mb`` says how much moved).
 """
 
 from __future__ import annotations
@@ -66,8 +68,11 @@ class WorkerEngine:
         self.metrics: dict[str, float] = {}
         vocab = handle.module.config.vocab_size
         self.probe = torch.arange(PROBE_LENGTH, dtype=torch.int64) * 7919 % vocab
+        self._sent_base = False
+        lora = getattr(handle.module, "lora", None)
         for w in self._workers():
-            wire.send(self.group, w, "init", {"model": model_config(handle.module)})
+            wire.send(self.group, w, "init", {"model": model_config(handle.module),
+                                              "lora": dataclasses.asdict(lora) if lora else None})
         self.update_weights(handle.version)  # the workers start from the trainer's weights
 
     def _workers(self) -> range:
@@ -83,6 +88,12 @@ class WorkerEngine:
         probe scores are checked as they arrive, before tokens of ``version`` are used."""
         start = time.perf_counter()
         state = dict(weights) if weights is not None else self.handle.model.full_state_dict()
+        if weights is None and self._sent_base and getattr(self.handle.module, "lora", None):
+            from rlcore.models.lora import trainable_keys
+
+            state = {k: state[k] for k in trainable_keys(state)}  # the base never changes
+        self._sent_base = True
+        self._sync_mb = sum(t.numel() * t.element_size() for t in state.values()) / 2**20
         expected = probe_logprobs(self.handle.model, self.probe, self.handle.device)
         if self.rank == 0:
             self._expected[int(version)] = expected
@@ -131,6 +142,7 @@ class WorkerEngine:
                         "/time/train_wait": idle, "/rollout/queue": float(len(self.outstanding))}
         if self._sync_s is not None:
             self.metrics["/time/weight_sync"], self._sync_s = self._sync_s, None
+            self.metrics["/rollout/sync_mb"] = self._sync_mb
         return Rollout(*share)
 
     def _receive(self, ticket: int, assignment: dict[int, list[int]]):

@@ -122,6 +122,11 @@ class Worker:
 
         if kind == "init":
             self.module = Transformer(TransformerConfig(**meta["model"])).eval()
+            if meta.get("lora"):  # the trainer's adapters: later syncs send only those
+                from rlcore.models.lora import add_adapters
+                from rlcore.runtime.options import LoraOptions
+
+                add_adapters(self.module, LoraOptions(**meta["lora"])).eval()
         elif kind == "weights":
             self.module.load_state_dict(tensors, strict=False)
             self.version = int(meta["version"])

@@ -186,7 +186,8 @@ class TrainableModel:
             yield
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """The complete weights, gathered across ranks under ZeRO-3 (call on every rank)."""
+        """The complete weights, gathered across ranks under ZeRO-3 (call on every rank); with
+        LoRA, under peft's names (``rlcore.models.lora`` has the base, adapters and merge)."""
         with self.gathered_parameters():
             return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
 
@@ -201,6 +202,10 @@ class TrainableModel:
         eng, path = self.ds_engine, Path(path)
         path.mkdir(parents=True, exist_ok=True)
         module = eng.module.state_dict()  # on every rank, as DeepSpeed does
+        if getattr(eng.module, "lora_base", None):  # LoRA on a base on disk: the adapters only
+            from rlcore.models.lora import trainable_keys
+
+            module = {k: module[k] for k in trainable_keys(module)}
         if distributed.rank() == 0:
             state = {
                 "module": module,
@@ -225,7 +230,9 @@ class TrainableModel:
             eng.module.load_state_dict(  # optimizer's fp32 partitions; buffers from here
                 {k: v for k, v in state["module"].items() if k not in sharded}, strict=False)
         else:
-            eng.module.load_state_dict(state["module"])
+            from rlcore.models.lora import has_adapters
+
+            eng.module.load_state_dict(state["module"], strict=not has_adapters(eng.module))
         if eng.zero_optimization():
             mine = load_tree(path / f"optimizer-rank-{distributed.rank():05d}")
             partitions: list[Any] = [None] * distributed.world_size()

@@ -6,7 +6,10 @@ Layout of ``RUN_DIR/checkpoints/step-00000010/``::
     trainer_state.json    step, data-iterator state, config, interface state
     rng/rank-00000.json   python / numpy / torch RNG of every rank
     <role>/               a clean HF model directory of each trained role: config.json,
-                          generation_config.json, model.safetensors, the tokenizer
+                          generation_config.json, model.safetensors, the tokenizer; of a LoRA
+                          role, its adapters in PEFT format (adapter_config.json,
+                          adapter_model.safetensors) and rlcore_base.json (base path, sha256)
+    lora_base/<role>/     (beside the step dirs) the base of a LoRA role that had no directory
     engine_state/<role>/  module, optimizer, scheduler (engine.*; ZeRO: optimizer-rank-NNNNN.*);
                           checkpoints before this layout kept it in <role>/engine/, still read
 
@@ -41,6 +44,7 @@ from rlcore.runtime.safe_state import unique_tensors
 from rlcore.runtime.seeding import rng_state, set_rng_state
 
 COMPLETE = "COMPLETE"
+LORA_BASE = "lora_base"  # checkpoints/lora_base/<role>: the base of a LoRA role that had no directory
 ENGINE_STATE = "engine_state"  # beside the HF model directories, so that they hold weights only
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
@@ -52,16 +56,22 @@ _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save's zip
 # ---------------------------------------------------------------------- weights
 
 
-def save_weights(handle: ModelHandle, path: Path) -> None:
-    """Write a role's full weights as safetensors (HF layout when it has a family).
+def save_weights(handle: ModelHandle, path: Path, own_base: Path | None = None) -> None:
+    """Write a role's full weights as safetensors (HF layout when it has a family); with LoRA,
+    its adapters in PEFT format (a base with no directory of its own is written to ``own_base``
+    once).
 
     Collective: under ZeRO-3 every rank takes part in gathering; rank 0 writes.
     """
+    from rlcore.models.lora import has_adapters
+
     with handle.model.gathered_parameters():
         if distributed.rank() != 0:
             return
         path.mkdir(parents=True, exist_ok=True)
-        if handle.family:
+        if has_adapters(handle.module) and handle.family:
+            _save_adapters(handle, path, own_base)
+        elif handle.family:
             from rlcore.models.hf_io import save_pretrained
 
             with _owned_parameters(handle.module):
@@ -75,6 +85,37 @@ def save_weights(handle: ModelHandle, path: Path) -> None:
             save_file(tensors, str(path / "model.safetensors"), metadata={
                 "format": "pt", "aliases": json.dumps(aliases)})
             shared_mode(path / "model.safetensors")
+
+
+def _save_adapters(handle: ModelHandle, path: Path, own_base: Path | None) -> None:
+    """The adapters of a LoRA role (PEFT format) and its tokenizer; the base is referenced."""
+    from rlcore.models.hf_io import save_pretrained
+    from rlcore.models.lora import base_state_dict
+    from rlcore.models.peft_io import base_record, save_adapter
+    from rlcore.models.transformer import Transformer
+
+    module = handle.module
+    sd = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    base = module.lora_base
+    if base is None:  # a tiny random base: written once beside the checkpoints
+        if own_base is None:
+            raise CheckpointError(f"role {handle.role!r}: its LoRA base has no directory to "
+                                  "reference; give the role a model path")
+        if not (own_base / "config.json").is_file():
+            with torch.device("meta"):
+                plain = Transformer(module.config)
+            plain.load_state_dict({k: v.clone() for k, v in base_state_dict(sd).items()},
+                                  assign=True)
+            plain.hf_generation = getattr(module, "hf_generation", None)
+            tmp = own_base.with_name(f".tmp-{own_base.name}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            with _writing(tmp):
+                save_pretrained(plain, handle.family, tmp, tokenizer=handle.tokenizer)
+            os.replace(tmp, own_base)
+        base = own_base
+    save_adapter(sd, module, handle.family, path, base_record(base))
+    if hasattr(handle.tokenizer, "save_pretrained"):
+        handle.tokenizer.save_pretrained(str(path))
 
 
 @contextlib.contextmanager
@@ -206,7 +247,7 @@ class CheckpointManager:
         try:
             for role, h in sorted(trained.items()):
                 with _writing(tmp / role):
-                    save_weights(h, tmp / role)
+                    save_weights(h, tmp / role, own_base=self.root / LORA_BASE / role)
                 with _writing(tmp / ENGINE_STATE / role):
                     h.model.save_state(tmp / ENGINE_STATE / role)
             rng_file = tmp / "rng" / f"rank-{rank:05d}.json"
@@ -353,6 +394,7 @@ class CheckpointManager:
                 f"{trained}; resume the same experiment"
             )
         for role in trained:
+            _check_lora_base(path / role)
             handles[role].model.load_state(engine_state_dir(path, role))
         rng_file = path / "rng" / f"rank-{distributed.rank():05d}.json"
         set_rng_state(json.loads(rng_file.read_text()))
@@ -360,6 +402,19 @@ class CheckpointManager:
 
 
 # ---------------------------------------------------------------------- files
+
+
+def _check_lora_base(role_dir: Path) -> None:
+    """A LoRA role's adapters resume only onto the base they were trained on."""
+    from rlcore.errors import ModelLoadError
+    from rlcore.models.peft_io import BASE_RECORD, check_base
+
+    if (role_dir / BASE_RECORD).is_file():
+        try:
+            check_base(json.loads((role_dir / BASE_RECORD).read_text()), str(role_dir))
+        except ModelLoadError as err:
+            raise CheckpointError(f"{err}; resume with that base, or start fresh with "
+                                  "--no-resume") from None
 
 
 def engine_state_dir(checkpoint: Path, role: str) -> Path:

@@ -79,6 +79,41 @@ class InferenceOptions:
         default=False, metadata={"help": "park the weights on the CPU between its calls"})
 
 
+LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
+
+
+@dataclass
+class LoraOptions:
+    """LoRA adapters (through peft) on a role's block projections; ``r`` 0 trains every weight.
+
+    Only the adapters train (and a value head); a frozen role that starts from this one is the
+    same base with its adapters switched off, so no second copy is held.
+    """
+
+    r: int = field(default=0, metadata={"help": "adapter rank; 0: LoRA off (full fine-tuning)",
+                                        "range": "[0, inf)"})
+    alpha: float = field(default=32.0, metadata={
+        "help": "scale numerator: the update is (alpha / r) * B A", "range": "(0, inf)"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout on the adapters' input",
+                                                  "range": "[0, 1)"})
+    targets: list[str] = field(default_factory=lambda: ["all"], metadata={
+        "help": "block projections that get adapters: all, or some of q, k, v, o, gate, up, down"})
+
+    @property
+    def enabled(self) -> bool:
+        return self.r > 0
+
+    def validate(self, where: str = "lora") -> None:
+        """Unknown projection names fail when the config is resolved, naming the key."""
+        from rlcore.errors import ConfigError
+
+        known = ("all", *LORA_TARGETS)
+        bad = [t for t in self.targets if t not in known]
+        if bad or not self.targets:
+            raise ConfigError(f"{where}.targets: {bad or 'empty'} is not a block projection; "
+                              f"choose all, or some of {', '.join(LORA_TARGETS)}")
+
+
 @dataclass
 class RunOptions:
     """How a run iterates, logs and checkpoints (what every experiment config embeds).

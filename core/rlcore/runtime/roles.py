@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlcore.errors import ConfigError, RlcoreError
 from rlcore.plugins.registry import resolve_impl
-from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions
+from rlcore.runtime.options import DeepSpeedOptions, InferenceOptions, LoraOptions
 
 if TYPE_CHECKING:
     from rlcore.dfg import DataflowGraph
@@ -34,7 +34,9 @@ class RoleSpec:
     own ``build_model``. ``init_from`` starts from another role's initial weights
     (a DPO reference = the policy). ``backend`` defaults to ``deepspeed`` when
     ``trainable`` and ``inference`` otherwise; ``options`` are that backend's.
-    Backend ``none`` is a role with no neural model (a reward function).
+    Backend ``none`` is a role with no neural model (a reward function). ``lora`` (rank > 0)
+    trains LoRA adapters only; a frozen role ``init_from`` such a role is its base with the
+    adapters off, sharing its weights (no copy).
     """
 
     name: str
@@ -45,6 +47,7 @@ class RoleSpec:
     init_from: str | None = None
     backend: str | None = None
     options: DeepSpeedOptions | InferenceOptions | None = None
+    lora: LoraOptions | None = None
 
     @property
     def backend_name(self) -> str:
@@ -78,12 +81,23 @@ def build_roles(exp: Any, graph: DataflowGraph, interfaces: Mapping[str, ModelIn
         spec = specs[name]
         if name in trained and not spec.trainable:
             raise ConfigError(f"role {name!r} has a train_step MFC but is not marked trainable")
+        source = handles.get(spec.init_from) if spec.init_from else None
+        if base_view_of(spec, source):
+            handles[name] = ModelHandle(name, source.module, AdaptersOff(source.model), tokenizer,
+                                        spec, source.family)
+            continue
         backend_cls = backend_class(spec.backend_name)
         module, family = None, None
         if backend_cls.needs_model:
             module, family = _build_module(exp, spec, specs, initial, tokenizer)
             if any(s.init_from == name for s in specs.values()):
                 initial[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            if spec.trainable and spec.lora is not None and spec.lora.enabled:
+                from rlcore.models.lora import add_adapters
+
+                add_adapters(module, spec.lora, f"{name}.lora")
+                module.lora_base = spec.model or (specs[spec.init_from].model if spec.init_from
+                                                  else None)
         options = spec.options if spec.options is not None else backend_cls.options_class()
         backend: Backend = backend_cls(options)
         steps = total_steps
@@ -92,6 +106,73 @@ def build_roles(exp: Any, graph: DataflowGraph, interfaces: Mapping[str, ModelIn
         model = backend.wrap(module, total_steps=steps)
         handles[name] = ModelHandle(name, model.module, model, tokenizer, spec, family)
     return handles
+
+
+def base_view_of(spec: RoleSpec, source: ModelHandle | None) -> bool:
+    """Whether frozen role ``spec`` can be its ``init_from`` source's base with the adapters off:
+    the source trains LoRA only, and both are LMs (or both value models)."""
+    from rlcore.models.lora import has_adapters
+
+    return (source is not None and not spec.trainable and spec.backend_name == "inference"
+            and has_adapters(source.module)
+            and bool(spec.value_head) == bool(source.module.config.value_head))
+
+
+class AdaptersOff:
+    """A frozen role that is a LoRA role's base: that role's model, called with every adapter
+    switched off and without gradients (runs in the trained role's dtype and placement)."""
+
+    trainable = False
+    version = 0
+
+    def __init__(self, source: Any):
+        self.source = source
+
+    @property
+    def module(self) -> Any:
+        return self.source.module
+
+    @property
+    def device(self) -> Any:
+        return self.source.device
+
+    @property
+    def dtype(self) -> Any:
+        return self.source.dtype
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        from rlcore.models.lora import adapters_disabled
+
+        with adapters_disabled(self.source.module), torch.no_grad():
+            return self.source(*args, **kwargs)
+
+    def train(self) -> AdaptersOff:
+        return self  # the trained role's mode is its own
+
+    def eval(self) -> AdaptersOff:
+        return self
+
+    def on_active(self) -> None:
+        """The weights are the trained role's: nothing to move."""
+
+    def on_idle(self) -> None:
+        """See on_active."""
+
+    def full_state_dict(self) -> dict[str, Any]:
+        from rlcore.models.lora import base_state_dict
+
+        return base_state_dict(self.source.full_state_dict())
+
+    def gathered_parameters(self) -> Any:
+        return self.source.gathered_parameters()
+
+    def save_state(self, path: Any) -> None:
+        """The base never changes: nothing to save."""
+
+    def load_state(self, path: Any) -> None:
+        """See save_state."""
 
 
 # What a backend written before the Backend protocol declared these class attributes meant.
@@ -137,6 +218,10 @@ def sync_weights(handles: Mapping[str, ModelHandle], syncs: Mapping[str, str]) -
                               f"in this run (roles: {sorted(handles)})")
         src, dst = handles[src_name], handles[dst_name]
         weights = src.model.full_state_dict()
+        from rlcore.models.lora import has_adapters, merged_state_dict
+
+        if has_adapters(src.module) and not has_adapters(dst.module):
+            weights = merged_state_dict(weights, src.module.lora)
         target = dst.module.state_dict()
         mismatch = sorted(k for k in set(weights) ^ set(target)) or sorted(
             k for k in weights if weights[k].shape != target[k].shape)

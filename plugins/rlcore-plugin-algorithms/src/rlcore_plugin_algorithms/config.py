@@ -8,7 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, OptimizerOptions, RunOptions
+from rlcore.sdk import (
+    ConfigError,
+    DeepSpeedOptions,
+    InferenceOptions,
+    LoraOptions,
+    OptimizerOptions,
+    RunOptions,
+)
 from rlcore_plugin_algorithms._moved import forwarder
 from rlcore_plugin_algorithms.profiles import profiles
 from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig
@@ -27,6 +34,7 @@ class ModelOptions:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute blocks in backward"})
     loss_kernel: Literal["chunked", "liger", "auto"] = field(default="chunked", metadata={
         "help": "token log-prob kernel: chunked (any device), liger (CUDA, rlcore[liger]), auto"})
+    lora: LoraOptions = field(default_factory=LoraOptions)
 
 
 def _train(lr: float) -> DeepSpeedOptions:

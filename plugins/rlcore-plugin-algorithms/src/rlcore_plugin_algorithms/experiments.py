@@ -61,7 +61,7 @@ class PostTraining(Experiment):
     def actor_spec(self, **kw: Any) -> RoleSpec:
         actor = self.config.actor
         return RoleSpec("actor", trainable=True, model=actor.path, preset=actor.preset,
-                        options=self.config.train, **kw)
+                        options=self.config.train, lora=actor.lora, **kw)
 
     def build_tokenizer(self) -> Any:
         """The tokenizer of ``actor.tokenizer``, else of ``actor.path`` (checked as a model

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, RunOptions
+from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, LoraOptions, RunOptions
 from rlcore_plugin_algorithms.config import EvalOptions, ModelOptions, _train
 from rlcore_plugin_algorithms.profiles import profiles
 from rlcore_plugin_datasets.config import PromptConfig
@@ -218,6 +218,7 @@ class CriticOptions:
     norm_type: Literal["ema", "ma"] = field(default="ema", metadata={
         "help": "value normalisation statistics: exponential or exact moving average"})
     norm_beta: float = field(default=0.99, metadata={"help": "ema decay of the statistics", "range": "(0, 1)"})
+    lora: LoraOptions = field(default_factory=LoraOptions)
 
 
 @dataclass

@@ -40,6 +40,7 @@ from rlcore.sdk import (
     VERSION,
     DeepSpeedOptions,
     InferenceOptions,
+    LoraOptions,
     OptimizerOptions,
     PackedBatch,
     RlcoreError,
@@ -179,7 +180,8 @@ class SamplingExperiment(PostTraining):
                          batch_size=ws.batch_size, progress=c.run.progress,
                          log_every_s=c.run.log_every_s,
                          collective_timeout_s=c.run.collective_timeout_s)
-        return SFTConfig(actor=c.actor, dataset=dataset, train=train, run=run)
+        actor = dataclasses.replace(c.actor, lora=LoraOptions())  # the base: every weight trains
+        return SFTConfig(actor=actor, dataset=dataset, train=train, run=run)
 
     def check(self) -> None:
         """Also the warm start's data: its SFT stage reads ``dataset.path`` as prompt/answer rows."""
@@ -263,7 +265,8 @@ class RL(SamplingExperiment):
         if c.critic is not None:
             roles.append(dataclasses.replace(
                 actor, name="critic", model=c.critic.path or actor.model, value_head=True,
-                init_from=None if c.critic.path else "actor", options=c.critic.train))
+                init_from=None if c.critic.path else "actor", options=c.critic.train,
+                lora=c.critic.lora))
         if c.kl.uses_ref:
             roles.append(dataclasses.replace(actor, name="ref", trainable=False, init_from="actor",
                                              options=c.ref))
