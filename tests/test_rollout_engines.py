@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from typer.testing import CliRunner
 
 from rlcore.cli.app import app
@@ -89,6 +91,8 @@ def test_the_suite_catches_a_stale_engine():
 
 SLOW_WORKER = """
 import time
+
+import pytest
 import rlcore.models.generation as generation
 real = generation.generate
 def slow(*args, before_decode=None, **kw):
@@ -178,3 +182,43 @@ def test_a_weight_sync_to_a_hung_worker_fails_within_sync_timeout(monkeypatch, t
                                               r"timed out after 2 s"):
             WorkerEngine(handle, sync_timeout_s=2, wait_timeout_s=300)
         assert time.monotonic() - start < 60  # the sync timeout, not the 300 s wait
+
+
+def test_a_lora_trainer_syncs_only_its_adapters_after_the_first_sync(tmp_path):
+    """The worker holds the same adapters: the first sync moves the base too, later ones only
+    the adapters, and the worker samples what the trainer would (the probe check passes)."""
+    import contextlib
+
+    import torch
+
+    import rlcore.launch.rollout_procs as procs
+    from rlcore.models.generation import GenerationConfig, generate
+    from rlcore.models.lora import add_adapters
+    from rlcore.rollout.remote import WorkerEngine
+    from rlcore.runtime.options import LoraOptions
+    from rlcore.testing.interfaces import make_handle, tiny_model
+
+    handle = make_handle(add_adapters(tiny_model(), LoraOptions(r=4)))
+    prompts = [handle.tokenizer(p)["input_ids"] for p in ("12+7=", "3+45=")]
+    greedy = GenerationConfig(max_new_tokens=6, greedy=True,
+                              eos_token_ids=[handle.tokenizer.eos_token_id])
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(procs.environment(stack.enter_context(
+            procs.rollout_workers(1, tmp_path))))
+        engine = WorkerEngine(handle)
+        engine.generate(prompts, greedy, seed=1)
+        first_mb = engine.metrics["/rollout/sync_mb"]
+        with torch.no_grad():  # a training step: only the adapters move
+            for name, p in handle.module.named_parameters():
+                if ".lora_B." in name:
+                    p.add_(0.3 * torch.randn_like(p))
+        engine.update_weights(1)
+        out = engine.generate(prompts, greedy, seed=2)
+        adapters_mb = engine.metrics["/rollout/sync_mb"]
+        with torch.no_grad():
+            ref = generate(handle.module, prompts, greedy)
+        engine.close()
+    assert [t.tolist() for t in out.tokens] == [t.tolist() for t in ref.tokens]
+    n_adapters = sum(p.numel() for n, p in handle.module.named_parameters() if ".lora_" in n)
+    assert adapters_mb == pytest.approx(n_adapters * 4 / 2**20)
+    assert adapters_mb < first_mb / 5

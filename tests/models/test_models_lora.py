@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rlcore.errors import ConfigError, ModelLoadError
-from rlcore.models.lora import add_adapters, adapters_disabled, merged_state_dict
+from rlcore.models.lora import adapters_disabled, add_adapters, merged_state_dict
 from rlcore.models.transformer import Transformer
 from rlcore.runtime.options import LoraOptions
 
