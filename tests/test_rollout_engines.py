@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from typer.testing import CliRunner
 
 from rlcore.cli.app import app
