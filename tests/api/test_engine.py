@@ -156,3 +156,26 @@ def test_engine_misuse_is_reported():
     stranger = Evaluator(Teacher("other"), eval_fn=lambda b: {})
     with pytest.raises(ConfigError, match="not modules of this engine"):
         engine.set_evaluator(stranger, every=2)
+
+
+def test_a_module_with_lora_trains_its_adapters_only(tmp_path):
+    from rlcore.runtime.options import LoraOptions
+
+    rlcore.init(seed=3, log_level="WARNING")
+    policy = Policy("policy", lr=1e-2, lora=LoraOptions(r=4, targets=["q", "v"]))
+    reference = Reference("reference")
+
+    def flow(batch):
+        policy.train_step(reference.inference(batch))
+
+    engine = Engine(policy, reference, flow=flow, run_dir=tmp_path, max_steps=6, batch_size=8,
+                    progress=False)
+    engine.set_dataset(addition_items(48))
+    summary = engine.learn(resume=False)
+    assert summary["status"] == "completed"
+    losses = [r["policy.train_step/loss"] for r in read_metrics(tmp_path) if r["step"] > 0]
+    assert losses[-1] < losses[0], losses
+    trained = {n for n, p in policy.model.named_parameters() if p.requires_grad}
+    assert trained and all(".lora_" in n and (".q_proj." in n or ".v_proj." in n) for n in trained)
+    with pytest.raises(ConfigError, match="lora is set but it defines no train_step"):
+        Reference("ref2", lora=LoraOptions(r=4))

@@ -53,7 +53,7 @@ class ModuleExperiment(Experiment):
 
     def roles(self) -> list[RoleSpec]:
         return [RoleSpec(m.name, trainable=m.trainable, options=m.options,
-                         backend=None if m.has_model else "none")
+                         backend=None if m.has_model else "none", lora=m.lora)
                 for m in self.engine.modules.values()]
 
     def mfcs(self) -> list[MFC]:

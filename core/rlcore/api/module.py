@@ -52,7 +52,8 @@ class Module:
 
     A module that overrides ``train_step`` is trainable: its model becomes a
     DeepSpeed engine built from ``options`` (a :class:`DeepSpeedOptions`; ``lr=``
-    is a shortcut). Other modules are frozen inference roles (``InferenceOptions``);
+    is a shortcut; ``lora=LoraOptions(r=...)`` trains LoRA adapters only). Other modules are
+    frozen inference roles (``InferenceOptions``);
     a frozen module that does not override ``setup`` has no neural model (a reward
     function) and runs on the ``none`` backend.
     Inside ``forward_step``/``train_step`` call the model through ``self.wrapped_model``.
@@ -84,6 +85,7 @@ class Module:
         forward_type: str | None = None,
         options: Any = None,
         lr: float | None = None,
+        lora: Any = None,
     ):
         if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
             raise ConfigError(
@@ -112,7 +114,10 @@ class Module:
             from rlcore.runtime.options import DeepSpeedOptions, OptimizerOptions
 
             options = DeepSpeedOptions(optimizer=OptimizerOptions(lr=lr))
+        if lora is not None and not self.trainable:
+            raise ConfigError(f"module {name!r}: lora is set but it defines no train_step")
         self.options = options
+        self.lora = lora  # a LoraOptions: train adapters on the core transformer's projections
         self.model: Any = None
         self._handle: ModelHandle | None = None
         self._owner: Any = None  # the Engine this module belongs to

@@ -40,6 +40,10 @@ def projections_of(module: nn.Module) -> list[str]:
 def target_modules(module: nn.Module, opts: LoraOptions, key: str) -> list[str]:
     """Full names of the projections that get adapters; unknown names fail naming ``key``."""
     present = projections_of(module)
+    if not present:
+        raise ConfigError(f"{key}: LoRA goes on the core transformer's block projections, and "
+                          f"this {type(module).__name__} has none (build a "
+                          "rlcore.models.Transformer)")
     wanted = present if "all" in opts.targets else list(dict.fromkeys(opts.targets))
     missing = [t for t in wanted if t not in present]
     if missing:
