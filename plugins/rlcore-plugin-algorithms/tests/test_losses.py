@@ -152,3 +152,17 @@ def test_simpo_matches_trl(smoothing):
     torch.testing.assert_close(per, theirs.detach())
     torch.testing.assert_close(cr, beta * tc.detach())
     torch.testing.assert_close(rr, beta * tr.detach())
+
+
+def test_answer_lengths_count_the_scored_answer_tokens():
+    import numpy as np
+
+    from rlcore.sdk import INPUT_IDS, LOSS_MASK, PackedBatch
+    from rlcore_plugin_algorithms.interfaces import answer_lengths
+
+    masks = [[0, 0, 1, 1], [0, 1, 1, 1, 1], [0, 0, 0, 1]]
+    batch = PackedBatch.from_sequences(
+        ["a", "b"], {INPUT_IDS: [[np.arange(4), np.arange(5)], [np.arange(4)]],
+                     LOSS_MASK: [[np.array(m, dtype=bool) for m in masks[:2]], [np.array(masks[2], dtype=bool)]]},
+        dtypes={INPUT_IDS: torch.int64, LOSS_MASK: torch.bool})
+    assert answer_lengths(batch).tolist() == [2.0, 4.0, 1.0]
