@@ -94,3 +94,12 @@ def test_labelled_rows_without_unpaired_say_which_loss_reads_them(tmp_path, tok)
     path = write(tmp_path, [{"prompt": "1+1=", "completion": "2", "label": True}])
     with pytest.raises(DataError, match=r"line 1, field 'completion': .*dpo.loss_type=kto"):
         PairedDataset(PairedConfig(path=path), tok)
+
+
+def test_split_pairs_finds_both_halves_or_none():
+    from rlcore_plugin_datasets.unpaired import split_pairs
+
+    ids = ["line:2/rejected", "line:1/chosen", "line:2/chosen", "line:1/rejected"]
+    assert split_pairs(ids) == ([1, 2], [3, 0])
+    assert split_pairs(["line:1/chosen", "line:2"]) is None  # a labelled completion
+    assert split_pairs(["line:1/chosen", "line:2/rejected"]) is None  # halves of other pairs

@@ -26,7 +26,7 @@ from rlcore.sdk import (
 )
 from rlcore_plugin_algorithms.config import ModelOptions
 from rlcore_plugin_algorithms.interfaces import answer_logps, labelled_metrics, sequence_scores
-from rlcore_plugin_datasets.unpaired import DESIRABLE
+from rlcore_plugin_datasets.unpaired import DESIRABLE, split_pairs
 
 TOKENS = (INPUT_IDS, LOSS_MASK)
 LOSS_KEYS = {"sigmoid": ("label_smoothing",), "ipo": ("label_smoothing",),
@@ -246,8 +246,9 @@ class DPO(PostTraining):
         return {"unpaired": True} if self.config.dpo.loss_type == "kto" else {}
 
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
-        """Implicit-reward accuracy and margin on held-out data: ``beta * (log pi - log ref)``,
-        or ``beta *`` the mean token log-prob for orpo and simpo (no reference)."""
+        """Implicit-reward accuracy and margin on held-out pairs: ``beta * (log pi - log ref)``,
+        or ``beta *`` the mean token log-prob for orpo and simpo (no reference); kto on
+        labelled completions: see :func:`labelled_metrics`."""
         if not self.has_eval():
             return {}
         dpo, batch = self.config.dpo, self.eval_pairs
@@ -257,9 +258,13 @@ class DPO(PostTraining):
                 rewards = dpo.beta * (policy - answer_logps(handles["ref"], batch).to(policy.device))
             else:
                 rewards = dpo.beta * answer_logps(handles["actor"], batch, mean=True)
-        if dpo.loss_type == "kto":
-            by_label = labelled_metrics(rewards[0::2], batch.data[DESIRABLE].to(rewards.device))
-            return {k.replace("rewards/", "reward_"): v for k, v in by_label.items()
-                    if k in ("rewards/accuracy", "rewards/margin")}
-        margin = rewards[0::2] - rewards[1::2]
+        chosen, rejected = rewards[0::2], rewards[1::2]
+        if dpo.loss_type == "kto":  # [completion, mismatched] samples: pairs split in two?
+            rewards, halves = rewards[0::2], split_pairs(list(batch.ids))
+            if halves is None:
+                by_label = labelled_metrics(rewards, batch.data[DESIRABLE].to(rewards.device))
+                return {k.replace("rewards/", "reward_"): v for k, v in by_label.items()
+                        if k in ("rewards/accuracy", "rewards/margin")}
+            chosen, rejected = rewards[halves[0]], rewards[halves[1]]
+        margin = chosen - rejected
         return {"reward_accuracy": float((margin > 0).float().mean()), "reward_margin": float(margin.mean())}

@@ -33,6 +33,17 @@ class Labelled:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def split_pairs(ids: list[str]) -> tuple[list[int], list[int]] | None:
+    """Indices of the chosen and rejected halves of split preference pairs, in matching order;
+    None when any sample is a labelled completion of its own or lacks its other half."""
+    where = {sid: i for i, sid in enumerate(ids)}
+    chosen = [i for i, sid in enumerate(ids) if sid.endswith("/chosen")]
+    if 2 * len(chosen) != len(ids):
+        return None
+    rejected = [where.get(ids[i][: -len("chosen")] + "rejected") for i in chosen]
+    return None if None in rejected else (chosen, rejected)  # type: ignore[return-value]
+
+
 def is_unpaired_row(values: dict[str, Any]) -> bool:
     """Rows with ``completion`` or ``label`` and no ``chosen`` are in the unpaired form."""
     return ("completion" in values or "label" in values) and "chosen" not in values
