@@ -57,7 +57,7 @@ class PairedDataset(PackedDataset):
             return unpaired.build_samples(self, rows)
         return super().build_samples(rows)
 
-    def _parse(self, row: Row) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], list[str]]:
+    def parse_pairs(self, row: Row) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], list[str]]:
         """(prompt ids, [(chosen ids, rejected ids), ...], consumed fields)."""
         v, tok, add_eos = row.values, self.tokenizer, self.config.add_eos
         if "pos_answers" in v or "neg_answers" in v:
@@ -117,7 +117,7 @@ class PairedDataset(PackedDataset):
         return prompt, [pair], ["prompt", "chosen", "rejected"]
 
     def build_sample(self, row: Row) -> list[Sample]:
-        prompt, pairs, consumed = self._parse(row)
+        prompt, pairs, consumed = self.parse_pairs(row)
         several = len(pairs) > 1  # ids name the pair within its row, whatever the cap
         if self.config.max_pairs_per_prompt is not None:
             pairs = pairs[: self.config.max_pairs_per_prompt]

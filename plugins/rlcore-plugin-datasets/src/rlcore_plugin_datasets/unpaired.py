@@ -62,7 +62,7 @@ def parse_row(dataset: Any, row: Row) -> list[Labelled]:
     v, tok = row.values, dataset.tokenizer
     base = f"{row.ref.unit}:{row.ref.number}"
     if not is_unpaired_row(v):  # a preference row: chosen is desirable, rejected is not
-        prompt, pairs, consumed = dataset._parse(row)
+        prompt, pairs, consumed = dataset.parse_pairs(row)
         several = len(pairs) > 1
         if dataset.config.max_pairs_per_prompt is not None:
             pairs = pairs[: dataset.config.max_pairs_per_prompt]
