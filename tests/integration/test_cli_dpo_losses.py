@@ -80,13 +80,14 @@ def test_info_lists_the_loss_types(rlcore, tmp_path):
     assert "dpo.gamma" in info.stdout and "dpo.desirable_weight" in info.stdout
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["dpo.loss_type=ipo", "dpo.label_smoothing=0.1"],
+@pytest.mark.parametrize("name, extra, message", [
+    ("dpo", ["dpo.loss_type=ipo", "dpo.label_smoothing=0.1"],
      "dpo.label_smoothing=0.1 has no meaning for dpo.loss_type=ipo"),
-    (["dataset.unpaired=true"], "dataset.unpaired=true gives labelled completions"),
+    ("dpo", ["dataset.unpaired=true"], "dataset.unpaired=true gives labelled completions"),
+    ("rm", ["dataset.unpaired=true"], "a reward model needs pairs"),
 ])
-def test_mismatched_settings_are_config_errors(rlcore, tmp_path, extra, message):
-    result = rlcore("train", "dpo", "--dry-run", *sets(*extra), cwd=tmp_path)
+def test_mismatched_settings_are_config_errors(rlcore, tmp_path, name, extra, message):
+    result = rlcore("train", name, "--dry-run", *sets(*extra), cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
