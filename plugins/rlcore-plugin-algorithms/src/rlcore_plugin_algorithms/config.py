@@ -125,14 +125,43 @@ class RMConfig:
     run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=200, batch_size=32, eval_every=50))
     eval: PairEvalOptions = field(default_factory=PairEvalOptions)
 
+    def validate(self) -> None:
+        """A reward model trains on pairs only."""
+        if self.dataset.unpaired:
+            raise ConfigError("dataset.unpaired=true is for dpo.loss_type=kto; a reward model "
+                              "needs pairs: set dataset.unpaired=false")
+
 
 @dataclass
 class DPOOptions:
-    """The DPO objective (Rafailov et al. 2023; IPO: Azar et al. 2023)."""
+    """The offline preference objective: DPO (Rafailov et al. 2023) or a relative (docs/experiments.md)."""
 
-    beta: float = field(default=0.1, metadata={"help": "strength of the KL constraint to the reference", "range": "(0, inf)"})
-    loss_type: Literal["sigmoid", "ipo"] = field(default="sigmoid", metadata={"help": "DPO (sigmoid) or IPO loss"})
-    label_smoothing: float = field(default=0.0, metadata={"help": "cDPO: assumed fraction of flipped labels", "range": "[0, 0.5)"})
+    beta: float = field(default=0.1, metadata={
+        "help": "DPO/IPO/KTO: strength of the KL constraint to the reference; SimPO: reward "
+                "scale; ORPO: weight (lambda) of the odds-ratio term", "range": "(0, inf)"})
+    loss_type: Literal["sigmoid", "ipo", "kto", "orpo", "simpo"] = field(default="sigmoid", metadata={
+        "help": "sigmoid (DPO), ipo, kto (unpaired labelled completions), orpo or simpo "
+                "(these two: no reference model)"})
+    label_smoothing: float = field(default=0.0, metadata={
+        "help": "sigmoid, simpo: assumed fraction of flipped labels (cDPO)", "range": "[0, 0.5)"})
+    gamma: float = field(default=0.5, metadata={
+        "help": "simpo only: target reward margin (TRL's simpo_gamma)", "range": "[0, inf)"})
+    desirable_weight: float = field(default=1.0, metadata={
+        "help": "kto only: weight of the desirable completions' loss", "range": "(0, inf)"})
+    undesirable_weight: float = field(default=1.0, metadata={
+        "help": "kto only: weight of the undesirable completions' loss", "range": "(0, inf)"})
+
+    @property
+    def uses_reference(self) -> bool:
+        """ORPO and SimPO need no frozen reference model; the others compare against one."""
+        return self.loss_type not in ("orpo", "simpo")
+
+    def validate(self) -> None:
+        """Label smoothing is defined for the sigmoid-shaped losses only."""
+        if self.label_smoothing and self.loss_type not in ("sigmoid", "simpo"):
+            raise ConfigError(f"dpo.label_smoothing={self.label_smoothing} has no meaning for "
+                              f"dpo.loss_type={self.loss_type}; set it to 0, or use "
+                              "dpo.loss_type=sigmoid or simpo")
 
 
 @dataclass
@@ -148,6 +177,14 @@ class DPOConfig:
     train: DeepSpeedOptions = field(default_factory=lambda: _train(3e-3))
     run: RunOptions = field(default_factory=lambda: RunOptions(epochs=10, max_steps=300, batch_size=16, eval_every=100))
     eval: PairEvalOptions = field(default_factory=PairEvalOptions)
+
+    def validate(self) -> None:
+        """Checked once when the config is resolved: the loss options, and data to match."""
+        self.dpo.validate()
+        if self.dataset.unpaired and self.dpo.loss_type != "kto":
+            raise ConfigError(f"dataset.unpaired=true gives labelled completions, which "
+                              f"dpo.loss_type={self.dpo.loss_type} cannot use; set "
+                              "dpo.loss_type=kto, or dataset.unpaired=false")
 
 
 # Moved to rl_config.py with the composed RL sections (PPOOptions and GRPOOptions are gone).

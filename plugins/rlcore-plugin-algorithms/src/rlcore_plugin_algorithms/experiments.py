@@ -25,9 +25,13 @@ from rlcore.sdk import (
     registry,
 )
 from rlcore_plugin_algorithms.config import ModelOptions
-from rlcore_plugin_algorithms.interfaces import answer_logps, sequence_scores
+from rlcore_plugin_algorithms.interfaces import answer_logps, labelled_metrics, sequence_scores
+from rlcore_plugin_datasets.unpaired import DESIRABLE, split_pairs
 
 TOKENS = (INPUT_IDS, LOSS_MASK)
+LOSS_KEYS = {"sigmoid": ("label_smoothing",), "ipo": ("label_smoothing",),
+             "simpo": ("label_smoothing", "gamma"),
+             "kto": ("desirable_weight", "undesirable_weight")}  # dpo.* keys each loss reads
 
 
 def tiny_model_config(options: ModelOptions, vocab_size: int, max_positions: int) -> Any:
@@ -96,7 +100,11 @@ class PostTraining(Experiment):
         """``dataset.name`` (default: the experiment's own dataset) over ``dataset``."""
         config = self.config.dataset
         return build_named(dataset_name(config, self.dataset_name), config, tokenizer,
-                           **overrides)
+                           **{**self.dataset_overrides(), **overrides})
+
+    def dataset_overrides(self) -> dict[str, Any]:
+        """Dataset settings that follow from the experiment's own (train and eval); none here."""
+        return {}
 
     def has_eval(self) -> bool:
         """Evaluate on ``eval.path``, or on the embedded eval split when training on the embedded task."""
@@ -163,7 +171,7 @@ class PostTraining(Experiment):
         ev = self.config.eval
         config = dataclasses.replace(self.config.dataset, path=ev.path, format=ev.format,
                                      embedded_split="eval", embedded_size=ev.size,
-                                     max_rows=ev.size, shuffle=False)
+                                     max_rows=ev.size, shuffle=False, **self.dataset_overrides())
         name = ev.name or dataset_name(config, self.dataset_name)
         dataset = build_named(name, config, self.build_tokenizer(), where="eval")
         return dataset.collate([dataset[i] for i in range(len(dataset))])
@@ -205,7 +213,8 @@ class RewardModeling(PostTraining):
 
 
 class DPO(PostTraining):
-    """DPO: the reference scores each pair once, then the actor takes a DPO step."""
+    """DPO and its relatives: the reference scores each sample once (sigmoid, ipo, kto; orpo
+    and simpo have no reference), then the actor takes a step."""
 
     name = "dpo"
     headline = ("actor_train/loss", "actor_train/rewards/accuracy", "eval/reward_accuracy")
@@ -213,29 +222,49 @@ class DPO(PostTraining):
 
     def roles(self) -> list[RoleSpec]:
         actor = self.config.actor
-        return [
-            self.actor_spec(),
-            RoleSpec("ref", trainable=False, model=actor.path, preset=actor.preset,
-                     init_from="actor", options=self.config.ref),
-        ]
+        ref = RoleSpec("ref", trainable=False, model=actor.path, preset=actor.preset,
+                       init_from="actor", options=self.config.ref)
+        return [self.actor_spec(), *([ref] if self.config.dpo.uses_reference else [])]
 
     def mfcs(self) -> list[MFC]:
         dpo = self.config.dpo
+        args = {"beta": dpo.beta, "loss_type": dpo.loss_type}  # and the loss's own keys
+        args.update({k: getattr(dpo, k) for k in LOSS_KEYS.get(dpo.loss_type, ())})
+        if not dpo.uses_reference:
+            return [MFC("actor_train", "actor", "train_step", "dpo", input_keys=TOKENS,
+                        interface_args=args)]
+        labels = (DESIRABLE,) if dpo.loss_type == "kto" else ()
         return [
             MFC("ref_inference", "ref", "inference", "dpo", input_keys=TOKENS,
                 output_keys=("ref_logps",), output_remap={"seq_logps": "ref_logps"}),
-            MFC("actor_train", "actor", "train_step", "dpo", input_keys=(*TOKENS, "ref_logps"),
-                interface_args={"beta": dpo.beta, "loss_type": dpo.loss_type,
-                                "label_smoothing": dpo.label_smoothing}),
+            MFC("actor_train", "actor", "train_step", "dpo",
+                input_keys=(*TOKENS, "ref_logps", *labels), interface_args=args),
         ]
 
+    def dataset_overrides(self) -> dict[str, Any]:
+        """kto reads labelled completions: the ``paired`` dataset's unpaired form."""
+        return {"unpaired": True} if self.config.dpo.loss_type == "kto" else {}
+
     def evaluate(self, step: int, handles: dict[str, ModelHandle]) -> dict[str, float]:
-        """Implicit-reward accuracy and margin on held-out pairs."""
+        """Implicit-reward accuracy and margin on held-out pairs: ``beta * (log pi - log ref)``,
+        or ``beta *`` the mean token log-prob for orpo and simpo (no reference); kto on
+        labelled completions: see :func:`labelled_metrics`."""
         if not self.has_eval():
             return {}
+        dpo, batch = self.config.dpo, self.eval_pairs
         with torch.no_grad():
-            policy = answer_logps(handles["actor"], self.eval_pairs)
-            ref = answer_logps(handles["ref"], self.eval_pairs).to(policy.device)
-        rewards = self.config.dpo.beta * (policy - ref)
-        margin = rewards[0::2] - rewards[1::2]
+            if dpo.uses_reference:
+                policy = answer_logps(handles["actor"], batch)
+                rewards = dpo.beta * (policy - answer_logps(handles["ref"], batch).to(policy.device))
+            else:
+                rewards = dpo.beta * answer_logps(handles["actor"], batch, mean=True)
+        chosen, rejected = rewards[0::2], rewards[1::2]
+        if dpo.loss_type == "kto":  # [completion, mismatched] samples: pairs split in two?
+            rewards, halves = rewards[0::2], split_pairs(list(batch.ids))
+            if halves is None:
+                by_label = labelled_metrics(rewards, batch.data[DESIRABLE].to(rewards.device))
+                return {k.replace("rewards/", "reward_"): v for k, v in by_label.items()
+                        if k in ("rewards/accuracy", "rewards/margin")}
+            chosen, rejected = rewards[halves[0]], rewards[halves[1]]
+        margin = chosen - rejected
         return {"reward_accuracy": float((margin > 0).float().mean()), "reward_margin": float(margin.mean())}

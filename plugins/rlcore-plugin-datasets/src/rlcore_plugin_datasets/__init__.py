@@ -27,7 +27,8 @@ def rlcore_datasets() -> list[DatasetRecord]:
             "paired",
             impl=f"{_PKG}.paired:PairedDataset",
             config=f"{_PKG}.config:PairedConfig",
-            doc="RM/DPO: {prompt, chosen, rejected}, {prompt, pos_answers, neg_answers} or chats.",
+            doc="RM/DPO: {prompt, chosen, rejected}, {prompt, pos_answers, neg_answers}, chats; "
+                "KTO: {prompt, completion, label}.",
         ),
         DatasetRecord(
             "prompt",

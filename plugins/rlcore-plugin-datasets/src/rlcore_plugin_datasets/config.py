@@ -19,7 +19,8 @@ class PromptAnswerConfig(DatasetConfig):
 
 @dataclass
 class PairedConfig(DatasetConfig):
-    """Preference rows: ``{"prompt","chosen","rejected"}``, ReaL's pos/neg lists, or chats.
+    """Preference rows: ``{"prompt","chosen","rejected"}``, ReaL's pos/neg lists, or chats;
+    unpaired (KTO): ``{"prompt","completion","label"}``.
 
     ``max_length`` bounds each of the chosen and rejected sequences.
     """
@@ -27,6 +28,9 @@ class PairedConfig(DatasetConfig):
     add_eos: bool = field(default=True, metadata={"help": "append eos to plain-text answers"})
     max_pairs_per_prompt: int | None = field(default=None, metadata={
         "help": "ReaL-style rows: pairs kept per prompt; null: all", "range": "[1, inf)"})
+    unpaired: bool = field(default=False, metadata={
+        "help": "samples of one labelled completion (KTO; dpo.loss_type=kto sets it); pairs "
+                "become a desirable and an undesirable completion"})
 
 
 @dataclass

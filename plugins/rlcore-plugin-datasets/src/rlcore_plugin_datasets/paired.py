@@ -3,7 +3,8 @@
 Batch keys: ``packed_input_ids`` (int64; two sequences per sample, chosen first,
 both starting with the same prompt) and ``loss_mask`` (bool, True on the answer
 tokens, for DPO log-probability sums). ReaL-style rows with several pos/neg answers
-become one sample per pair, with ids ``"line:N/k"``.
+become one sample per pair, with ids ``"line:N/k"``. With ``unpaired`` set (KTO), samples
+hold one labelled completion instead (:mod:`rlcore_plugin_datasets.unpaired`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rlcore.sdk import (
     embedded,
     fit_prompt,
 )
-from rlcore_plugin_datasets import forms
+from rlcore_plugin_datasets import forms, unpaired
 from rlcore_plugin_datasets.config import PairedConfig
 
 FORMS = ('{"prompt", "chosen", "rejected"}, {"prompt", "pos_answers": [...], '
@@ -39,6 +40,7 @@ class PairedDataset(PackedDataset):
     dtypes: ClassVar[dict[str, torch.dtype]] = {
         INPUT_IDS: torch.int64,
         LOSS_MASK: torch.bool,
+        unpaired.DESIRABLE: torch.bool,
     }
 
     def __init__(self, config: PairedConfig, tokenizer: Any):
@@ -49,7 +51,13 @@ class PairedDataset(PackedDataset):
         return embedded.pair_rows(c.embedded_size, c.seed, c.embedded_split,
                                   c.embedded_max_operand)
 
-    def _parse(self, row: Row) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], list[str]]:
+    def build_samples(self, rows: list[Row]) -> list[Sample]:
+        """Pairs, or with ``unpaired`` labelled completions with their mismatched partners."""
+        if self.config.unpaired:
+            return unpaired.build_samples(self, rows)
+        return super().build_samples(rows)
+
+    def parse_pairs(self, row: Row) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], list[str]]:
         """(prompt ids, [(chosen ids, rejected ids), ...], consumed fields)."""
         v, tok, add_eos = row.values, self.tokenizer, self.config.add_eos
         if "pos_answers" in v or "neg_answers" in v:
@@ -67,6 +75,11 @@ class PairedDataset(PackedDataset):
             pairs = [(forms.text_answer(tok, c, add_eos), forms.text_answer(tok, r, add_eos))
                      for c, r in zip(pos, neg, strict=True)]
             return prompt, pairs, ["prompt", "pos_answers", "neg_answers"]
+        if unpaired.is_unpaired_row(v):
+            raise row.ref.error("a labelled completion (the unpaired form) is read by "
+                                "dpo.loss_type=kto only (it sets dataset.unpaired); other "
+                                f"losses need pairs: {FORMS}", "completion" if "completion" in v
+                                else "label")
         for k in ("chosen", "rejected"):
             if k not in v:
                 raise row.ref.error(f"missing; expected one of the forms {FORMS}. The row has "
@@ -104,7 +117,7 @@ class PairedDataset(PackedDataset):
         return prompt, [pair], ["prompt", "chosen", "rejected"]
 
     def build_sample(self, row: Row) -> list[Sample]:
-        prompt, pairs, consumed = self._parse(row)
+        prompt, pairs, consumed = self.parse_pairs(row)
         several = len(pairs) > 1  # ids name the pair within its row, whatever the cap
         if self.config.max_pairs_per_prompt is not None:
             pairs = pairs[: self.config.max_pairs_per_prompt]
