@@ -138,7 +138,8 @@ def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, cu: torch.Ten
     lengths = _lengths(cu).to(log_ratio.device)
     seq_mean = per_sequence_sum(log_ratio.detach(), cu.to(log_ratio.device)) / lengths.clamp(min=1)
     per_token = torch.repeat_interleave(seq_mean, lengths)
-    return per_token + logp.float() - logp.float().detach()
+    # zero-valued gradient carrier first, so the value is exactly the mean (not rounded twice)
+    return logp.float() - logp.float().detach() + per_token
 
 
 def policy_loss(
@@ -231,7 +232,10 @@ def value_loss(
     if eps_clip is None or eps_clip <= 0:
         return {"loss": 0.5 * unclipped, "clipped": torch.zeros_like(unclipped, dtype=torch.bool)}
     old = old_values.float()
-    clipped = (old + (v - old).clamp(-eps_clip, eps_clip) - ret) ** 2
+    # in range the clipped value is v itself: old + (v - old) need not round back to v
+    step = v - old
+    v_clipped = torch.where(step.abs() <= eps_clip, v, old + step.clamp(-eps_clip, eps_clip))
+    clipped = (v_clipped - ret) ** 2
     return {"loss": 0.5 * torch.maximum(unclipped, clipped), "clipped": clipped > unclipped}
 
 
@@ -377,6 +381,10 @@ def group_offsets(group_sizes: list[int], device: torch.device | str = "cpu") ->
     return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
 
 
+# Group statistics are taken in float64: float32 scores sum exactly there, so a group of
+# equal rewards gets exactly 0 (in float32, rounding noise over std + eps was up to |A| = 0.1).
+
+
 def _group_mean(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     sizes = _lengths(groups).to(scores.device)
     return torch.repeat_interleave(per_sequence_sum(scores, groups.to(scores.device)) / sizes, sizes)
@@ -386,24 +394,24 @@ def grpo_advantages(scores: torch.Tensor, groups: torch.Tensor, std_norm: bool =
                     eps: float = 1e-6) -> torch.Tensor:
     """GRPO: each response's score minus its group's mean, over the group's std (unbiased, as
     in the paper and TRL) unless ``std_norm`` is off (Dr. GRPO). ``[S]`` per sequence."""
-    x = scores.float()
+    x = scores.double()
     centred = x - _group_mean(x, groups)
     if not std_norm:
-        return centred
+        return centred.float()
     sizes = _lengths(groups).to(x.device)
     var = per_sequence_sum(centred**2, groups.to(x.device)) / (sizes - 1).clamp(min=1)
-    return centred / (torch.repeat_interleave(var.sqrt(), sizes) + eps)
+    return (centred / (torch.repeat_interleave(var.sqrt(), sizes) + eps)).float()
 
 
 def rloo_advantages(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """RLOO: each response's score minus the mean of the *other* responses to its prompt."""
-    x = scores.float()
+    x = scores.double()
     sizes = _lengths(groups).to(x.device)
     if bool((sizes < 2).any()):
         raise ValueError("RLOO needs at least 2 responses per prompt (gen.n_samples >= 2)")
     totals = torch.repeat_interleave(per_sequence_sum(x, groups.to(x.device)), sizes)
     others = (totals - x) / torch.repeat_interleave(sizes - 1, sizes)
-    return x - others
+    return (x - others).float()
 
 
 def remax_advantages(scores: torch.Tensor, baselines: torch.Tensor,
