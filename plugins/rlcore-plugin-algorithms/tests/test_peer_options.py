@@ -1,9 +1,12 @@
 """Each option that selects a peer's convention (verl, TRL) computes that peer's formula, written
 here from the formula on fixed tensors (docs/ppo.md#coming-from-verl-trl)."""
 
+import re
+
 import pytest
 import torch
 
+from rlcore.config import experiment_config
 from rlcore.sdk import (
     ADVANTAGES,
     INPUT_IDS,
@@ -14,6 +17,7 @@ from rlcore.sdk import (
     REF_LOGPROBS,
     REWARDS,
     VALUES,
+    ConfigError,
     PackedBatch,
 )
 from rlcore_plugin_algorithms import rl
@@ -239,3 +243,14 @@ def test_truncated_responses_bootstrap_or_end_terminal(bootstrap):
         # gamma = lambda = 1: A_t = R (+ V_last when cut and bootstrapped) - V_t; verl, TRL: no V
         tail = float(after[i]) if bootstrap and i in (0, 2) else 0.0
         close(adv[i], r + tail - v)
+
+
+@pytest.mark.parametrize("name, sets, message", [
+    ("grpo", ["kl.k3_clamp=10", "kl.estimator=k1"], "kl.k3_clamp=10.0 clamps the k3 estimate, "
+     "but kl.estimator=k1; set kl.estimator=k3 or kl.k3_clamp=null"),
+    ("ppo", ["kl.bias_correction=true"], "kl.bias_correction weights the KL loss term, but "
+     "kl.in_reward=true puts the KL in the reward; set kl.in_reward=false"),
+])
+def test_options_the_run_would_ignore_are_refused(name, sets, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        experiment_config(name, sets=sets)

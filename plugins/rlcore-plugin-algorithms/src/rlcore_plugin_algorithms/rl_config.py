@@ -195,6 +195,18 @@ class KLOptions:
         "help": "KL loss term: weight each token's KL by the importance ratio to the sampling "
                 "policy (TRL's use_bias_correction_kl, DeepSeek-V3.2)"})
 
+    def validate(self) -> None:
+        """Refuse settings that the chosen estimator or placement ignores (ConfigError)."""
+        s = self.section
+        if self.k3_clamp is not None and self.estimator != "k3":
+            raise ConfigError(f"{s}.k3_clamp={self.k3_clamp} clamps the k3 estimate, but "
+                              f"{s}.estimator={self.estimator}; set {s}.estimator=k3 or "
+                              f"{s}.k3_clamp=null")
+        if self.bias_correction and self.in_reward:
+            raise ConfigError(f"{s}.bias_correction weights the KL loss term, but "
+                              f"{s}.in_reward=true puts the KL in the reward; set "
+                              f"{s}.in_reward=false or {s}.bias_correction=false")
+
     @property
     def uses_ref(self) -> bool:
         """A reference model is needed unless the coefficient is fixed at 0."""
@@ -420,6 +432,7 @@ class RLConfig:
 
         self.env.apply_defaults(self)
         self.reward.validate()
+        self.kl.validate()
         self.rollout.validate()
         self.eval.validate()
         checks = {"estimators": (self.adv, "estimator"), "policy_losses": (self.policy, "loss"),
