@@ -98,6 +98,7 @@ def test_dual_clip_is_verls_clip_ratio_c():
 
     close(ours(logp), verl(logp))
     close(grad_of(ours, logp), grad_of(verl, logp))
+    assert PolicyOptions().dual_clip == 3.0  # verl's default, rlcore's since issue 23
 
 
 @pytest.mark.parametrize("kind", ["k1", "k2", "k3"])

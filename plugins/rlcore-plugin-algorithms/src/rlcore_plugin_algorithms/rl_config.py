@@ -130,7 +130,9 @@ class PolicyOptions:
     eps_clip: float = field(default=0.2, metadata={"help": "policy ratio clip (both sides unless set below)", "range": "(0, inf)"})
     eps_clip_low: float | None = field(default=None, metadata={"help": "lower clip: ratio >= 1 - this; null: eps_clip", "range": "(0, 1]"})
     eps_clip_high: float | None = field(default=None, metadata={"help": "upper clip: ratio <= 1 + this; null: eps_clip (DAPO: higher)", "range": "(0, inf)"})
-    dual_clip: float | None = field(default=None, metadata={"help": "dual-clip bound c > 1 for negative advantages; null: off (as TRL; verl: 3.0)", "range": "(1, inf)"})
+    dual_clip: float | None = field(default=3.0, metadata={
+        "help": "dual-clip bound c > 1: the loss of a negative-advantage token is at most -A*c "
+                "(verl: 3.0); null: off (TRL)", "range": "(1, inf)"})
     log_ratio_clamp: float | None = field(default=20.0, metadata={
         "help": "the log-ratio logp - logp_old is clamped to +-this before exp (verl: 20); "
                 "null: off (TRL), and a ratio above e^88 overflows to NaN gradients",
