@@ -115,7 +115,8 @@ class PolicyLossInputs:
     """What a policy loss gets for one minibatch (``[N]``: per action).
 
     ``log_ratio`` is ``logp - old_logp`` (per token, or GSPO's sequence-level ratio when
-    ``policy.ratio_level=sequence``) and carries the gradient; ``options`` is the ``policy``
+    ``policy.ratio_level=sequence``), clamped to ``±policy.log_ratio_clamp``, and carries the
+    gradient; ``options`` is the ``policy``
     config section. A loss returns ``{"loss": [N]}`` and may add ``"clipped"`` (bool
     ``[N]``), ``"ratio"`` and ``"approx_kl"`` for the metrics.
     """

@@ -82,8 +82,8 @@ class AdvantageEstimatorRecord(Record):
 
     ``needs_critic`` (values from a critic role), ``needs_baseline`` (each prompt's greedy
     response reward), ``grouped`` (one advantage per response, relative to its prompt's
-    group), ``min_samples`` (responses per prompt), ``kl_in_reward`` (``kl.in_reward`` may put
-    the KL penalty in its per-token reward; else the KL is a loss term) and ``whiten``
+    group), ``min_samples`` (responses per prompt), ``kl_in_reward`` (``kl.in_reward`` puts
+    the KL penalty in its per-token reward; else in each response's reward, as its sum) and ``whiten``
     (advantages are always whitened over the batch).
     """
 

@@ -28,10 +28,12 @@ from typing import Any, ClassVar
 import pytest
 
 ADV_DEFAULTS = {"estimator": "", "norm": False, "std_norm": True, "discount": 1.0,
-                "gae_lambda": 1.0, "overlong_buffer": 0, "overlong_penalty": 1.0}
+                "gae_lambda": 1.0, "bootstrap_truncated": True, "whiten_unbiased": False,
+                "overlong_buffer": 0, "overlong_penalty": 1.0}
 POLICY_DEFAULTS = {"loss": "", "eps_clip": 0.2, "eps_clip_low": None, "eps_clip_high": None,
-                   "clip_low": 0.2, "clip_high": 0.2, "dual_clip": None, "ratio_level": "token",
-                   "loss_agg": "token-mean", "entropy_coef": 0.0}
+                   "clip_low": 0.2, "clip_high": 0.2, "dual_clip": None, "log_ratio_clamp": 20.0,
+                   "ratio_level": "token", "loss_agg": "token-mean", "norm_mean": True,
+                   "entropy_coef": 0.0, "early_stop_kl_estimator": "k2"}
 
 
 def _entry(kind: str, ref: Any, suite: str) -> tuple[Callable, Any]:

@@ -33,7 +33,7 @@ from rlcore.sdk import (
     registry,
 )
 from rlcore_plugin_algorithms import rl
-from rlcore_plugin_algorithms.packed import per_sequence_batch, per_token_batch
+from rlcore_plugin_algorithms.packed import per_sequence_batch, per_sequence_sum, per_token_batch
 from rlcore_plugin_algorithms.rl_config import AdvantageOptions, KLOptions, RewardOptions
 from rlcore_plugin_algorithms.sampling import action_counts, action_mask
 
@@ -61,8 +61,9 @@ class AdvantageInterface(ModelInterface):
 
     @property
     def kl_in_reward(self) -> bool:
-        """Whether the KL penalty shapes the per-token reward (else it is a loss term)."""
-        return self.record.kl_in_reward and self.kl_options.in_reward
+        """Whether the KL penalty shapes the reward: per token for estimators whose record says
+        ``kl_in_reward``, per response (its KL sum) for the others; else it is a loss term."""
+        return self.kl_options.in_reward
 
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> tuple[PackedBatch, dict]:
@@ -74,26 +75,33 @@ class AdvantageInterface(ModelInterface):
         raw = data.data[REWARDS].float()
         seq_rewards = shaped_rewards(raw, no_eos, self.reward) + rl.overlong_penalty(
             lengths, self.max_new_tokens, self.adv.overlong_buffer, self.adv.overlong_penalty)
-        kl, kl_seq = None, 0.0
-        if REF_LOGPROBS in data.data:
-            old, ref = data.data[LOGPROBS][act].float(), data.data[REF_LOGPROBS][act].float()
-            kl = rl.kl_penalty(old, ref, self.kl_options.estimator)
-            total, count = _global([float((old - ref).sum()), float(len(raw))])
-            kl_seq = total / max(count, 1.0)
+        kl, kl_seq, kl_ctl = None, 0.0, 0.0
         coef = self.kl.value
+        if REF_LOGPROBS in data.data:
+            o = self.kl_options
+            old, ref = data.data[LOGPROBS][act].float(), data.data[REF_LOGPROBS][act].float()
+            kl = rl.kl_penalty(old, ref, o.estimator, o.k3_clamp)
+            ctl = rl.controller_kl(kl if o.controller_input == "token-mean" else old - ref,
+                                   cu_act, o.controller_input)
+            total, ctl_total, count = _global([float((old - ref).sum()), ctl[0], ctl[1]])
+            kl_seq, kl_ctl = total / max(count, 1.0), ctl_total / max(count, 1.0)
+            if self.kl_in_reward and not self.record.kl_in_reward:
+                seq_rewards = seq_rewards - coef * per_sequence_sum(kl, cu_act)
         inputs = AdvantageInputs(
             rewards=seq_rewards, cu=cu_act, options=self.adv,
-            token_rewards=self._token_rewards(data, act, raw, seq_rewards, cu_act,
-                                              kl if self.kl_in_reward else None, coef),
+            token_rewards=self._token_rewards(
+                data, act, raw, seq_rewards, cu_act,
+                kl if self.kl_in_reward and self.record.kl_in_reward else None, coef),
             groups=rl.group_offsets([len(s) for s in data.seqlens[INPUT_IDS]]),
             **self._critic_inputs(data, act, cu, no_eos), **self._baselines(data))
         adv, ret = self.estimator(inputs)
-        mean, var = rl.moments_to_stats(*_global(list(rl.moments(adv))))
+        mean, var = rl.moments_to_stats(*_global(list(rl.moments(adv))),
+                                        unbiased=self.adv.whiten_unbiased)
         if self.adv.norm or self.record.whiten:
             adv = rl.whiten(adv, stats=(mean, var))
         stats = self._stats(raw, seq_rewards, lengths, no_eos, mean, var, kl is not None, kl_seq,
                             coef)
-        self.kl.update(kl_seq, int(stats.pop("n_sequences")))
+        self.kl.update(kl_ctl, int(stats.pop("n_sequences")))
         adv_full, ret_full = torch.zeros(len(act)), torch.zeros(len(act))
         adv_full[act], ret_full[act] = adv, ret
         out = per_token_batch(data, ADVANTAGES, adv_full)
@@ -119,7 +127,8 @@ class AdvantageInterface(ModelInterface):
         if VALUES not in data.data:
             return {}
         values = data.data[VALUES].float()
-        last = torch.where(no_eos, values[cu[1:].long() - 1], torch.zeros(len(no_eos)))
+        cut = no_eos & self.adv.bootstrap_truncated  # else every end is terminal (verl, TRL)
+        last = torch.where(cut, values[cu[1:].long() - 1], torch.zeros(len(no_eos)))
         return {"values": values[act], "last_values": last}
 
     def _baselines(self, data: PackedBatch) -> dict[str, Any]:

@@ -21,5 +21,5 @@ def ppo(x: PolicyLossInputs) -> dict[str, torch.Tensor]:
     """PPO's clipped surrogate (asymmetric clip, optional dual clip for negative advantages)."""
     p = x.options
     return rl.policy_loss(x.logp, x.old_logp, x.advantages, p.clip_low, p.clip_high,
-                          p.dual_clip, x.log_ratio)
+                          p.dual_clip, x.log_ratio, p.early_stop_kl_estimator)
 

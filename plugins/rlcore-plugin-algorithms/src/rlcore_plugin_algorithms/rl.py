@@ -70,8 +70,10 @@ def gae(
     return advantages, advantages + values.float()
 
 
-def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.Tensor:
-    """Per-token estimate of KL(policy || reference): ``k1``, ``k2`` or ``k3`` (Schulman)."""
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str,
+               k3_clamp: float | None = None) -> torch.Tensor:
+    """Per-token estimate of KL(policy || reference): ``k1``, ``k2`` or ``k3`` (Schulman);
+    ``k3_clamp`` clamps k3 to ``[-k3_clamp, k3_clamp]`` (verl: 10)."""
     log_ratio = logp.float() - ref_logp.float()
     if kind == "k1":
         return log_ratio
@@ -79,8 +81,36 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.T
         return 0.5 * log_ratio**2
     if kind == "k3":
         neg = (-log_ratio).clamp(-20.0, 20.0)
-        return torch.exp(neg) - neg - 1
+        k3 = torch.exp(neg) - neg - 1
+        return k3 if k3_clamp is None else k3.clamp(-k3_clamp, k3_clamp)
     raise ValueError(f"unknown KL kind {kind!r}; use one of {KL_KINDS}")
+
+
+def kl_loss_term(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str,
+                 k3_clamp: float | None = None,
+                 log_ratio: torch.Tensor | None = None) -> torch.Tensor:
+    """The per-token KL loss term; with ``log_ratio`` (to the sampling policy) it is weighted by
+    the importance ratio ``exp(log_ratio)``, gradient included (TRL's use_bias_correction_kl)."""
+    kl = kl_penalty(logp, ref_logp, kind, k3_clamp)
+    return kl if log_ratio is None else kl * torch.exp(log_ratio)
+
+
+def approx_kl(log_ratio: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-token estimate of KL(old || current) from ``log_ratio = logp - logp_old``: k1 is
+    ``-log_ratio`` (verl's ppo_kl), k2 ``log_ratio² / 2``, k3 ``e^log_ratio - log_ratio - 1``."""
+    return kl_penalty(-log_ratio.detach(), torch.zeros_like(log_ratio), kind)
+
+
+def controller_kl(kl: torch.Tensor, cu: torch.Tensor, mode: str) -> tuple[float, float]:
+    """``(sum over sequences, count)`` of what the adaptive KL controller reads, per sequence:
+    ``seq-sum`` the sum of ``kl`` over its tokens, ``token-mean`` their mean (verl)."""
+    lengths = _lengths(cu).to(kl.device)
+    per_seq = per_sequence_sum(kl.detach().double(), cu.to(kl.device))
+    if mode == "token-mean":
+        per_seq = per_seq / lengths.clamp(min=1)
+    elif mode != "seq-sum":
+        raise ValueError(f"unknown controller input {mode!r}; use 'seq-sum' or 'token-mean'")
+    return float(per_seq.sum()), float(lengths.numel())
 
 
 def token_rewards(
@@ -102,12 +132,15 @@ def moments(x: torch.Tensor) -> tuple[float, float, int]:
     return float(xd.sum()), float((xd * xd).sum()), x.numel()
 
 
-def moments_to_stats(total: float, total_sq: float, count: int) -> tuple[float, float]:
-    """``(mean, biased variance)`` from :func:`moments` (summed over ranks)."""
+def moments_to_stats(total: float, total_sq: float, count: int,
+                     unbiased: bool = False) -> tuple[float, float]:
+    """``(mean, variance)`` from :func:`moments` (summed over ranks): biased, or
+    Bessel-corrected (``n / (n - 1)``, as verl and TRL whiten) with ``unbiased``."""
     if count <= 0:
         raise ValueError("moments_to_stats needs count > 0")
     mean = total / count
-    return mean, max(total_sq / count - mean * mean, 0.0)
+    var = max(total_sq / count - mean * mean, 0.0)
+    return mean, var * count / (count - 1) if unbiased and count > 1 else var
 
 
 def whiten(
@@ -138,7 +171,21 @@ def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, cu: torch.Ten
     lengths = _lengths(cu).to(log_ratio.device)
     seq_mean = per_sequence_sum(log_ratio.detach(), cu.to(log_ratio.device)) / lengths.clamp(min=1)
     per_token = torch.repeat_interleave(seq_mean, lengths)
-    return per_token + logp.float() - logp.float().detach()
+    # zero-valued gradient carrier first, so the value is exactly the mean (not rounded twice)
+    return logp.float() - logp.float().detach() + per_token
+
+
+def policy_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, cu: torch.Tensor,
+                     level: str = "token", clamp: float | None = 20.0) -> torch.Tensor:
+    """The log-ratio the policy loss exponentiates, per token or per sequence (GSPO), clamped to
+    ``[-clamp, clamp]`` (verl: 20; unclamped, a ratio above e^88 is inf: NaN gradients)."""
+    if level == "sequence":
+        log_ratio = sequence_log_ratio(logp, old_logp, cu)
+    elif level == "token":
+        log_ratio = logp.float() - old_logp.float()
+    else:
+        raise ValueError(f"unknown ratio level {level!r}; use 'token' or 'sequence'")
+    return log_ratio if clamp is None else log_ratio.clamp(-clamp, clamp)
 
 
 def policy_loss(
@@ -149,11 +196,13 @@ def policy_loss(
     eps_clip_high: float,
     dual_clip: float | None = None,
     log_ratio: torch.Tensor | None = None,
+    kl_kind: str = "k2",
 ) -> dict[str, torch.Tensor]:
     """Per-token PPO clipped surrogate loss, optionally dual-clipped (Ye et al. 2020) for A < 0.
 
     ``clipped`` marks tokens where the clipped term won (clip-fraction numerator).
-    ``log_ratio`` replaces ``logp - old_logp`` (GSPO's :func:`sequence_log_ratio`).
+    ``log_ratio`` replaces ``logp - old_logp`` (:func:`policy_log_ratio`); ``approx_kl`` is
+    its :func:`approx_kl` of ``kl_kind``.
     """
     if log_ratio is None:
         log_ratio = logp.float() - old_logp.float()
@@ -170,7 +219,7 @@ def policy_loss(
         "loss": loss,
         "ratio": ratio.detach(),
         "clipped": surr_clipped > surr,
-        "approx_kl": (0.5 * log_ratio**2).detach(),
+        "approx_kl": approx_kl(log_ratio, kl_kind),
     }
 
 
@@ -231,16 +280,20 @@ def value_loss(
     if eps_clip is None or eps_clip <= 0:
         return {"loss": 0.5 * unclipped, "clipped": torch.zeros_like(unclipped, dtype=torch.bool)}
     old = old_values.float()
-    clipped = (old + (v - old).clamp(-eps_clip, eps_clip) - ret) ** 2
+    # in range the clipped value is v itself: old + (v - old) need not round back to v
+    step = v - old
+    v_clipped = torch.where(step.abs() <= eps_clip, v, old + step.clamp(-eps_clip, eps_clip))
+    clipped = (v_clipped - ret) ** 2
     return {"loss": 0.5 * torch.maximum(unclipped, clipped), "clipped": clipped > unclipped}
 
 
 def aggregate(per_token: torch.Tensor, cu: torch.Tensor, mode: str,
-              norm: float | None = None) -> torch.Tensor:
+              norm: float | None = None, norm_mean: bool = True) -> torch.Tensor:
     """Reduce a per-token loss ``[N]`` to a scalar; seq-mean modes skip empty sequences.
 
     ``seq-mean-token-sum-norm`` (Dr. GRPO) divides each sequence's sum by the constant
-    ``norm`` (the generation budget) instead of its own length.
+    ``norm`` (the generation budget) instead of its own length, then averages over sequences
+    (``norm_mean=False``: sums them, as verl: B times larger).
     """
     x = per_token.float()
     if mode == "token-mean":
@@ -255,6 +308,8 @@ def aggregate(per_token: torch.Tensor, cu: torch.Tensor, mode: str,
         if not norm or norm <= 0:
             raise ValueError("seq-mean-token-sum-norm needs norm > 0 (the max response length)")
         per_seq = per_seq / norm
+        if not norm_mean:
+            return per_seq.sum()
     nonempty = lengths > 0
     return (per_seq * nonempty).sum() / nonempty.sum().clamp(min=1)
 
@@ -377,6 +432,10 @@ def group_offsets(group_sizes: list[int], device: torch.device | str = "cpu") ->
     return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
 
 
+# Group statistics are taken in float64: float32 scores sum exactly there, so a group of
+# equal rewards gets exactly 0 (in float32, rounding noise over std + eps was up to |A| = 0.1).
+
+
 def _group_mean(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     sizes = _lengths(groups).to(scores.device)
     return torch.repeat_interleave(per_sequence_sum(scores, groups.to(scores.device)) / sizes, sizes)
@@ -386,24 +445,24 @@ def grpo_advantages(scores: torch.Tensor, groups: torch.Tensor, std_norm: bool =
                     eps: float = 1e-6) -> torch.Tensor:
     """GRPO: each response's score minus its group's mean, over the group's std (unbiased, as
     in the paper and TRL) unless ``std_norm`` is off (Dr. GRPO). ``[S]`` per sequence."""
-    x = scores.float()
+    x = scores.double()
     centred = x - _group_mean(x, groups)
     if not std_norm:
-        return centred
+        return centred.float()
     sizes = _lengths(groups).to(x.device)
     var = per_sequence_sum(centred**2, groups.to(x.device)) / (sizes - 1).clamp(min=1)
-    return centred / (torch.repeat_interleave(var.sqrt(), sizes) + eps)
+    return (centred / (torch.repeat_interleave(var.sqrt(), sizes) + eps)).float()
 
 
 def rloo_advantages(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """RLOO: each response's score minus the mean of the *other* responses to its prompt."""
-    x = scores.float()
+    x = scores.double()
     sizes = _lengths(groups).to(x.device)
     if bool((sizes < 2).any()):
         raise ValueError("RLOO needs at least 2 responses per prompt (gen.n_samples >= 2)")
     totals = torch.repeat_interleave(per_sequence_sum(x, groups.to(x.device)), sizes)
     others = (totals - x) / torch.repeat_interleave(sizes - 1, sizes)
-    return x - others
+    return (x - others).float()
 
 
 def remax_advantages(scores: torch.Tensor, baselines: torch.Tensor,

@@ -130,18 +130,30 @@ class PolicyOptions:
     eps_clip: float = field(default=0.2, metadata={"help": "policy ratio clip (both sides unless set below)", "range": "(0, inf)"})
     eps_clip_low: float | None = field(default=None, metadata={"help": "lower clip: ratio >= 1 - this; null: eps_clip", "range": "(0, 1]"})
     eps_clip_high: float | None = field(default=None, metadata={"help": "upper clip: ratio <= 1 + this; null: eps_clip (DAPO: higher)", "range": "(0, inf)"})
-    dual_clip: float | None = field(default=None, metadata={"help": "dual-clip bound c > 1 for negative advantages; null: off", "range": "(1, inf)"})
+    dual_clip: float | None = field(default=3.0, metadata={
+        "help": "dual-clip bound c > 1: the loss of a negative-advantage token is at most -A*c "
+                "(verl: 3.0); null: off (TRL)", "range": "(1, inf)"})
+    log_ratio_clamp: float | None = field(default=20.0, metadata={
+        "help": "the log-ratio logp - logp_old is clamped to +-this before exp (verl: 20); "
+                "null: off (TRL), and a ratio above e^88 overflows to NaN gradients",
+        "range": "(0, inf)"})
     ratio_level: Literal["token", "sequence"] = field(default="token", metadata={
         "help": "importance ratio per token, or per sequence (GSPO: length-normalised)"})
     loss_agg: LossAggregation = field(default="token-mean", metadata={
         "help": "token-mean, seq-mean-token-mean, seq-mean-token-sum or seq-mean-token-sum-norm "
                 "(Dr. GRPO: divided by gen.max_new_tokens)"})
+    norm_mean: bool = field(default=True, metadata={
+        "help": "seq-mean-token-sum-norm: average the responses' normalised sums; false: add "
+                "them up (verl: the loss is B responses times larger)"})
     entropy_coef: float = field(default=0.0, metadata={"help": "entropy bonus in the actor loss", "range": "[0, inf)"})
     epochs: int = field(default=1, metadata={"help": "passes over each generated batch", "range": "[1, inf)"})
     minibatches: int = field(default=2, metadata={"help": "minibatches (optimizer steps) per epoch", "range": "[1, inf)"})
     early_stop_kl: float | None = field(default=None, metadata={
         "help": "stop this batch's epochs once the approx KL exceeds this; null: never",
         "range": "(0, inf)"})
+    early_stop_kl_estimator: KLEstimator = field(default="k2", metadata={
+        "help": "the approx KL (old || current) that early_stop_kl and the approx_kl metric "
+                "read: k1 (verl's ppo_kl), k2 (1/2 (logp - logp_old)^2) or k3"})
     early_stop_imp_ratio: float | None = field(default=None, metadata={
         "help": "stop them once the largest importance ratio exceeds this; null: never",
         "range": "(0, inf)"})
@@ -172,8 +184,30 @@ class KLOptions:
     horizon: int = field(default=10000, metadata={"help": "adaptive controller: horizon in samples", "range": "[1, inf)"})
     in_reward: bool = field(default=True, metadata={
         "help": "KL penalty in the per-token reward (classic PPO, REINFORCE++); false: a loss "
-                "term. Group estimators always use a loss term"})
+                "term. Estimators that score whole responses (grpo, rloo, remax) subtract "
+                "kl.coef times each response's KL sum from its reward instead (verl)"})
     estimator: KLEstimator = field(default="k1", metadata={"help": "k1, k2 or k3 (Schulman's)"})
+    k3_clamp: float | None = field(default=None, metadata={
+        "help": "k3: each token's estimate is clamped to +-this (verl: 10; it also zeroes the "
+                "gradient of tokens beyond it); null: off", "range": "(0, inf)"})
+    controller_input: Literal["seq-sum", "token-mean"] = field(default="seq-sum", metadata={
+        "help": "what the adaptive controller compares with kl.target: each response's k1 sum "
+                "(Ziegler et al., TRL), or its mean kl.estimator per token (verl)"})
+    bias_correction: bool = field(default=False, metadata={
+        "help": "KL loss term: weight each token's KL by the importance ratio to the sampling "
+                "policy (TRL's use_bias_correction_kl, DeepSeek-V3.2)"})
+
+    def validate(self) -> None:
+        """Refuse settings that the chosen estimator or placement ignores (ConfigError)."""
+        s = self.section
+        if self.k3_clamp is not None and self.estimator != "k3":
+            raise ConfigError(f"{s}.k3_clamp={self.k3_clamp} clamps the k3 estimate, but "
+                              f"{s}.estimator={self.estimator}; set {s}.estimator=k3 or "
+                              f"{s}.k3_clamp=null")
+        if self.bias_correction and self.in_reward:
+            raise ConfigError(f"{s}.bias_correction weights the KL loss term, but "
+                              f"{s}.in_reward=true puts the KL in the reward; set "
+                              f"{s}.in_reward=false or {s}.bias_correction=false")
 
     @property
     def uses_ref(self) -> bool:
@@ -195,6 +229,12 @@ class AdvantageOptions:
         "help": "grpo: divide by the group's reward std (false: Dr. GRPO)"})
     discount: float = field(default=1.0, metadata={"help": "gamma (GAE, REINFORCE++)", "range": "[0, 1]"})
     gae_lambda: float = field(default=1.0, metadata={"help": "lambda of GAE", "range": "[0, 1]"})
+    bootstrap_truncated: bool = field(default=True, metadata={
+        "help": "gae: a response cut at gen.max_new_tokens bootstraps from the critic's value "
+                "after its last token; false: every end is terminal (verl, TRL)"})
+    whiten_unbiased: bool = field(default=False, metadata={
+        "help": "whitening (adv.norm, reinforce_pp) divides by the Bessel-corrected std "
+                "(verl, TRL); false: the biased one"})
     overlong_buffer: int = field(default=0, metadata={
         "help": "DAPO overlong penalty: the last N tokens of gen.max_new_tokens ramp it in; 0: off",
         "range": "[0, inf)"})
@@ -395,6 +435,7 @@ class RLConfig:
 
         self.env.apply_defaults(self)
         self.reward.validate()
+        self.kl.validate()
         self.rollout.validate()
         self.eval.validate()
         checks = {"estimators": (self.adv, "estimator"), "policy_losses": (self.policy, "loss"),

@@ -68,7 +68,8 @@ class _Trainer(ModelInterface):
         self._told_short = False  # the note on a short batch's fewer minibatches, once
 
     def aggregate(self, per_token: torch.Tensor, cu_act: torch.Tensor) -> torch.Tensor:
-        return rl.aggregate(per_token, cu_act, self.policy.loss_agg, norm=self.gen.max_new_tokens)
+        return rl.aggregate(per_token, cu_act, self.policy.loss_agg, norm=self.gen.max_new_tokens,
+                            norm_mean=self.policy.norm_mean)
 
     def minibatches(self, data: PackedBatch) -> list[PackedBatch]:
         """``policy.minibatches`` of them, or fewer when a rank holds fewer prompts (an epoch's
@@ -169,8 +170,7 @@ class PolicyInterface(_Trainer):
         logp, entropy = handle.model(ids, cu, query)
         behav, old, weight = self.old_logprobs(mb, act)
         drift = float((logp.detach() - behav).abs().max()) if logp.numel() else 0.0
-        log_ratio = rl.sequence_log_ratio(logp, old, cu_act) if p.ratio_level == "sequence" \
-            else logp.float() - old.float()
+        log_ratio = rl.policy_log_ratio(logp, old, cu_act, p.ratio_level, p.log_ratio_clamp)
         out = self.loss_fn(PolicyLossInputs(logp, old, log_ratio, mb.data[ADVANTAGES].to(dev)[act],
                                             cu_act, p))
         pg = out["loss"] if weight is None else out["loss"] * weight
@@ -178,7 +178,9 @@ class PolicyInterface(_Trainer):
         coef = float(mb.data[KL_COEF][0]) if len(mb.data[KL_COEF]) else 0.0
         if REF_LOGPROBS in mb.data and coef:
             ref = mb.data[REF_LOGPROBS].to(dev)[act]
-            per_token = per_token + coef * rl.kl_penalty(logp, ref, self.kl.estimator)
+            per_token = per_token + coef * rl.kl_loss_term(
+                logp, ref, self.kl.estimator, self.kl.k3_clamp,
+                log_ratio if self.kl.bias_correction else None)
         if p.entropy_coef:
             per_token = per_token - p.entropy_coef * entropy
         loss = self.aggregate(per_token, cu_act)
@@ -186,7 +188,7 @@ class PolicyInterface(_Trainer):
         step = handle.model.step()
         ratio = out.get("ratio", torch.exp(log_ratio.detach()))
         clipped = out.get("clipped", torch.zeros_like(ratio, dtype=torch.bool))
-        approx_kl = out.get("approx_kl", 0.5 * log_ratio.detach() ** 2)
+        approx_kl = out.get("approx_kl", rl.approx_kl(log_ratio, p.early_stop_kl_estimator))
         return {
             "loss": loss.item(),
             "pg_loss": self.aggregate(pg.detach(), cu_act).item(),
