@@ -16,6 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from rlcore.models.attention import KVCache, PackedContext, check_cu_seqlens
 from rlcore.models.config import TransformerConfig, rope_scaling_type
+from rlcore.models.moe import MoE
 from rlcore.models.token_logprobs import TokenQuery, score_tokens
 
 # ----------------------------------------------------------------------------- building blocks
@@ -157,12 +158,13 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     """Feed-forward: ``down(act(gate(x)) * up(x))`` when gated, else ``down(act(up(x)))``."""
 
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg: TransformerConfig, size: int | None = None):
         super().__init__()
+        size = size or cfg.intermediate_size
         if cfg.gated_mlp:
-            self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=cfg.mlp_bias)
+            self.gate_proj = nn.Linear(cfg.hidden_size, size, bias=cfg.mlp_bias)
+        self.up_proj = nn.Linear(cfg.hidden_size, size, bias=cfg.mlp_bias)
+        self.down_proj = nn.Linear(size, cfg.hidden_size, bias=cfg.mlp_bias)
         self.act, self.gated = ACTIVATIONS[cfg.activation], cfg.gated_mlp
 
     def forward(self, x):
@@ -172,14 +174,18 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: attention, then MLP."""
+    """Pre-norm residual block: attention, then MLP (or mixture of experts)."""
 
     def __init__(self, cfg: TransformerConfig, layer_idx: int):
         super().__init__()
         self.attn_norm = make_norm(cfg, cfg.hidden_size)
         self.attn = Attention(cfg, layer_idx)
         self.mlp_norm = make_norm(cfg, cfg.hidden_size)
-        self.mlp = MLP(cfg)
+        if cfg.is_moe_layer(layer_idx):
+            shared = MLP(cfg, cfg.shared_expert_size) if cfg.shared_expert_size else None
+            self.mlp = MoE(cfg, ACTIVATIONS[cfg.activation], shared)
+        else:
+            self.mlp = MLP(cfg)
 
     def forward(self, x, rope, ctx):
         x = x + self.attn(self.attn_norm(x), rope, ctx)
