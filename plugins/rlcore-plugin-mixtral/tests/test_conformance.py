@@ -1,10 +1,10 @@
-"""rlcore's family conformance suite on Mixtral: tiny mixtures of experts against transformers."""
+"""rlcore's MoE family conformance suite on Mixtral: tiny mixtures of experts against transformers."""
 
-from rlcore.testing.families import FamilyConformance
+from rlcore.testing.families import MoEConformance
 from rlcore_plugin_mixtral.family import MIXTRAL
 
 
-class TestMixtral(FamilyConformance):
+class TestMixtral(MoEConformance):
     family = MIXTRAL
     variants = {
         # tiny_config: 4 experts, top-2, GQA (4 q / 2 kv heads)

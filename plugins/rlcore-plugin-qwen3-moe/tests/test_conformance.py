@@ -1,10 +1,10 @@
-"""rlcore's family conformance suite on Qwen3-MoE and Qwen2-MoE against transformers."""
+"""rlcore's MoE family conformance suite on Qwen3-MoE and Qwen2-MoE against transformers."""
 
-from rlcore.testing.families import FamilyConformance
+from rlcore.testing.families import MoEConformance
 from rlcore_plugin_qwen3_moe.family import QWEN2_MOE, QWEN3_MOE
 
 
-class TestQwen3Moe(FamilyConformance):
+class TestQwen3Moe(MoEConformance):
     family = QWEN3_MOE
     variants = {
         # tiny_config: 4 experts, top-2 renormalised, q/k norm, head_dim 16 != 32 / 4, GQA
@@ -16,7 +16,7 @@ class TestQwen3Moe(FamilyConformance):
     }
 
 
-class TestQwen2Moe(FamilyConformance):
+class TestQwen2Moe(MoEConformance):
     family = QWEN2_MOE
     variants = {
         # tiny_config: 4 experts, top-2 not renormalised, sigmoid-gated shared expert, qkv bias
