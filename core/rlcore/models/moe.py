@@ -84,15 +84,20 @@ def moe_layers(model: nn.Module) -> list[MoE]:
     return [m for m in model.modules() if isinstance(m, MoE)]
 
 
-def aux_loss(model: nn.Module) -> torch.Tensor | None:
+def aux_loss(model: nn.Module, clear: bool = False) -> torch.Tensor | None:
     """The router load-balancing loss of the model's last forward, as transformers computes it
-    (Switch Transformer eq. 4-6 over all MoE layers' tokens together); None for a dense model."""
+    (Switch Transformer eq. 4-6 over all MoE layers' tokens together); None for a dense model.
+    ``clear`` forgets that forward, so a later call cannot count it again."""
     layers = [m for m in moe_layers(model) if m.balance is not None]
     if not layers:
         return None
-    rows = sum(m.balance[2] for m in layers)
-    tokens = torch.stack([m.balance[0] for m in layers]).sum(0) / rows
-    probs = torch.stack([m.balance[1] for m in layers]).sum(0) / rows
+    stats = [m.balance for m in layers]
+    if clear:
+        for m in layers:
+            m.balance = None
+    rows = sum(s[2] for s in stats)
+    tokens = torch.stack([s[0] for s in stats]).sum(0) / rows
+    probs = torch.stack([s[1] for s in stats]).sum(0) / rows
     return (tokens * probs).sum() * tokens.numel()
 
 
