@@ -49,6 +49,8 @@ class TransformerConfig:
     attn_out_bias: bool = False  # bias on o_proj
     mlp_bias: bool = False
     qk_norm: bool = False  # per-head RMSNorm on q and k before RoPE (Qwen3)
+    qk_norm_all_heads: bool = False  # OLMoE: the q/k norm spans all heads (the projection's width)
+    qkv_clip: float | None = None  # OLMoE, OLMo: clamp q, k and v to [-qkv_clip, qkv_clip]
     tie_embeddings: bool = False
     sliding_window: int | None = None  # attend to at most this many latest tokens (self included)
     max_positions: int = 2048
@@ -105,6 +107,10 @@ class TransformerConfig:
                               f"got {self.sliding_window!r}")
         if self.n_experts:
             self._validate_moe()
+        if self.qk_norm_all_heads and not self.qk_norm:
+            raise ConfigError("TransformerConfig.qk_norm_all_heads needs qk_norm=True")
+        if self.qkv_clip is not None and not self.qkv_clip > 0:
+            raise ConfigError(f"TransformerConfig.qkv_clip must be > 0 or None, got {self.qkv_clip}")
         if self.norm_unit_offset and self.norm_type != "rmsnorm":
             raise ConfigError("TransformerConfig.norm_unit_offset (Gemma 1+w) needs norm_type='rmsnorm'")
         return self

@@ -136,18 +136,23 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.o_proj = nn.Linear(cfg.n_q_heads * cfg.head_dim, cfg.hidden_size, bias=cfg.attn_out_bias)
-        if cfg.qk_norm:
-            self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
-            self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
-        self.qk_norm = cfg.qk_norm
+        if cfg.qk_norm:  # over each head, or over all heads at once (OLMoE)
+            heads = (cfg.n_q_heads, cfg.n_kv_heads) if cfg.qk_norm_all_heads else (1, 1)
+            self.q_norm = RMSNorm(cfg.head_dim * heads[0], cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim * heads[1], cfg.norm_eps)
+        self.qk_norm = "all" if cfg.qk_norm_all_heads else cfg.qk_norm
+        self.clip = cfg.qkv_clip
 
     def forward(self, x, rope, ctx):
         """``x [T, C]`` -> ``[T, C]``; ``ctx`` (packed batch or KV cache) does the attending."""
         t = x.shape[0]
-        q = self.q_proj(x).view(t, -1, self.head_dim)
-        k = self.k_proj(x).view(t, -1, self.head_dim)
-        v = self.v_proj(x).view(t, -1, self.head_dim)
-        if self.qk_norm:
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if self.qk_norm == "all":
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.clip is not None:
+            q, k, v = (z.clamp(-self.clip, self.clip) for z in (q, k, v))
+        q, k, v = (z.view(t, -1, self.head_dim) for z in (q, k, v))
+        if self.qk_norm is True:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
