@@ -132,6 +132,8 @@ def test_replaying_the_natural_routing_changes_nothing_and_trains_the_router():
     assert torch.equal(free, replayed)
     replayed.logsumexp(-1).sum().backward()
     assert model.blocks[0].mlp.router.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"replayed routing has shape \(37, 2\)"):
+        model(ids[:-1], torch.tensor([0, ids.numel() - 1]))
     moe.replay_routing(model, None)
     assert all(m.forced is None for m in moe.moe_layers(model))
     with pytest.raises(ValueError, match="MoE layers"):

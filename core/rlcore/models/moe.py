@@ -21,6 +21,9 @@ def route(logits, k: int, score: str, norm_topk: bool, forced=None):
     if forced is None:
         weights, idx = scores.topk(k, dim=-1)
     else:
+        if forced.shape != (logits.shape[0], k):
+            raise ValueError(f"replayed routing has shape {tuple(forced.shape)}, this forward needs "
+                             f"({logits.shape[0]}, {k}); replay_routing(model, None) to route freely")
         idx = forced.to(logits.device, torch.long)
         weights = scores.gather(-1, idx)
     if norm_topk:
