@@ -140,7 +140,7 @@ class Attention(nn.Module):
             heads = (cfg.n_q_heads, cfg.n_kv_heads) if cfg.qk_norm_all_heads else (1, 1)
             self.q_norm = RMSNorm(cfg.head_dim * heads[0], cfg.norm_eps)
             self.k_norm = RMSNorm(cfg.head_dim * heads[1], cfg.norm_eps)
-        self.qk_norm = "all" if cfg.qk_norm_all_heads else cfg.qk_norm
+        self.qk_norm = ("all" if cfg.qk_norm_all_heads else "head") if cfg.qk_norm else None
         self.clip = cfg.qkv_clip
 
     def forward(self, x, rope, ctx):
@@ -152,7 +152,7 @@ class Attention(nn.Module):
         if self.clip is not None:
             q, k, v = (z.clamp(-self.clip, self.clip) for z in (q, k, v))
         q, k, v = (z.view(t, -1, self.head_dim) for z in (q, k, v))
-        if self.qk_norm is True:
+        if self.qk_norm == "head":
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
