@@ -24,6 +24,11 @@ SIZES: dict[str, dict] = {
     # Llama-style ~100M: hidden 768, 12 layers, 12 heads, SwiGLU 2048, vocab 8192 (untied head).
     "100m": dict(vocab_size=8192, hidden_size=768, intermediate_size=2048, n_layers=12,
                  n_q_heads=12, n_kv_heads=12, head_dim=64, max_positions=1024),
+    # Tiny but wide mixture of experts (MoE families only: --family mixtral|qwen3_moe|olmoe):
+    # tiny's attention, 8 experts of 352, top-2 on both layers.
+    "moe": dict(vocab_size=1024, hidden_size=128, intermediate_size=352, n_layers=2,
+                n_q_heads=4, n_kv_heads=4, head_dim=32, max_positions=1024, n_experts=8,
+                n_experts_per_token=2),
 }
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
@@ -44,6 +49,8 @@ def core_config(family, size: str) -> TransformerConfig:
     """The family's tiny config resized to ``size`` (GPT-2's MLP stays ungated 4x)."""
     cfg = family.tiny_config()
     sizes = dict(SIZES[size])
+    if cfg.moe_intermediate_size:  # a family that sizes experts apart (Qwen-MoE): as wide as the MLP
+        sizes["moe_intermediate_size"] = sizes["intermediate_size"]
     if not cfg.gated_mlp:  # plain MLP: same parameter count as a 4x GELU MLP
         sizes["intermediate_size"] = 4 * sizes["hidden_size"]
     return dataclasses.replace(cfg, **sizes)

@@ -1,6 +1,7 @@
 """Train-step throughput: packed core transformer vs the HF model on the same padded batch.
 
 Run: python bench/train_step.py [--sizes tiny,100m] [--family llama] [--device cpu] [--dtype float32]
+     python bench/train_step.py --family mixtral --sizes moe     (8 experts, top-2)
 
 One step is forward + next-token cross-entropy + backward (no optimizer: its cost is the
 same for both). Both models hold the same weights (converted by the family plugin) and see
@@ -142,6 +143,7 @@ def bench_size(args, size: str) -> dict:
         "cpu_ratio": round(cpu[1] / cpu[0], 3),
         "steps": n_steps,
         "loss_diff": float(f"{loss_diff:.2e}"),
+        "hf_experts": getattr(hf.config, "_experts_implementation", None),  # MoE: HF's expert kernel
     }
 
 

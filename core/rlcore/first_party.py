@@ -14,6 +14,9 @@ FAMILY_PACKAGES = {
     "rlcore-plugin-llama": ("llama", "mistral"),
     "rlcore-plugin-qwen2": ("qwen2", "qwen3"),
     "rlcore-plugin-gpt2": ("gpt2",),
+    "rlcore-plugin-mixtral": ("mixtral",),
+    "rlcore-plugin-qwen3-moe": ("qwen3_moe", "qwen2_moe"),
+    "rlcore-plugin-olmoe": ("olmoe",),
 }
 # Every item of these kinds that a first-party plugin registers comes from this distribution.
 KIND_PACKAGES = {

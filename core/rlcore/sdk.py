@@ -49,6 +49,8 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.config": "TransformerConfig",
     "rlcore.models.decoder_family": "DecoderFamily LLAMA_DEFAULTS",
     "rlcore.models.hf_layout": "DecoderKeys LLAMA_BLOCK LLAMA_STYLE_TOP",
+    "rlcore.models.moe_family": "MoEFamily MOE_BLOCK",
+    "rlcore.models.moe": "aux_loss recorded_routing replay_routing router_agreement",
     "rlcore.models.family": "StateDict",
     "rlcore.models.generation": "GenerationConfig generate",
     "rlcore.models.token_logprobs": "TokenQuery entropy_from_logprobs",

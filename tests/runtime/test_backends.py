@@ -276,3 +276,25 @@ def test_a_backend_written_before_needs_model_and_trainable_keeps_the_old_defaul
         warnings.simplefilter("error")  # once per class
         assert backend_class("legacy_backend:Legacy") is Legacy
     assert backend_class("inference") is InferenceBackend and InferenceBackend.needs_model
+
+
+def test_moe_aux_loss_is_logged_and_added_with_its_coefficient():
+    from rlcore.models.config import TransformerConfig
+    from rlcore.models.moe import aux_loss
+    from rlcore.models.transformer import Transformer
+
+    cfg = TransformerConfig(vocab_size=31, hidden_size=16, intermediate_size=16, n_layers=1,
+                            n_q_heads=2, n_experts=4, n_experts_per_token=2)
+    ids, cu = torch.randint(0, 31, (12,), generator=torch.Generator().manual_seed(0)), torch.tensor([0, 5, 12])
+    routers = []
+    for coef in (0.0, 10.0):
+        torch.manual_seed(0)
+        model = DeepSpeedBackend(DeepSpeedOptions(grad_clip=0, moe_aux_loss_coef=coef)
+                                 ).wrap(Transformer(cfg), total_steps=1)
+        loss = model(ids, cu).logsumexp(-1).mean()
+        expected = aux_loss(model.module).item()
+        model.backward(loss)
+        routers.append(model.module.blocks[0].mlp.router.weight.grad.clone())
+        assert aux_loss(model.module) is None  # consumed: a second backward cannot add it again
+        assert model.step()["moe/aux_loss"] == pytest.approx(expected)
+    assert not torch.equal(routers[0], routers[1])

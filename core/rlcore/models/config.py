@@ -20,6 +20,7 @@ ROPE_SCALING = {
              ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate")),
 }
 ROPE_SCALING_TYPES = tuple(ROPE_SCALING)
+ROUTER_SCORES = ("softmax", "sigmoid")
 
 
 @dataclass
@@ -48,10 +49,21 @@ class TransformerConfig:
     attn_out_bias: bool = False  # bias on o_proj
     mlp_bias: bool = False
     qk_norm: bool = False  # per-head RMSNorm on q and k before RoPE (Qwen3)
+    qk_norm_all_heads: bool = False  # OLMoE: the q/k norm spans all heads (the projection's width)
+    qkv_clip: float | None = None  # OLMoE, OLMo: clamp q, k and v to [-qkv_clip, qkv_clip]
     tie_embeddings: bool = False
     sliding_window: int | None = None  # attend to at most this many latest tokens (self included)
     max_positions: int = 2048
     value_head: bool = False  # scalar head [hidden -> 1] instead of the LM head
+    # Mixture of experts (models/moe.py); n_experts 0 is a dense model.
+    n_experts: int = 0
+    n_experts_per_token: int = 2  # top-k
+    moe_intermediate_size: int | None = None  # each expert's; None: intermediate_size
+    router_score: str = "softmax"  # "softmax" | "sigmoid" of the router logits
+    router_norm_topk: bool = True  # rescale the top-k weights to sum to 1
+    shared_expert_size: int = 0  # a shared expert this wide on every MoE layer (0: none)
+    shared_expert_gate: bool = False  # Qwen2-MoE: the shared expert scaled by sigmoid(gate(x))
+    dense_layers: list[int] = field(default_factory=list)  # layers with the dense MLP instead
 
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:
@@ -93,9 +105,33 @@ class TransformerConfig:
                 not isinstance(self.sliding_window, int) or self.sliding_window <= 0):
             raise ConfigError(f"TransformerConfig.sliding_window must be a positive int or None, "
                               f"got {self.sliding_window!r}")
+        if self.n_experts:
+            self._validate_moe()
+        if self.qk_norm_all_heads and not self.qk_norm:
+            raise ConfigError("TransformerConfig.qk_norm_all_heads needs qk_norm=True")
+        if self.qkv_clip is not None and not self.qkv_clip > 0:
+            raise ConfigError(f"TransformerConfig.qkv_clip must be > 0 or None, got {self.qkv_clip}")
         if self.norm_unit_offset and self.norm_type != "rmsnorm":
             raise ConfigError("TransformerConfig.norm_unit_offset (Gemma 1+w) needs norm_type='rmsnorm'")
         return self
+
+    def _validate_moe(self) -> None:
+        if not 0 < self.n_experts_per_token <= self.n_experts:
+            raise ConfigError(f"TransformerConfig.n_experts_per_token={self.n_experts_per_token} must "
+                              f"be in 1..n_experts={self.n_experts}")
+        if self.router_score not in ROUTER_SCORES:
+            raise ConfigError(f"TransformerConfig.router_score={self.router_score!r} is not one of "
+                              f"{', '.join(ROUTER_SCORES)}")
+        if not self.gated_mlp or self.mlp_bias:
+            raise ConfigError("TransformerConfig.n_experts needs gated_mlp=True and mlp_bias=False "
+                              "(experts are gated and have no bias)")
+        if any(not 0 <= i < self.n_layers for i in self.dense_layers):
+            raise ConfigError(f"TransformerConfig.dense_layers={self.dense_layers} must be layer "
+                              f"indices below n_layers={self.n_layers}")
+
+    def is_moe_layer(self, i: int) -> bool:
+        """Whether block ``i`` has the mixture of experts instead of the dense MLP."""
+        return self.n_experts > 0 and i not in self.dense_layers
 
     def _validate_rope_scaling(self) -> None:
         rs = self.rope_scaling

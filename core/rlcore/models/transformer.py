@@ -16,6 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from rlcore.models.attention import KVCache, PackedContext, check_cu_seqlens
 from rlcore.models.config import TransformerConfig, rope_scaling_type
+from rlcore.models.moe import MoE
 from rlcore.models.token_logprobs import TokenQuery, score_tokens
 
 # ----------------------------------------------------------------------------- building blocks
@@ -135,18 +136,23 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.o_proj = nn.Linear(cfg.n_q_heads * cfg.head_dim, cfg.hidden_size, bias=cfg.attn_out_bias)
-        if cfg.qk_norm:
-            self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
-            self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
-        self.qk_norm = cfg.qk_norm
+        if cfg.qk_norm:  # over each head, or over all heads at once (OLMoE)
+            heads = (cfg.n_q_heads, cfg.n_kv_heads) if cfg.qk_norm_all_heads else (1, 1)
+            self.q_norm = RMSNorm(cfg.head_dim * heads[0], cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim * heads[1], cfg.norm_eps)
+        self.qk_norm = ("all" if cfg.qk_norm_all_heads else "head") if cfg.qk_norm else None
+        self.clip = cfg.qkv_clip
 
     def forward(self, x, rope, ctx):
         """``x [T, C]`` -> ``[T, C]``; ``ctx`` (packed batch or KV cache) does the attending."""
         t = x.shape[0]
-        q = self.q_proj(x).view(t, -1, self.head_dim)
-        k = self.k_proj(x).view(t, -1, self.head_dim)
-        v = self.v_proj(x).view(t, -1, self.head_dim)
-        if self.qk_norm:
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if self.qk_norm == "all":
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.clip is not None:
+            q, k, v = (z.clamp(-self.clip, self.clip) for z in (q, k, v))
+        q, k, v = (z.view(t, -1, self.head_dim) for z in (q, k, v))
+        if self.qk_norm == "head":
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
@@ -157,12 +163,13 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     """Feed-forward: ``down(act(gate(x)) * up(x))`` when gated, else ``down(act(up(x)))``."""
 
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg: TransformerConfig, size: int | None = None):
         super().__init__()
+        size = size or cfg.intermediate_size
         if cfg.gated_mlp:
-            self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=cfg.mlp_bias)
+            self.gate_proj = nn.Linear(cfg.hidden_size, size, bias=cfg.mlp_bias)
+        self.up_proj = nn.Linear(cfg.hidden_size, size, bias=cfg.mlp_bias)
+        self.down_proj = nn.Linear(size, cfg.hidden_size, bias=cfg.mlp_bias)
         self.act, self.gated = ACTIVATIONS[cfg.activation], cfg.gated_mlp
 
     def forward(self, x):
@@ -172,14 +179,18 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: attention, then MLP."""
+    """Pre-norm residual block: attention, then MLP (or mixture of experts)."""
 
     def __init__(self, cfg: TransformerConfig, layer_idx: int):
         super().__init__()
         self.attn_norm = make_norm(cfg, cfg.hidden_size)
         self.attn = Attention(cfg, layer_idx)
         self.mlp_norm = make_norm(cfg, cfg.hidden_size)
-        self.mlp = MLP(cfg)
+        if cfg.is_moe_layer(layer_idx):
+            shared = MLP(cfg, cfg.shared_expert_size) if cfg.shared_expert_size else None
+            self.mlp = MoE(cfg, ACTIVATIONS[cfg.activation], shared)
+        else:
+            self.mlp = MLP(cfg)
 
     def forward(self, x, rope, ctx):
         x = x + self.attn(self.attn_norm(x), rope, ctx)

@@ -86,8 +86,8 @@ class TrainableModel:
     bookkeeping the runtime needs.
 
     Call it like the module; ``backward(loss)`` then ``step()`` per micro step.
-    ``step()`` returns ``{"lr", "grad_norm"}`` on the micro step that updated the
-    weights (every ``grad_accum_steps``), else ``{}``.
+    ``step()`` returns ``{"lr", "grad_norm"}`` (and ``moe/aux_loss`` for a mixture of experts)
+    on the micro step that updated the weights (every ``grad_accum_steps``), else ``{}``.
     """
 
     trainable = True
@@ -96,6 +96,7 @@ class TrainableModel:
         self.ds_engine = ds_engine
         self.options = options
         self.total_steps = total_steps
+        self._moe_aux: list[torch.Tensor] = []  # router aux losses of this optimizer step's micro steps
 
     @property
     def module(self) -> nn.Module:
@@ -130,7 +131,19 @@ class TrainableModel:
         return self
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.ds_engine.backward(loss)
+        self.ds_engine.backward(self._with_moe_aux_loss(loss))
+
+    def _with_moe_aux_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus ``moe_aux_loss_coef`` x the router load-balancing loss of the forward
+        being trained (mixture-of-experts models only); the loss is kept for ``moe/aux_loss``."""
+        from rlcore.models.moe import aux_loss
+
+        aux = aux_loss(self.module, clear=True)
+        if aux is None or not aux.requires_grad:
+            return loss
+        self._moe_aux.append(aux.detach())
+        coef = self.options.moe_aux_loss_coef
+        return loss + coef * aux.to(loss.dtype) if coef else loss
 
     def is_boundary(self) -> bool:
         """Whether the next ``step()`` updates the weights."""
@@ -150,6 +163,9 @@ class TrainableModel:
         out = {"lr": lr}
         if norm is not None:
             out["grad_norm"] = float(norm)
+        if self._moe_aux:
+            out["moe/aux_loss"] = float(torch.stack(self._moe_aux).mean())
+            self._moe_aux.clear()
         return out
 
     def _optimizer_reports_norm(self) -> bool:

@@ -66,6 +66,10 @@ class DeepSpeedOptions:
         "help": "with offload: DeepSpeedCPUAdam (compiled on first use) or torch AdamW"})
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
+    moe_aux_loss_coef: float = field(default=0.0, metadata={
+        "help": "weight of the router load-balancing loss added to a mixture-of-experts model's "
+                "loss (logged as moe/aux_loss either way); transformers' router_aux_loss_coef",
+        "range": "[0, inf)"})
     ds_config: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "merged last into the generated DeepSpeed config"})
 

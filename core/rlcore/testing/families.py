@@ -255,3 +255,20 @@ def _with_value_head(cfg):
     import dataclasses
 
     return dataclasses.replace(cfg, value_head=True)
+
+
+class MoEConformance(FamilyConformance):
+    """FamilyConformance plus the router's load-balancing loss, for mixture-of-experts families."""
+
+    def test_router_aux_loss_matches_hf(self, fam, variant):
+        """``rlcore.models.moe.aux_loss`` on the packed batch equals HF's ``aux_loss`` (padded, masked)."""
+        from rlcore.models.moe import aux_loss
+
+        hf = hf_causal_lm(fam, variant)
+        model = core_from_hf(fam, hf)
+        seqs = random_sequences(model.config.vocab_size, SEQLENS)
+        ids, mask = pad(seqs)
+        with torch.no_grad():
+            ref = hf(input_ids=ids, attention_mask=mask, output_router_logits=True).aux_loss
+            core_logits(model, seqs)
+        assert_close(aux_loss(model), ref, "router aux loss", 1e-5)
