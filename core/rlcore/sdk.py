@@ -44,6 +44,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.runtime.distributed": "*module*",
     "rlcore.runtime.checkpoint": "CheckpointManager config_changes",
     "rlcore.runtime.loop": "run",
+    "rlcore.cli.model_source": "ModelSource resolve_model",
     # models: the core transformer, families, generation, log-probs
     "rlcore.models.transformer": "Transformer",
     "rlcore.models.config": "TransformerConfig",

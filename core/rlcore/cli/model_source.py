@@ -58,6 +58,9 @@ def resolve(path: Path, role: str = "actor") -> ModelSource:
     return ModelSource(checkpoint / role, checkpoint, state.get("config") or {}, state.get("step"))
 
 
+resolve_model = resolve  # the SDK's name of it
+
+
 def load(source: ModelSource, dtype: Any = None, lm: bool = True) -> tuple[Any, Any, str]:
     """The core Transformer (eval mode), its tokenizer and its family name; ``lm``: refuse a
     reward model (a value head generates nothing)."""

@@ -1,5 +1,5 @@
-"""rlcore's standard experiments (sft, rm, dpo, and the RL presets ppo, grpo, remax), their
-model interfaces, advantage estimators, policy losses and built-in environments."""
+"""rlcore's standard experiments (sft, rm, dpo, the RL presets ppo, grpo, remax, online_dpo,
+distill), their model interfaces, advantage estimators, policy losses and environments."""
 
 import rlcore
 from rlcore.plugins.records import (
@@ -15,7 +15,7 @@ _PKG = "rlcore_plugin_algorithms"
 
 @rlcore.hookimpl
 def rlcore_experiments():
-    """SFT, reward modelling, DPO, PPO, GRPO and ReMax."""
+    """SFT, reward modelling, DPO, PPO, GRPO, ReMax, online DPO and on-policy distillation."""
     return [
         ExperimentRecord(
             "sft", impl=f"{_PKG}.experiments:SFT", config=f"{_PKG}.config:SFTConfig",
@@ -43,6 +43,17 @@ def rlcore_experiments():
             "remax", impl=f"{_PKG}.rl_experiments:RL", config=f"{_PKG}.rl_config:RemaxConfig",
             doc="RL, preset ReMax: each prompt's greedy response reward is its samples' baseline.",
         ),
+        ExperimentRecord(
+            "online_dpo", impl=f"{_PKG}.online_dpo:OnlineDPO",
+            config=f"{_PKG}.online_dpo_config:OnlineDPOConfig",
+            doc="Online DPO: the actor samples, the reward ranks; best vs worst response as a "
+                "DPO pair against the reference (sigmoid or ipo).",
+        ),
+        ExperimentRecord(
+            "distill", impl=f"{_PKG}.distill:Distill", config=f"{_PKG}.distill_config:DistillConfig",
+            doc="On-policy distillation: the student samples, a frozen teacher scores its tokens; "
+                "per-token reverse KL as the advantage (plus a task reward by weight).",
+        ),
     ]
 
 
@@ -61,6 +72,12 @@ def rlcore_interfaces():
         InterfaceRecord("advantages", impl=f"{_PKG}.advantages:AdvantageInterface",
                         doc="inference: advantages and returns by adv.estimator; owns the KL "
                             "controller."),
+        InterfaceRecord("preference_pairs", impl=f"{_PKG}.online_dpo:PreferencePairsInterface",
+                        doc="inference: each prompt's best and worst response as a DPO pair "
+                            "(weight 0 when all tie)."),
+        InterfaceRecord("distill_advantages", impl=f"{_PKG}.distill:DistillAdvantageInterface",
+                        doc="inference: -(log p_student - log p_teacher) per sampled token, plus "
+                            "distill.task_weight times the task advantages."),
         InterfaceRecord("policy", impl=f"{_PKG}.rl_interfaces:PolicyInterface",
                         doc="train_step: the policy.loss entry on the advantages, KL, entropy."),
         InterfaceRecord("critic", impl=f"{_PKG}.rl_interfaces:CriticInterface",

@@ -25,6 +25,8 @@ from rlcore_plugin_algorithms.packed import (
 )
 from rlcore_plugin_datasets.unpaired import DESIRABLE
 
+PAIR_WEIGHT = "pair_weight"  # online DPO: each pair's weight in the loss (0: a tied prompt)
+
 
 def sequence_scores(handle: ModelHandle, data: PackedBatch) -> torch.Tensor:
     """A value-head model's score of each sequence: its output at the last token."""
@@ -126,7 +128,12 @@ class DPOInterface(ModelInterface):
             policy[0::2], policy[1::2], ref[0::2], ref[1::2],
             self.beta, self.loss_type, self.label_smoothing,
         )
-        return per_pair.mean(), pair_metrics(chosen, rejected)
+        if PAIR_WEIGHT not in data.data:
+            return per_pair.mean(), pair_metrics(chosen, rejected)
+        weight = data.data[PAIR_WEIGHT].to(policy.device, policy.dtype)[0::2]  # online: 0 = tie
+        kept = weight > 0
+        loss = (per_pair * weight).sum() / weight.sum().clamp(min=1)
+        return loss, pair_metrics(chosen[kept], rejected[kept]) if kept.any() else {}
 
     def _simpo(self, policy: torch.Tensor, data: PackedBatch) -> tuple[torch.Tensor, dict]:
         mean = policy / answer_lengths(data).to(policy.device, policy.dtype).clamp(min=1)
