@@ -32,6 +32,7 @@ from rlcore.sdk import (
     RoleSpec,
     distributed,
 )
+from rlcore_plugin_algorithms import rl
 from rlcore_plugin_algorithms.advantages import AdvantageInterface
 from rlcore_plugin_algorithms.config import SFTConfig
 from rlcore_plugin_algorithms.rl_experiments import RL, WARM_START_DATA
@@ -50,7 +51,8 @@ def distill_advantages(logp: torch.Tensor, teacher_logp: torch.Tensor,
 
 
 class DistillAdvantageInterface(AdvantageInterface):
-    """inference: the task advantages of ``adv.estimator``, then :func:`distill_advantages`."""
+    """inference: the task advantages of ``adv.estimator``, then :func:`distill_advantages`,
+    whitened over the batch with ``adv.norm``."""
 
     def __init__(self, task_weight: float = 0.0, **kw: Any):
         super().__init__(**kw)
@@ -61,8 +63,12 @@ class DistillAdvantageInterface(AdvantageInterface):
         out, stats = super().inference(handle, data)
         act = action_mask(data.data[PROMPT_MASK], data.cu_seqlens(INPUT_IDS))
         student, teacher = data.data[LOGPROBS][act].float(), data.data[TEACHER_LOGPROBS][act].float()
+        adv = distill_advantages(student, teacher, out.data[ADVANTAGES][act], self.task_weight)
+        if self.adv.norm:  # a baseline: the batch's mean, over its std (all ranks)
+            adv = rl.whiten(adv, stats=rl.moments_to_stats(
+                *distributed.all_reduce(list(rl.moments(adv))), unbiased=self.adv.whiten_unbiased))
         full = torch.zeros(len(act))
-        full[act] = distill_advantages(student, teacher, out.data[ADVANTAGES][act], self.task_weight)
+        full[act] = adv
         out.data[ADVANTAGES] = full
         total, count = distributed.all_reduce([float((student - teacher).sum()), float(act.sum())])
         stats["/distill/reverse_kl"] = total / max(count, 1.0)  # per token, sampled estimate

@@ -10,11 +10,13 @@ from rlcore.sdk import ConfigError, DeepSpeedOptions, InferenceOptions, RunOptio
 from rlcore_plugin_algorithms.config import ModelOptions, _train
 from rlcore_plugin_algorithms.profiles import profiles
 from rlcore_plugin_algorithms.rl_config import (
+    AdvantageOptions,
     GenerationOptions,
     GRPOConfig,
     PolicyOptions,
     WarmStartOptions,
 )
+from rlcore_plugin_datasets.config import PromptConfig
 
 
 @dataclass
@@ -30,7 +32,7 @@ class TeacherOptions:
     inference: InferenceOptions = field(default_factory=InferenceOptions)
     hidden_size: int = field(default=128, metadata={
         "help": "tiny teacher (path null): its width", "range": "[1, inf)"})
-    sft_steps: int = field(default=1200, metadata={
+    sft_steps: int = field(default=300, metadata={
         "help": "tiny teacher: SFT steps on the dataset's prompt/answer rows", "range": "[1, inf)"})
     lr: float = field(default=1e-3, metadata={"help": "tiny teacher: SFT learning rate", "range": "(0, inf)"})
     batch_size: int = field(default=32, metadata={"help": "tiny teacher: SFT sequences per step", "range": "[1, inf)"})
@@ -52,7 +54,7 @@ class DistillOptions:
 
 
 def _run() -> RunOptions:
-    return RunOptions(epochs=100, max_steps=200, batch_size=32, eval_every=20)
+    return RunOptions(epochs=100, max_steps=300, batch_size=32, eval_every=20)
 
 
 @dataclass
@@ -67,8 +69,12 @@ class DistillConfig(GRPOConfig):
     actor: ModelOptions = field(default_factory=lambda: ModelOptions(hidden_size=64))
     teacher: TeacherOptions = field(default_factory=TeacherOptions)
     distill: DistillOptions = field(default_factory=DistillOptions)
-    gen: GenerationOptions = field(default_factory=lambda: GenerationOptions(n_samples=4))
-    policy: PolicyOptions = field(default_factory=lambda: PolicyOptions(minibatches=1))
+    # single-digit sums: the tiny teacher learns them in a few hundred SFT steps
+    dataset: PromptConfig = field(default_factory=lambda: PromptConfig(embedded_max_operand=9))
+    gen: GenerationOptions = field(default_factory=GenerationOptions)
+    policy: PolicyOptions = field(default_factory=lambda: PolicyOptions(minibatches=4))
+    # whitened: a baseline for the per-token advantages, which start near -8 for every token
+    adv: AdvantageOptions = field(default_factory=lambda: AdvantageOptions(estimator="grpo"))
     train: DeepSpeedOptions = field(default_factory=lambda: _train(1e-3))  # a fresh student
     warm_start: WarmStartOptions = field(default_factory=lambda: WarmStartOptions(sft_steps=0))
     run: RunOptions = field(default_factory=_run)

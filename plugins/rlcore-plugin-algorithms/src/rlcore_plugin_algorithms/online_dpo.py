@@ -15,6 +15,7 @@ from rlcore.sdk import (
     INPUT_IDS,
     LOSS_MASK,
     MFC,
+    NO_EOS,
     PROMPT_MASK,
     REWARDS,
     ModelHandle,
@@ -99,7 +100,7 @@ class OnlineDPO(SamplingExperiment):
                 **{k: getattr(dpo, k) for k in LOSS_KEYS[dpo.loss_type]}}
         pair = {"input_remap": {PAIR_IDS: INPUT_IDS, PAIR_MASK: LOSS_MASK}}
         return [
-            self.sampler_mfc(),
+            self.sampler_mfc(outputs={k: k for k in (INPUT_IDS, PROMPT_MASK, NO_EOS)}),
             self.reward_mfc(),
             MFC("pairs", "pairs", "inference", "preference_pairs",
                 input_keys=(INPUT_IDS, PROMPT_MASK, REWARDS),
