@@ -83,8 +83,9 @@ def test_short_run_trains_the_teacher_once_and_reuses_it(tmp_path, cli_env):
             "run.eval_every=2"]
 
     def train(run_dir, *more):
-        out = subprocess.run([RLCORE, "train", "distill", "--run-dir", str(run_dir), "--set",
-                              *sets, *more], capture_output=True, text=True, env=cli_env)
+        args = [a for s in (*sets, *more) for a in ("--set", s)]
+        out = subprocess.run([RLCORE, "train", "distill", "--run-dir", str(run_dir), *args],
+                             capture_output=True, text=True, env=cli_env)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
         return out.stdout, read_metrics(run_dir)
 
