@@ -39,7 +39,7 @@ from rlcore_plugin_algorithms.rl_experiments import RL, WARM_START_DATA
 from rlcore_plugin_algorithms.sampling import action_mask
 
 TEACHER_LOGPROBS = "packed_teacher_logprobs"
-TEACHER_DIR_KEYS = ("run.progress", "run.log_every_s", "run.collective_timeout_s")
+REPORTING_KEYS = ("run.progress", "run.log_every_s", "run.collective_timeout_s")
 
 
 def distill_advantages(logp: torch.Tensor, teacher_logp: torch.Tensor,
@@ -179,7 +179,7 @@ class Distill(RL):
         from rlcore.sdk import to_plain
 
         plain = to_plain(self.teacher_config())
-        for key in TEACHER_DIR_KEYS:  # how the run reports does not change the weights
+        for key in REPORTING_KEYS:  # how the run reports does not change the weights
             section, name = key.split(".")
             plain[section].pop(name, None)
         digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
