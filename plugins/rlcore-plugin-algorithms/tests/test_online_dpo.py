@@ -70,10 +70,11 @@ def test_tied_pairs_weigh_nothing_in_the_dpo_loss(loss_type):
 
 def test_short_run_through_the_cli(tmp_path, warm_start, cli_env):
     shutil.copytree(warm_start, tmp_path / WARM_START_DIR)
-    out = subprocess.run(
-        [RLCORE, "train", "online_dpo", "--run-dir", str(tmp_path), "--set", "run.progress=false",
-         "run.batch_size=16", "run.max_steps=3", "run.eval_every=3", "eval.size=16",
-         "dpo.loss_type=ipo"], capture_output=True, text=True, env=cli_env)
+    sets = ["run.progress=false", "run.batch_size=16", "run.max_steps=3", "run.eval_every=3",
+            "eval.size=16", "dpo.loss_type=ipo"]
+    out = subprocess.run([RLCORE, "train", "online_dpo", "--run-dir", str(tmp_path),
+                          *[a for s in sets for a in ("--set", s)]],
+                         capture_output=True, text=True, env=cli_env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "warm start:" not in out.stdout  # the session's warm start was reused
     rows = [r for r in read_metrics(tmp_path) if r["step"] > 0]
