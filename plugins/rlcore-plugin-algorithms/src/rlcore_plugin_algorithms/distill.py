@@ -137,6 +137,8 @@ class Distill(RL):
         self.check_teacher()
 
     def check_teacher(self) -> None:
+        """A loadable teacher directory whose tokenizer is the student's (nothing to check
+        for the tiny teacher before :meth:`prepare` trains it)."""
         where = self.teacher_dir()
         if where is None:
             return
@@ -196,6 +198,7 @@ class Distill(RL):
         self.check_teacher()
 
     def train_teacher(self) -> str:
+        """The tiny teacher's HF directory, trained now unless the cache holds it finished."""
         from rlcore.sdk import CheckpointManager, run
 
         config, where = self.teacher_config(), self.teacher_cache()
