@@ -111,3 +111,33 @@ def test_the_student_moves_towards_the_teacher(tmp_path, warm_start):
     launch(record.name, cfg, nproc=1, run_dir=tmp_path, resume=False)
     kl = series(read_metrics(tmp_path), "distill/reverse_kl")
     assert sum(kl[-5:]) < 0.5 * sum(kl[:5]), kl
+
+
+def test_advantage_node_puts_each_tokens_advantage_on_its_action():
+    from rlcore.sdk import INPUT_IDS, LOGPROBS, NO_EOS, PROMPT_MASK, REWARDS, PackedBatch
+    from rlcore_plugin_algorithms.distill import TEACHER_LOGPROBS, DistillAdvantageInterface
+    from rlcore_plugin_algorithms.rl_config import AdvantageOptions, KLOptions, RewardOptions
+
+    # one prompt, two responses: [p p r r] and [p r r]; at t, the log-prob of token t+1
+    lens = [[4, 3]]
+    student = [0.0, -1.0, -2.0, 0.0, -0.5, -3.0, 0.0]
+    teacher = [0.0, -0.2, -2.5, 0.0, -1.5, -0.1, 0.0]
+    batch = PackedBatch(["a"], {
+        INPUT_IDS: torch.tensor([5, 6, 7, 8, 5, 9, 9]),
+        PROMPT_MASK: torch.tensor([1, 1, 0, 0, 1, 0, 0], dtype=torch.bool),
+        LOGPROBS: torch.tensor(student), TEACHER_LOGPROBS: torch.tensor(teacher),
+        NO_EOS: torch.tensor([False, False]), REWARDS: torch.tensor([1.0, 0.0])},
+        {INPUT_IDS: lens, PROMPT_MASK: lens, LOGPROBS: lens, TEACHER_LOGPROBS: lens,
+         NO_EOS: [[1, 1]], REWARDS: [[1, 1]]})
+    node = DistillAdvantageInterface(
+        task_weight=0.5, adv=AdvantageOptions(estimator="grpo", norm=False), kl=KLOptions(coef=0.0),
+        reward=RewardOptions(), max_new_tokens=6)
+    out, stats = node.inference(None, batch)
+    task = 0.5 / (math.sqrt(0.5) + 1e-6)  # GRPO: (r - mean) / (unbiased std + 1e-6) = +-0.7071
+    actions = {1: task, 2: task, 4: -task, 5: -task}  # positions whose next token is sampled
+    expected = [teacher[t] - student[t] + 0.5 * actions[t] if t in actions else 0.0
+                for t in range(7)]
+    got = out.data["advantages"].tolist()
+    assert all(abs(g - e) < 1e-6 for g, e in zip(got, expected, strict=True)), (got, expected)
+    kl = sum(student[t] - teacher[t] for t in actions) / 4
+    assert abs(stats["/distill/reverse_kl"] - kl) < 1e-6
