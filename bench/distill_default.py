@@ -54,7 +54,7 @@ def timed_run(sets: list[str], limit_s: float) -> dict:
     shutil.rmtree(run_dir.parent, ignore_errors=True)
     return {"command": "rlcore train distill" + "".join(f" --set {s}" for s in sets[1:]),
             "wall_s": round(wall, 1), "load_before": round(load, 2),
-            "teacher_train_s": int(trained.group(1)) if trained else 0,
+            "teacher_train_s": int(trained.group(1)) if trained else None,  # None: reused
             "teacher_accuracy": teacher, "first_eval_at_s": evals[0][0],
             "accuracy_first": first, "accuracy_best_within_limit": max(e[2] for e in within),
             "gain_within_limit": round(max(e[2] for e in within) - first, 4),
@@ -78,7 +78,8 @@ def main() -> None:
     print("| command | teacher training | teacher accuracy | student accuracy at start (s) | "
           "best within the limit | gain | +0.2 first reached at | wall | load before |\n"
           "|---|---|---|---|---|---|---|---|---|")
-    print(f"| `{r['command']}` | {r['teacher_train_s']} s | {r['teacher_accuracy']:.3f} | "
+    teacher = "reused" if r["teacher_train_s"] is None else f"{r['teacher_train_s']} s"
+    print(f"| `{r['command']}` | {teacher} | {r['teacher_accuracy']:.3f} | "
           f"{r['accuracy_first']:.3f} ({r['first_eval_at_s']} s) | "
           f"{r['accuracy_best_within_limit']:.3f} | {r['gain_within_limit']:+.3f} | {reached} | "
           f"{r['wall_s']} s | {r['load_before']} |")
