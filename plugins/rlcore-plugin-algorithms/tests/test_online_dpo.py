@@ -82,3 +82,19 @@ def test_short_run_through_the_cli(tmp_path, warm_start, cli_env):
     assert len(ties) == 3 and all(0.0 <= t <= 1.0 for t in ties), rows
     assert len(series(rows, "actor_train/loss")) == 3
     assert [r["step"] for r in read_metrics(tmp_path) if "eval/accuracy" in r] == [0, 3]
+    assert series(rows, "online_dpo/skipped") == [0.0, 0.0, 0.0]  # pairs every step
+
+
+def test_a_step_where_every_prompt_ties_trains_nothing(tmp_path):
+    from rlcore.cli.train_cmd import resolve_experiment
+    from rlcore.launch.launcher import launch
+
+    # a random actor never answers right: every response scores 0, every prompt ties
+    record, cfg = resolve_experiment("online_dpo", None, [
+        "run.progress=false", "warm_start.sft_steps=0", "run.batch_size=4", "run.max_steps=2",
+        "run.eval_every=0", "gen.n_samples=2"])
+    launch(record.name, cfg, nproc=1, run_dir=tmp_path, resume=False)
+    rows = [r for r in read_metrics(tmp_path) if r["step"] > 0]
+    assert series(rows, "online_dpo/ties_frac") == [1.0, 1.0]
+    assert series(rows, "online_dpo/skipped") == [1.0, 1.0]
+    assert not series(rows, "actor_train/loss") and not series(rows, "time/ref_inference")

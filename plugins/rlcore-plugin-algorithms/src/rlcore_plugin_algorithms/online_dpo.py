@@ -4,7 +4,8 @@ best and the worst become a chosen/rejected pair for the DPO loss against the re
     actor_gen -> rew_inf -> pairs -> ref_inference -> actor_train
 
 A prompt whose responses all scored alike (a tie) gives no pair: its weight in the loss is 0,
-and ``online_dpo/ties_frac`` counts it (docs/dpo.md#online-dpo).
+and ``online_dpo/ties_frac`` counts it; a step where every prompt on every rank tied trains
+nothing (docs/dpo.md#online-dpo).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rlcore.sdk import (
     ModelInterface,
     PackedBatch,
     RoleSpec,
+    StepContext,
     distributed,
 )
 from rlcore_plugin_algorithms.experiments import LOSS_KEYS
@@ -111,3 +113,12 @@ class OnlineDPO(SamplingExperiment):
                 input_keys=(PAIR_IDS, PAIR_MASK, "ref_logps", PAIR_WEIGHT),
                 interface_args=args, **pair),
         ]
+
+    def step(self, ctx: StepContext, batch: PackedBatch) -> PackedBatch:
+        """The graph once; when no rank has a pair, the reference and the actor are skipped
+        (an optimizer step on zero gradients would still move the weights: Adam's momentum)."""
+        cut = ctx.order.index("pairs") + 1
+        batch = ctx.run(batch, ctx.order[:cut])
+        (pairs,) = ctx.all_reduce([float(batch.data[PAIR_WEIGHT].sum())])
+        ctx.add_metrics({"online_dpo/skipped": float(pairs == 0)})
+        return batch if pairs == 0 else ctx.run(batch, ctx.order[cut:])
