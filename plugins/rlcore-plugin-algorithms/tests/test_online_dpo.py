@@ -98,3 +98,15 @@ def test_a_step_where_every_prompt_ties_trains_nothing(tmp_path):
     assert series(rows, "online_dpo/ties_frac") == [1.0, 1.0]
     assert series(rows, "online_dpo/skipped") == [1.0, 1.0]
     assert not series(rows, "actor_train/loss") and not series(rows, "time/ref_inference")
+
+
+@pytest.mark.parametrize(("sets", "message"), [
+    (["dpo.loss_type=kto"], "dpo.loss_type=kto: online_dpo trains on the best and worst"),
+    (["gen.n_samples=1"], "gen.n_samples=1: online_dpo pairs the best and the worst"),
+])
+def test_settings_that_make_no_pair_fail_when_resolved(sets, message):
+    from rlcore.cli.train_cmd import resolve_experiment
+    from rlcore.sdk import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        resolve_experiment("online_dpo", None, sets)
