@@ -17,7 +17,7 @@ from rlcore.errors import ConfigError
 from rlcore_plugin_algorithms.profiles import REAL
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPERIMENTS = ["sft", "rm", "dpo", "ppo", "grpo", "remax"]
+EXPERIMENTS = ["sft", "rm", "dpo", "ppo", "grpo", "remax", "online_dpo", "distill"]
 
 
 def value(config, key):

@@ -10,7 +10,7 @@ from rlcore.cli.train_cmd import resolve_experiment
 from rlcore.config import describe_fields
 from rlcore.errors import ConfigError
 
-EXPERIMENTS = ["sft", "rm", "dpo", "ppo", "grpo", "remax"]
+EXPERIMENTS = ["sft", "rm", "dpo", "ppo", "grpo", "remax", "online_dpo", "distill"]
 # Numbers that may take any finite value (nan is still refused).
 UNBOUNDED = {"reward.scale", "reward.bias", "reward.no_eos_penalty", "reward.weights"}
 

@@ -128,7 +128,8 @@ def test_killed_run_resumes_with_the_same_losses(tmp_path, cli_env):
     assert [resumed[s] for s in range(1, 13)] == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["sft", "rm", "dpo", "ppo", "grpo", "remax"])
+@pytest.mark.parametrize("name", ["sft", "rm", "dpo", "ppo", "grpo", "remax", "online_dpo",
+                                  "distill"])
 def test_every_config_key_has_help_for_rlcore_info(name):
     from rlcore.config import describe_fields
 

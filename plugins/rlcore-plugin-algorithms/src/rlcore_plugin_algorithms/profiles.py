@@ -30,7 +30,7 @@ REAL: dict[str, dict[str, Any]] = {
              "ref.dtype": "bf16", "warm_start.sft_steps": 0, **_ONE_EPOCH},
 }
 REAL["remax"] = REAL["grpo"]
-REAL["distill"] = {**REAL["grpo"], "gen.n_samples": 4}
+REAL["distill"] = {**REAL["grpo"], "gen.n_samples": 4, "teacher.inference.dtype": "bf16"}
 REAL["online_dpo"] = {"train.optimizer.lr": 5e-7, "gen.max_new_tokens": 1024,
                       "eval.max_new_tokens": 1024, "train.dtype": "bf16", "ref.dtype": "bf16",
                       "warm_start.sft_steps": 0, **_ONE_EPOCH}
