@@ -38,11 +38,15 @@ def test_advantage_adds_the_weighted_task_advantage_per_token():
     assert distill_advantages(logp, teacher, task, 0.0).tolist() == (teacher - logp).tolist()
 
 
-def test_distill_is_listed_documented_and_draws_its_graph(cli_env):
+def test_distill_is_listed_documented_and_draws_its_graph():
+    from typer.testing import CliRunner
+
+    from rlcore.cli.app import app
+
     def cli(*args):
-        out = subprocess.run([RLCORE, *args], capture_output=True, text=True, env=cli_env)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+        out = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+        assert out.exit_code == 0, out.output
+        return out.output
 
     assert "distill" in cli("list", "experiments")
     info = cli("info", "experiments", "distill")
@@ -78,25 +82,27 @@ def test_a_teacher_with_another_tokenizer_is_refused(tmp_path):
     assert "(the embedded tokenizer)" in message and "'1' is id" in message, message
 
 
-def test_short_run_trains_the_teacher_once_and_reuses_it(tmp_path, cli_env):
+def test_short_run_trains_the_teacher_once_and_reuses_it(tmp_path, cli_env, capsys):
+    from rlcore.cli.train_cmd import resolve_experiment
+    from rlcore.launch.launcher import launch
+
     sets = [*SHORT, *FAST_TEACHER, f"teacher.cache_dir={tmp_path / 'cache'}", "run.max_steps=2",
             "run.eval_every=2"]
-
-    def train(run_dir, *more):
-        args = [a for s in (*sets, *more) for a in ("--set", s)]
-        out = subprocess.run([RLCORE, "train", "distill", "--run-dir", str(run_dir), *args],
-                             capture_output=True, text=True, env=cli_env)
-        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-        return out.stdout, read_metrics(run_dir)
-
-    first, rows = train(tmp_path / "a")
-    assert "teacher: 30 SFT steps" in first
+    out = subprocess.run([RLCORE, "train", "distill", "--run-dir", str(tmp_path / "a"),
+                          *[a for s in sets for a in ("--set", s)]],
+                         capture_output=True, text=True, env=cli_env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "teacher: 30 SFT steps" in out.stdout
+    rows = read_metrics(tmp_path / "a")
     kl = series(rows, "distill/reverse_kl")
     assert len(kl) == 2 and all(math.isfinite(v) for v in kl), rows
     assert [r["step"] for r in rows if "eval/teacher_accuracy" in r] == [0]
-    again, rows = train(tmp_path / "b", "distill.task_weight=0.5")
+    # again, in this process, with the task reward: the cached teacher is reused
+    record, cfg = resolve_experiment("distill", None, [*sets, "distill.task_weight=0.5"])
+    launch(record.name, cfg, nproc=1, run_dir=tmp_path / "b", resume=False)
+    again = capsys.readouterr().out
     assert "teacher: reusing" in again and "SFT steps" not in again
-    assert len(series(rows, "distill/reverse_kl")) == 2
+    assert len(series(read_metrics(tmp_path / "b"), "distill/reverse_kl")) == 2
 
 
 @pytest.mark.slow
