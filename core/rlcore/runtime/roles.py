@@ -92,7 +92,9 @@ def build_roles(exp: Any, graph: DataflowGraph, interfaces: Mapping[str, ModelIn
             module, family = _build_module(exp, spec, specs, initial, tokenizer)
             lora = spec.trainable and spec.lora is not None and spec.lora.enabled
             followers = [s for s in specs.values() if s.init_from == name]
-            if any(s.trainable or not lora for s in followers):  # views of a LoRA base copy nothing
+            views = [s for s in followers if lora and not s.trainable  # see base_view_of
+                     and s.backend_name == "inference" and s.value_head == spec.value_head]
+            if len(views) < len(followers):  # an adapters-off view of a LoRA base copies nothing
                 initial[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
             if lora:
                 from rlcore.models.lora import add_adapters
