@@ -11,9 +11,10 @@ from importlib.metadata import PackageNotFoundError, distribution
 ALGORITHMS = "rlcore-plugin-algorithms"
 # Each family distribution depends on ALGORITHMS, so installing one gives a working `rlcore train`.
 FAMILY_PACKAGES = {
-    "rlcore-plugin-llama": ("llama", "mistral"),
+    "rlcore-plugin-llama": ("llama", "mistral", "smollm3"),
     "rlcore-plugin-qwen2": ("qwen2", "qwen3"),
     "rlcore-plugin-gpt2": ("gpt2",),
+    "rlcore-plugin-gemma": ("gemma2", "gemma3", "gemma3_text"),
 }
 # Every item of these kinds that a first-party plugin registers comes from this distribution.
 KIND_PACKAGES = {

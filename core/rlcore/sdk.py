@@ -48,7 +48,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.transformer": "Transformer",
     "rlcore.models.config": "TransformerConfig",
     "rlcore.models.decoder_family": "DecoderFamily LLAMA_DEFAULTS",
-    "rlcore.models.hf_layout": "DecoderKeys LLAMA_BLOCK LLAMA_STYLE_TOP",
+    "rlcore.models.hf_layout": "DecoderKeys LLAMA_BLOCK LLAMA_STYLE_TOP rope_from_hf rope_to_hf",
     "rlcore.models.family": "StateDict",
     "rlcore.models.generation": "GenerationConfig generate",
     "rlcore.models.token_logprobs": "TokenQuery entropy_from_logprobs",

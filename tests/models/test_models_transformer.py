@@ -193,7 +193,7 @@ def test_flash_path_reads_only_the_longest_length(monkeypatch):
     ids, cu = torch.randint(0, 20, (9,)), torch.tensor([0, 2, 7, 9])
     expected = model(ids, cu)
     monkeypatch.setattr(attention, "_flash_for", lambda q: fake_flash)
-    ctx = PackedContext(cu, None, None)
+    ctx = PackedContext(cu, None)
     positions = torch.tensor([0, 1, 0, 1, 2, 3, 4, 0, 1])
     torch.testing.assert_close(model.head(model._trunk(ids, positions, ctx)), expected)
     assert seen == [5, 5] and ctx._seqlens is None
@@ -216,6 +216,10 @@ def test_learned_positions_beyond_max_is_an_error():
     ({"sliding_window": 0}, "sliding_window"),
     ({"head_dim": 7}, "even"),
     ({"norm_type": "layernorm", "norm_unit_offset": True}, "rmsnorm"),
+    ({"n_layers": 2, "sliding_layers": [True]}, "sliding_layers must be None or 2 bools"),
+    ({"attn_softcap": 0.0}, "attn_softcap must be > 0"),
+    ({"rope_scaling": {"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0],
+                       "original_max_position_embeddings": 8}}, "short_factor has 1 values"),
 ])
 def test_config_validate_names_the_field(change, message):
     with pytest.raises(ConfigError, match=message):
