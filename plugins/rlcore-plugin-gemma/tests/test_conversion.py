@@ -1,0 +1,63 @@
+"""Gemma config reading and refusals, against transformers' own config classes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import transformers
+
+from rlcore.errors import ModelLoadError
+from rlcore_plugin_gemma.family import GEMMA2, GEMMA3
+
+
+def test_gemma2_defaults_match_transformers():
+    """A config.json that leaves keys out reads as transformers reads it (caps on, 1:1 layers)."""
+    hf = transformers.Gemma2Config(num_hidden_layers=4).to_dict()
+    cfg = GEMMA2.config_from_hf({k: v for k, v in hf.items() if k not in (
+        "attn_logit_softcapping", "final_logit_softcapping", "layer_types", "sliding_window")})
+    assert (cfg.attn_softcap, cfg.final_softcap, cfg.sliding_window) == (50.0, 30.0, 4096)
+    assert cfg.sliding_layers == [True, False, True, False] and cfg.attn_scale_base == 256
+    assert cfg.norm_unit_offset and cfg.sandwich_norms and cfg.embed_scale and cfg.activation == "gelu_new"
+    off = GEMMA2.config_from_hf({**hf, "attn_logit_softcapping": None, "final_logit_softcapping": None})
+    assert off.attn_softcap is None and off.final_softcap is None
+
+
+def test_gemma3_pattern_and_local_rope():
+    cfg = GEMMA3.config_from_hf(transformers.Gemma3TextConfig(num_hidden_layers=7).to_dict())
+    assert cfg.sliding_layers == [True] * 5 + [False, True] and cfg.qk_norm
+    assert (cfg.rope_theta, cfg.rope_local_theta) == (1e6, 1e4)
+    legacy = {"model_type": "gemma3_text", **GEMMA3.tiny, "rope_theta": 5e5,
+              "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "rope_local_base_freq": 2e4,
+              "sliding_window_pattern": 3}
+    del legacy["rope_parameters"], legacy["layer_types"]
+    cfg = GEMMA3.config_from_hf(legacy)
+    assert cfg.rope_scaling == {"rope_type": "linear", "factor": 8.0}
+    assert (cfg.rope_theta, cfg.rope_local_theta, cfg.sliding_layers) == (5e5, 2e4, [True, True, False])
+
+
+def test_refusals_name_config_json_and_the_key():
+    hf = GEMMA3.config_to_hf(GEMMA3.tiny_config())
+    with pytest.raises(ModelLoadError, match="config.json.*use_bidirectional_attention"):
+        GEMMA3.config_from_hf({**hf, "use_bidirectional_attention": True})
+    scaled_local = {**hf["rope_parameters"], "sliding_attention": {
+        "rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}}
+    with pytest.raises(ModelLoadError, match="config.json.*sliding_attention"):
+        GEMMA3.config_from_hf({**hf, "rope_parameters": scaled_local})
+    with pytest.raises(ModelLoadError, match="config.json.*layer_types.*chunked_attention"):
+        GEMMA2.config_from_hf({**GEMMA2.config_to_hf(GEMMA2.tiny_config()),
+                               "layer_types": ["chunked_attention", "full_attention"]})
+
+
+def test_importing_the_plugin_does_not_import_torch():
+    code = "import sys, rlcore_plugin_gemma as p; p.rlcore_model_families(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_records_load_the_families():
+    import rlcore_plugin_gemma
+
+    records = {r.name: r for r in rlcore_plugin_gemma.rlcore_model_families()}
+    assert records["gemma2"].load() is GEMMA2 and records["gemma3"].load() is GEMMA3
+    assert records["gemma3"].hf_model_types == ("gemma3_text",)
