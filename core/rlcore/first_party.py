@@ -15,6 +15,7 @@ FAMILY_PACKAGES = {
     "rlcore-plugin-qwen2": ("qwen2", "qwen3"),
     "rlcore-plugin-gpt2": ("gpt2",),
     "rlcore-plugin-gemma": ("gemma2", "gemma3", "gemma3_text"),
+    "rlcore-plugin-glm": ("glm4",),
 }
 # Every item of these kinds that a first-party plugin registers comes from this distribution.
 KIND_PACKAGES = {

@@ -65,6 +65,7 @@ class TransformerConfig:
     final_softcap: float | None = None  # the same on the LM logits (Gemma 2)
     sandwich_norms: bool = False  # norms on the attention and MLP outputs too (Gemma 2/3, GLM-4)
     embed_scale: bool = False  # embeddings times sqrt(hidden_size) in their dtype (Gemma)
+    rope_interleaved: bool = False  # RoPE turns dim pairs (0, 1), (2, 3)... not halves (GLM-4)
 
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:

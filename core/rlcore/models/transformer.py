@@ -126,12 +126,15 @@ def rope_attention_factor(cfg: TransformerConfig) -> float:
     return mscale(m) / mscale(m_all) if m and m_all else mscale()
 
 
-def apply_rope(x, cos, sin):
-    """Rotate ``x [T, H, D]`` by per-token angles (HF's rotate-half convention); with partial
-    rotary, only the first ``cos.shape[-1]`` dims turn and the rest pass through."""
+def apply_rope(x, cos, sin, interleaved: bool = False):
+    """Rotate ``x [T, H, D]`` by per-token angles (HF's rotate-half convention, or pairs of
+    neighbours when ``interleaved``); with partial rotary, only the first ``cos.shape[-1]`` dims
+    turn and the rest pass through."""
     rot = cos.shape[-1]
     if rot < x.shape[-1]:
-        return torch.cat((apply_rope(x[..., :rot], cos, sin), x[..., rot:]), dim=-1)
+        return torch.cat((apply_rope(x[..., :rot], cos, sin, interleaved), x[..., rot:]), dim=-1)
+    if interleaved:
+        return x * cos + torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2) * sin
     x1, x2 = x.chunk(2, dim=-1)
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
@@ -147,7 +150,7 @@ class Attention(nn.Module):
         self.layer_idx, self.head_dim = layer_idx, cfg.head_dim
         self.scale = (cfg.attn_scale_base or cfg.head_dim) ** -0.5
         self.window = cfg.sliding_window if cfg.layer_slides(layer_idx) else None
-        self.softcap = cfg.attn_softcap
+        self.softcap, self.rope_interleaved = cfg.attn_softcap, cfg.rope_interleaved
         self.q_proj = nn.Linear(cfg.hidden_size, cfg.n_q_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.k_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
@@ -166,7 +169,7 @@ class Attention(nn.Module):
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            q, k = (apply_rope(t, *rope, self.rope_interleaved) for t in (q, k))
         o = ctx.attend(self.layer_idx, q, k, v, self.scale, self.window, self.softcap)
         return self.o_proj(o.reshape(t, -1))
 
@@ -320,7 +323,10 @@ class Transformer(nn.Module):
         if getattr(self, name).device != positions.device:
             setattr(self, name, getattr(self, name).to(positions.device))
         freqs = positions.float()[:, None] * getattr(self, name)[None, :]
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None, :]
+        if self.config.rope_interleaved:  # angles for dim pairs (0, 1), (2, 3), ...
+            emb = freqs.repeat_interleave(2, dim=-1)[:, None, :]
+        else:
+            emb = torch.cat((freqs, freqs), dim=-1)[:, None, :]
         cos, sin = emb.cos(), emb.sin()
         scale = 1.0 if local else self._rope_scale
         if scale != 1.0:
