@@ -83,6 +83,12 @@ def test_model_type_without_its_family_names_the_package(without):
         resolve_family(None, "qwen2", " in /m/config.json")
 
 
+def test_unsupported_model_type_says_what_the_core_lacks(rlcore_plugins):
+    with pytest.raises(ModelLoadError, match=r"model_type 'qwen3_next' \(from /m/config.json\).*"
+                                             r"lacks hybrid Gated DeltaNet linear attention"):
+        resolve_family(None, "qwen3_next", " (from /m/config.json)")
+
+
 def test_default_preset_without_llama_names_the_package(without):
     from rlcore_plugin_algorithms.config import ModelOptions
     from rlcore_plugin_algorithms.experiments import tiny_model_config
