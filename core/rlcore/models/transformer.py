@@ -226,12 +226,14 @@ class Transformer(nn.Module):
             self.value_head = nn.Linear(cfg.hidden_size, 1, bias=False)
         elif not cfg.tie_embeddings:
             self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
-        # Plain attribute, not a buffer: stays fp32 when the model is cast to bf16.
-        self._inv_freq = rope_inv_freq(cfg) if cfg.position == "rotary" else None
+        # RoPE frequencies by cfg.layer_rope kind. Plain attributes, not buffers: they stay fp32
+        # when the model is cast to bf16.
+        self._inv_freqs = {"global": rope_inv_freq(cfg)} if cfg.position == "rotary" else {}
+        if cfg.rope_local_theta:  # Gemma 3's sliding layers: plain RoPE with their own theta
+            local = dataclasses.replace(cfg, rope_theta=cfg.rope_local_theta, rope_scaling=None)
+            self._inv_freqs["local"] = rope_inv_freq(local)
         self._rope_scale = rope_attention_factor(cfg)
         self._rope_per_forward = rope_scaling_type(cfg.rope_scaling or {}) in ("dynamic", "longrope")
-        self._local_inv_freq = (rope_inv_freq(dataclasses.replace(
-            cfg, rope_theta=cfg.rope_local_theta, rope_scaling=None)) if cfg.rope_local_theta else None)
         self.gradient_checkpointing = False
         self.loss_kernel = "chunked"  # of token log-probs: chunked | liger | auto (models/loss_kernel.py)
         self.apply(self._init_weights)
@@ -312,23 +314,21 @@ class Transformer(nn.Module):
     def _layer_ropes(self, positions, dtype) -> list:
         """Each block's cos/sin: the global RoPE, the local one (Gemma 3 sliding layers) or None."""
         kinds = [self.config.layer_rope(i) for i in range(self.config.n_layers)]
-        ropes = {kind: self._rope(positions, dtype, kind == "local") for kind in set(kinds) - {None}}
+        ropes = {kind: self._rope(positions, dtype, kind) for kind in set(kinds) - {None}}
         return [ropes.get(kind) for kind in kinds]
 
-    def _rope(self, positions, dtype, local: bool = False):
+    def _rope(self, positions, dtype, kind: str = "global"):
         """cos/sin ``[T, 1, head_dim]`` for these positions, computed in fp32."""
-        name = "_local_inv_freq" if local else "_inv_freq"
-        if self._rope_per_forward and not local:  # reads the longest position: a sync on CUDA
-            self._inv_freq = rope_inv_freq(self.config, int(positions.max()) + 1)
-        if getattr(self, name).device != positions.device:
-            setattr(self, name, getattr(self, name).to(positions.device))
-        freqs = positions.float()[:, None] * getattr(self, name)[None, :]
+        if self._rope_per_forward and kind == "global":  # the longest position picks them (syncs CUDA)
+            self._inv_freqs[kind] = rope_inv_freq(self.config, int(positions.max()) + 1)
+        inv_freq = self._inv_freqs[kind] = self._inv_freqs[kind].to(positions.device)
+        freqs = positions.float()[:, None] * inv_freq[None, :]
         if self.config.rope_interleaved:  # angles for dim pairs (0, 1), (2, 3), ...
             emb = freqs.repeat_interleave(2, dim=-1)[:, None, :]
         else:
             emb = torch.cat((freqs, freqs), dim=-1)[:, None, :]
         cos, sin = emb.cos(), emb.sin()
-        scale = 1.0 if local else self._rope_scale
+        scale = self._rope_scale if kind == "global" else 1.0
         if scale != 1.0:
             cos, sin = cos * scale, sin * scale
         return cos.to(dtype), sin.to(dtype)
