@@ -61,3 +61,22 @@ def test_records_load_the_families():
     records = {r.name: r for r in rlcore_plugin_gemma.rlcore_model_families()}
     assert records["gemma2"].load() is GEMMA2 and records["gemma3"].load() is GEMMA3
     assert records["gemma3"].hf_model_types == ("gemma3_text",)
+
+
+def test_bf16_embeddings_scale_like_transformers():
+    """sqrt(hidden) is rounded to bf16 before the product, as HF does (sqrt(48) is not a bf16)."""
+    import torch
+
+    from rlcore.testing.families import core_from_hf, hf_causal_lm
+
+    hf = hf_causal_lm(GEMMA2, {"hidden_size": 48, "head_dim": 12}).to(torch.bfloat16)
+    core = core_from_hf(GEMMA2, hf).to(torch.bfloat16)
+    seen = {}
+    hf.model.layers[0].register_forward_pre_hook(
+        lambda m, args, kw: seen.update(hf=args[0] if args else kw["hidden_states"]), with_kwargs=True)
+    core.blocks[0].register_forward_pre_hook(lambda m, args: seen.update(core=args[0]))
+    ids = torch.arange(1, 9)
+    with torch.no_grad():
+        hf(input_ids=ids[None])
+        core(ids, torch.tensor([0, 8]))
+    assert torch.equal(seen["core"], seen["hf"][0])
