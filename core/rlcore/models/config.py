@@ -113,6 +113,7 @@ class TransformerConfig:
         return self
 
     def _validate_layer_quirks(self) -> None:
+        """One flag per layer in the per-layer lists; positive scales, caps and thetas."""
         for name in ("sliding_layers", "rope_layers"):
             flags = getattr(self, name)
             if flags is not None and (len(flags) != self.n_layers
