@@ -80,3 +80,31 @@ def test_bf16_embeddings_scale_like_transformers():
         hf(input_ids=ids[None])
         core(ids, torch.tensor([0, 8]))
     assert torch.equal(seen["core"], seen["hf"][0])
+
+
+# config.json of google/gemma-2-2b and google/gemma-3-1b-pt as released (transformers 4 keys).
+GEMMA2_2B = {"model_type": "gemma2", "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
+             "head_dim": 256, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh",
+             "hidden_size": 2304, "intermediate_size": 9216, "max_position_embeddings": 8192,
+             "num_attention_heads": 8, "num_hidden_layers": 26, "num_key_value_heads": 4,
+             "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_theta": 10000.0,
+             "sliding_window": 4096, "vocab_size": 256000, "cache_implementation": "hybrid"}
+GEMMA3_1B = {"model_type": "gemma3_text", "attn_logit_softcapping": None, "final_logit_softcapping": None,
+             "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 1152,
+             "intermediate_size": 6912, "max_position_embeddings": 32768, "num_attention_heads": 4,
+             "num_hidden_layers": 26, "num_key_value_heads": 1, "query_pre_attn_scalar": 256,
+             "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000, "rope_scaling": None,
+             "rope_theta": 1000000, "sliding_window": 512, "sliding_window_pattern": 6,
+             "vocab_size": 262144}
+
+
+@pytest.mark.parametrize("family, hf", [(GEMMA2, GEMMA2_2B), (GEMMA3, GEMMA3_1B)], ids=["gemma2", "gemma3"])
+def test_released_configs_read_as_transformers_reads_them(family, hf):
+    cfg = family.config_from_hf(hf)
+    ref = transformers.AutoConfig.for_model(**hf)
+    assert [cfg.layer_slides(i) for i in range(26)] == [t == "sliding_attention" for t in ref.layer_types]
+    assert (cfg.sliding_window, cfg.head_dim, cfg.activation) == (hf["sliding_window"], 256, "gelu_new")
+    assert (cfg.attn_softcap, cfg.final_softcap) == (hf["attn_logit_softcapping"], hf["final_logit_softcapping"])
+    if family is GEMMA3:
+        assert (cfg.rope_theta, cfg.rope_local_theta, cfg.rope_scaling) == (1e6, 1e4, None)
+    assert family.config_from_hf(family.config_to_hf(cfg)) == cfg
