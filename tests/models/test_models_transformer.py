@@ -138,6 +138,28 @@ def test_rope_frequencies_match_transformers(scaling):
     assert rope_attention_factor(cfg) == pytest.approx(factor, rel=1e-9)
 
 
+LONGROPE = {"rope_type": "longrope", "original_max_position_embeddings": 64,
+            "short_factor": [1.0 + 0.1 * i for i in range(32)], "long_factor": [1.0 + i for i in range(32)]}
+
+
+@pytest.mark.parametrize("scaling, seq_len", [
+    ({"rope_type": "dynamic", "factor": 4.0}, None),  # within max_positions: plain frequencies
+    ({"rope_type": "dynamic", "factor": 4.0}, 700),  # past it: theta grows
+    (LONGROPE, 64), (LONGROPE, 65), ({**LONGROPE, "attention_factor": 1.1}, 500),
+])
+def test_length_dependent_rope_matches_transformers(scaling, seq_len):
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    cfg = TransformerConfig(hidden_size=128, n_q_heads=2, rope_theta=500000.0, rope_scaling=scaling,
+                            max_positions=512)
+    hf = LlamaConfig(hidden_size=128, num_attention_heads=2, max_position_embeddings=512,
+                     rope_parameters={"rope_theta": 500000.0, **scaling})
+    expected, factor = ROPE_INIT_FUNCTIONS[scaling["rope_type"]](hf, seq_len=seq_len)
+    torch.testing.assert_close(rope_inv_freq(cfg, seq_len), expected, atol=0, rtol=1e-6)
+    assert rope_attention_factor(cfg) == pytest.approx(factor, rel=1e-9)
+
+
 def test_gemma_unit_offset_norm_matches_transformers():
     from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
 
