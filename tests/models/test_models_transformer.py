@@ -171,21 +171,25 @@ def test_gemma_unit_offset_norm_matches_transformers():
     torch.testing.assert_close(ours(x), theirs(x), atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("window", [None, 3])
+@pytest.mark.parametrize("window, softcap", [(None, None), (3, None), (None, 0.5), (3, 0.5)])
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])
-def test_attention_fallbacks_agree(window, kv_heads, packed_qkv):
+def test_attention_fallbacks_agree(window, softcap, kv_heads, packed_qkv):
     q, k, v, seqlens = packed_qkv(kv_heads)
-    ref = sdpa_loop(q, k, v, seqlens, 0.35, window)
+    ref = sdpa_loop(q, k, v, seqlens, 0.35, window, softcap)
     # Naive reference for the first sequence: softmax over allowed keys only.
     kk = k[:5].repeat_interleave(4 // kv_heads, 1)
     scores = torch.einsum("qhd,khd->hqk", q[:5], kk) * 0.35
+    if softcap:  # Gemma 2: scores -> cap * tanh(scores / cap)
+        scores = softcap * torch.tanh(scores / softcap)
     i, j = torch.arange(5)[:, None], torch.arange(5)[None, :]
     allowed = (j <= i) & ((i - j < window) if window else True)
     naive = torch.einsum("hqk,khd->qhd", scores.masked_fill(~allowed, float("-inf")).softmax(-1),
                          v[:5].repeat_interleave(4 // kv_heads, 1))
     torch.testing.assert_close(ref[:5], naive, atol=1e-5, rtol=0)
     for fn in (sdpa_padded, sdpa_auto):
-        torch.testing.assert_close(fn(q, k, v, seqlens, 0.35, window), ref, atol=1e-5, rtol=0)
+        torch.testing.assert_close(fn(q, k, v, seqlens, 0.35, window, softcap), ref, atol=1e-5, rtol=0)
+    if softcap:  # the cap changes the result: the test would see it ignored
+        assert (sdpa_loop(q, k, v, seqlens, 0.35, window) - ref).abs().max() > 1e-2
 
 
 def test_bad_cu_seqlens_is_an_error():
