@@ -48,7 +48,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.transformer": "Transformer",
     "rlcore.models.config": "TransformerConfig",
     "rlcore.models.decoder_family": "DecoderFamily LLAMA_DEFAULTS",
-    "rlcore.models.hf_layout": "DecoderKeys LLAMA_BLOCK LLAMA_STYLE_TOP",
+    "rlcore.models.hf_layout": "DecoderKeys LLAMA_BLOCK LLAMA_STYLE_TOP rope_from_hf rope_to_hf",
     "rlcore.models.moe_family": "MoEFamily MOE_BLOCK",
     "rlcore.models.moe": "aux_loss recorded_routing replay_routing router_agreement",
     "rlcore.models.family": "StateDict",
