@@ -93,3 +93,31 @@ def test_lora_grpo_zero3_two_ranks_with_replay(tmp_path, cli_env):
                    check=True, env=cli_env, capture_output=True, timeout=600, cwd=tmp_path)
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["gen/logprob_drift"] < 1e-5 and last["actor_train/moe/router_agreement"] == 1
+
+
+@pytest.mark.parametrize("name, sets, message", [
+    ("sft", ["actor.moe.router_replay=true"], "actor.moe.router_replay=true replays the sampler's "
+                                              "routing, and sft does not sample"),
+    ("dpo", ["actor.moe.record_routing=true"], "actor.moe.record_routing=true"),
+    ("grpo", ["actor.moe.router_replay=true", "rollout.engine=worker", "rollout.procs=1"],
+     "rollout.engine=worker does not"),
+])
+def test_routing_keys_where_nothing_records_them_are_errors(name, sets, message):
+    from rlcore.cli.train_cmd import resolve_experiment
+    from rlcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        resolve_experiment(name, None, sets)
+
+
+def test_router_replay_on_a_dense_actor_names_the_key():
+    from rlcore.errors import ConfigError
+    from rlcore.testing.interfaces import make_handle, prompt_batch
+    from rlcore_plugin_algorithms.config import MoEOptions
+    from rlcore_plugin_algorithms.rl_config import GenerationOptions
+    from rlcore_plugin_algorithms.sampling import SamplerInterface
+
+    handle = make_handle()
+    sampler = SamplerInterface(GenerationOptions(max_new_tokens=2), moe=MoEOptions(router_replay=True))
+    with pytest.raises(ConfigError, match="actor.moe.router_replay=true, but the actor model has no"):
+        sampler.generate(handle, prompt_batch(handle.tokenizer, ["1+1="]))
