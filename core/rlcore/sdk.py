@@ -26,7 +26,7 @@ _SOURCES: dict[str, str] = {
     "rlcore.data.embedded": "*module*",
     "rlcore.data.trajectory": "*module* AdvantageInputs PolicyLossInputs Field TRAJECTORY ROLLOUT "
                               "PROMPTS INPUT_IDS LOSS_MASK PROMPT_MASK LOGPROBS LOGITS_KEEP_IDS "
-                              "LOGITS_KEEP_COUNTS KEPT_TOKENS "
+                              "LOGITS_KEEP_COUNTS KEPT_TOKENS ROUTED_EXPERTS "
                               "NO_EOS VERSION REWARDS BASELINE_REWARDS VALUES REF_LOGPROBS "
                               "ADVANTAGES RETURNS KL_COEF PROX_LOGPROBS ENV_REWARDS TURN_REWARDS",
     # errors and config values
@@ -49,9 +49,10 @@ _SOURCES: dict[str, str] = {
     "rlcore.models.transformer": "Transformer",
     "rlcore.models.config": "TransformerConfig",
     "rlcore.models.decoder_family": "DecoderFamily LLAMA_DEFAULTS",
-    "rlcore.models.hf_layout": "DecoderKeys LLAMA_BLOCK LLAMA_STYLE_TOP",
+    "rlcore.models.hf_layout": "DecoderKeys LLAMA_BLOCK LLAMA_STYLE_TOP rope_from_hf rope_to_hf",
     "rlcore.models.moe_family": "MoEFamily MOE_BLOCK",
-    "rlcore.models.moe": "aux_loss recorded_routing replay_routing router_agreement",
+    "rlcore.models.moe": "aux_loss moe_layers natural_routing recorded_routing "
+                         "replay_routing router_agreement",
     "rlcore.models.family": "StateDict",
     "rlcore.models.generation": "GenerationConfig generate",
     "rlcore.models.token_logprobs": "TokenQuery entropy_from_logprobs",

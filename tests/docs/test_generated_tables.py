@@ -44,3 +44,14 @@ def test_renamed_keys_table_is_the_rl_configs_moved_keys() -> None:
 def test_batch_keys_table_is_the_trajectory() -> None:
     rows = [f"| `{f.key}` | {f.per} | {f.doc} |" for f in TRAJECTORY]
     _check("ppo.md", "| key | per | what |", rows)
+
+
+def test_parity_table_names_every_conformance_variant() -> None:
+    """docs/families.md's measured parity table (scripts/parity_table.py) covers every variant."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("parity_table", ROOT / "scripts" / "parity_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    problems = module.check()
+    assert not problems, "\n".join(problems) + "\nrun: .venv/bin/python scripts/parity_table.py"

@@ -136,3 +136,22 @@ def test_targets_a_model_lacks_name_the_key_and_the_projections_it_has():
     with pytest.raises(ConfigError, match=r"critic\.lora\.targets: \['qq'\] is not a block "
                                           "projection; choose all, or some of q, k, v, o"):
         LoraOptions(r=2, targets=["qq"]).validate("critic.lora")
+
+
+def test_moe_models_get_attention_and_dense_layer_adapters_and_refuse_expert_targets():
+    """Experts are stacked parameters, not projections: ``all`` is the attention (and a dense
+    layer's MLP); gate/up/down on an all-MoE model is an error that says so."""
+    from rlcore.models.lora import target_modules
+    from rlcore.plugins import registry
+
+    cfg = dataclasses.replace(registry.load("families", "qwen3_moe").tiny_config(), dense_layers=[0])
+    mixed = Transformer(cfg)
+    targets = target_modules(mixed, LoraOptions(r=4), "actor.lora")
+    assert "blocks.0.mlp.down_proj" in targets and "blocks.1.attn.q_proj" in targets
+    assert not any(t.startswith("blocks.1.mlp") for t in targets)
+    module = add_adapters(_family_model("mixtral"), LoraOptions(r=4))
+    assert {n.split(".")[3] for n, p in module.named_parameters() if p.requires_grad} == {
+        "q_proj", "k_proj", "v_proj", "o_proj"}
+    with pytest.raises(ConfigError, match=r"actor.lora.targets: up name dense MLP projections.*"
+                                          r"experts are stacked"):
+        target_modules(_family_model("mixtral"), LoraOptions(r=4, targets=["q", "up"]), "actor.lora")

@@ -156,3 +156,45 @@ def test_near_tied_router_disagrees_without_replay_and_agrees_with_it():
         moe.replay_routing(model, recorded)
         model(ids, cu)
         assert moe.router_agreement(recorded, moe.recorded_routing(model)) == 1
+
+
+def test_generation_records_the_routing_that_a_packed_forward_replays_exactly():
+    """Prefill and decode steps record each token's experts; a packed forward over prompt +
+    response with them forced scores the sampled tokens as sampling did (the R3 ratio is 1)."""
+    model = model_for()
+    prompts = [[3, 9, 4], [7], [5, 1, 2, 8, 6]]
+    g = GenerationConfig(max_new_tokens=5, temperature=1.0, record_routing=True)
+    out = generate(model, prompts, g, seed=0)
+    layers = len(moe.moe_layers(model))
+    for p, toks, r in zip(prompts, out.tokens, out.routing, strict=True):
+        assert r.shape == (len(p) + len(toks), layers, MOE.n_experts_per_token)
+        assert r.dtype == torch.int16 and (r[-1] == -1).all() and (r[:-1] >= 0).all()
+    seqs = [torch.tensor(p + t.tolist()) for p, t in zip(prompts, out.tokens, strict=True)]
+    ids, cu = pack(seqs)
+    routing = torch.cat(out.routing).long()
+    moe.replay_routing(model, list(routing.unbind(1)))
+    with torch.no_grad():
+        logp = model(ids, cu).float().log_softmax(-1)
+    moe.replay_routing(model, None)
+    assert moe.router_agreement(list(routing.unbind(1)), moe.natural_routing(model)) == 1
+    for i, (p, toks) in enumerate(zip(prompts, out.tokens, strict=True)):
+        at = torch.arange(len(toks)) + int(cu[i]) + len(p) - 1
+        assert torch.allclose(logp[at, toks], out.logprobs[i], atol=1e-5)
+    with pytest.raises(ConfigError, match="no MoE layers"):
+        generate(Transformer(dataclasses.replace(MOE, n_experts=0)), prompts, g, seed=0)
+
+
+def test_a_row_of_minus_one_keeps_its_natural_routing():
+    model = model_for()
+    ids, cu = pack(random_sequences(MOE.vocab_size, LENS))
+    with torch.no_grad():
+        model(ids, cu)
+        natural = moe.recorded_routing(model)
+        forced = [torch.full_like(r, -1) for r in natural]
+        forced[0][:3] = (natural[0][:3] + 1) % MOE.n_experts  # three tokens sent elsewhere
+        moe.replay_routing(model, forced)
+        model(ids, cu)
+    chosen = moe.recorded_routing(model)
+    assert torch.equal(chosen[0][:3], forced[0][:3]) and torch.equal(chosen[0][3:], natural[0][3:])
+    assert moe.router_agreement(forced, moe.natural_routing(model)) == 0  # -1 rows do not count
+    assert moe.router_agreement(natural, chosen) < 1

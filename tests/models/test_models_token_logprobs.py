@@ -19,9 +19,11 @@ def assert_same(actual, expected, what: str, tol: float = 1e-6) -> None:
     assert err <= tol * scale, f"{what}: max |diff| {err:.3g} > {tol:g} x scale {scale:.3g}"
 
 
-def full_scores(hidden, weight, query: TokenQuery):
-    """The reference: all logits, temperature, mask, log_softmax, gather; entropy as rl does."""
+def full_scores(hidden, weight, query: TokenQuery, softcap=None):
+    """The reference: all logits, soft cap, temperature, mask, log_softmax, gather; entropy as rl does."""
     z = torch.nn.functional.linear(hidden, weight).float()[query.positions]
+    if softcap is not None:
+        z = softcap * torch.tanh(z / softcap)
     if query.temperature != 1.0:
         z = z / query.temperature
     if query.kept is not None:
@@ -48,9 +50,10 @@ def random_query(n_tokens: int, vocab: int, *, masked: bool, temperature: float,
     return TokenQuery(positions, targets, temperature, kept, entropy=True, chunk_tokens=chunk)
 
 
-@pytest.mark.parametrize("masked,temperature", [(False, 1.0), (True, 0.7), (False, 1.3)])
+@pytest.mark.parametrize("masked,temperature,softcap", [
+    (False, 1.0, None), (True, 0.7, None), (False, 1.3, None), (True, 0.7, 2.0), (False, 1.0, 2.0)])
 @pytest.mark.parametrize("chunk", [1, 5, 1000])
-def test_chunked_equals_full_values_and_gradients(masked, temperature, chunk):
+def test_chunked_equals_full_values_and_gradients(masked, temperature, softcap, chunk):
     torch.manual_seed(0)
     t, c, v = 23, 16, 97
     hidden = torch.randn(t, c, requires_grad=True)
@@ -58,12 +61,12 @@ def test_chunked_equals_full_values_and_gradients(masked, temperature, chunk):
     query = random_query(t, v, masked=masked, temperature=temperature, chunk=chunk)
     g_logp, g_ent = torch.randn(query.positions.numel()), torch.randn(query.positions.numel())
 
-    logp, ent = score_tokens(hidden, weight, query)
+    logp, ent = score_tokens(hidden, weight, query, softcap=softcap)
     ((logp * g_logp).sum() + (ent * g_ent).sum()).backward()
     got = logp.detach(), ent.detach(), hidden.grad.clone(), weight.grad.clone()
     hidden.grad = weight.grad = None
 
-    ref_logp, ref_ent = full_scores(hidden, weight, query)
+    ref_logp, ref_ent = full_scores(hidden, weight, query, softcap)
     ((ref_logp * g_logp).sum() + (ref_ent * g_ent).sum()).backward()
     want = ref_logp.detach(), ref_ent.detach(), hidden.grad, weight.grad
     for name, a, b in zip(("logprobs", "entropy", "grad hidden", "grad weight"), got, want, strict=True):

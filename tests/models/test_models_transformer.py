@@ -138,6 +138,28 @@ def test_rope_frequencies_match_transformers(scaling):
     assert rope_attention_factor(cfg) == pytest.approx(factor, rel=1e-9)
 
 
+LONGROPE = {"rope_type": "longrope", "original_max_position_embeddings": 64,
+            "short_factor": [1.0 + 0.1 * i for i in range(32)], "long_factor": [1.0 + i for i in range(32)]}
+
+
+@pytest.mark.parametrize("scaling, seq_len", [
+    ({"rope_type": "dynamic", "factor": 4.0}, None),  # within max_positions: plain frequencies
+    ({"rope_type": "dynamic", "factor": 4.0}, 700),  # past it: theta grows
+    (LONGROPE, 64), (LONGROPE, 65), ({**LONGROPE, "attention_factor": 1.1}, 500),
+])
+def test_length_dependent_rope_matches_transformers(scaling, seq_len):
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    cfg = TransformerConfig(hidden_size=128, n_q_heads=2, rope_theta=500000.0, rope_scaling=scaling,
+                            max_positions=512)
+    hf = LlamaConfig(hidden_size=128, num_attention_heads=2, max_position_embeddings=512,
+                     rope_parameters={"rope_theta": 500000.0, **scaling})
+    expected, factor = ROPE_INIT_FUNCTIONS[scaling["rope_type"]](hf, seq_len=seq_len)
+    torch.testing.assert_close(rope_inv_freq(cfg, seq_len), expected, atol=0, rtol=1e-6)
+    assert rope_attention_factor(cfg) == pytest.approx(factor, rel=1e-9)
+
+
 def test_gemma_unit_offset_norm_matches_transformers():
     from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
 
@@ -149,21 +171,25 @@ def test_gemma_unit_offset_norm_matches_transformers():
     torch.testing.assert_close(ours(x), theirs(x), atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("window", [None, 3])
+@pytest.mark.parametrize("window, softcap", [(None, None), (3, None), (None, 0.5), (3, 0.5)])
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])
-def test_attention_fallbacks_agree(window, kv_heads, packed_qkv):
+def test_attention_fallbacks_agree(window, softcap, kv_heads, packed_qkv):
     q, k, v, seqlens = packed_qkv(kv_heads)
-    ref = sdpa_loop(q, k, v, seqlens, 0.35, window)
+    ref = sdpa_loop(q, k, v, seqlens, 0.35, window, softcap)
     # Naive reference for the first sequence: softmax over allowed keys only.
     kk = k[:5].repeat_interleave(4 // kv_heads, 1)
     scores = torch.einsum("qhd,khd->hqk", q[:5], kk) * 0.35
+    if softcap:  # Gemma 2: scores -> cap * tanh(scores / cap)
+        scores = softcap * torch.tanh(scores / softcap)
     i, j = torch.arange(5)[:, None], torch.arange(5)[None, :]
     allowed = (j <= i) & ((i - j < window) if window else True)
     naive = torch.einsum("hqk,khd->qhd", scores.masked_fill(~allowed, float("-inf")).softmax(-1),
                          v[:5].repeat_interleave(4 // kv_heads, 1))
     torch.testing.assert_close(ref[:5], naive, atol=1e-5, rtol=0)
     for fn in (sdpa_padded, sdpa_auto):
-        torch.testing.assert_close(fn(q, k, v, seqlens, 0.35, window), ref, atol=1e-5, rtol=0)
+        torch.testing.assert_close(fn(q, k, v, seqlens, 0.35, window, softcap), ref, atol=1e-5, rtol=0)
+    if softcap:  # the cap changes the result: the test would see it ignored
+        assert (sdpa_loop(q, k, v, seqlens, 0.35, window) - ref).abs().max() > 1e-2
 
 
 def test_bad_cu_seqlens_is_an_error():
@@ -193,7 +219,7 @@ def test_flash_path_reads_only_the_longest_length(monkeypatch):
     ids, cu = torch.randint(0, 20, (9,)), torch.tensor([0, 2, 7, 9])
     expected = model(ids, cu)
     monkeypatch.setattr(attention, "_flash_for", lambda q: fake_flash)
-    ctx = PackedContext(cu, None, None)
+    ctx = PackedContext(cu, None)
     positions = torch.tensor([0, 1, 0, 1, 2, 3, 4, 0, 1])
     torch.testing.assert_close(model.head(model._trunk(ids, positions, ctx)), expected)
     assert seen == [5, 5] and ctx._seqlens is None
@@ -216,6 +242,10 @@ def test_learned_positions_beyond_max_is_an_error():
     ({"sliding_window": 0}, "sliding_window"),
     ({"head_dim": 7}, "even"),
     ({"norm_type": "layernorm", "norm_unit_offset": True}, "rmsnorm"),
+    ({"n_layers": 2, "sliding_layers": [True]}, "sliding_layers must be None or 2 bools"),
+    ({"attn_softcap": 0.0}, "attn_softcap must be > 0"),
+    ({"rope_scaling": {"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0],
+                       "original_max_position_embeddings": 8}}, "short_factor has 1 values"),
 ])
 def test_config_validate_names_the_field(change, message):
     with pytest.raises(ConfigError, match=message):

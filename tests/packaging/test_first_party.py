@@ -46,12 +46,13 @@ def test_table_matches_what_the_first_party_plugins_register(rlcore_plugins):
         first = providers & FIRST_PARTY
         assert first <= {dist}, f"{kind}: registered by {first}, table says {dist}"
     families = {n: manager.entry("families", n) for n in manager.registries["families"]}
+    by_type = {t: e for e in families.values() for t in e.record.hf_model_types}
     for dist, names in first_party.FAMILY_PACKAGES.items():
-        for name in names:
-            assert families[name].plugin.dist == dist, name
-            assert name in families[name].record.hf_model_types, name
-    first_families = {n for n, e in families.items() if e.plugin.dist in FIRST_PARTY}
-    assert first_families == {n for names in first_party.FAMILY_PACKAGES.values() for n in names}
+        for name in names:  # a family name or an HF model_type (gemma3 reads gemma3_text)
+            assert (families.get(name) or by_type[name]).plugin.dist == dist, name
+    first = [(n, e) for n, e in families.items() if e.plugin.dist in FIRST_PARTY]
+    listed = {n for names in first_party.FAMILY_PACKAGES.values() for n in names}
+    assert listed == {n for n, _ in first} | {t for _, e in first for t in e.record.hf_model_types}
 
 
 def test_no_hint_when_the_package_is_installed(rlcore_plugins):
@@ -80,6 +81,12 @@ def test_model_type_without_its_family_names_the_package(without):
     without("rlcore-plugin-qwen2")
     with pytest.raises(ModelLoadError, match=r"'qwen2' is provided by rlcore-plugin-qwen2: `pip install rlcore-plugin-qwen2`"):
         resolve_family(None, "qwen2", " in /m/config.json")
+
+
+def test_unsupported_model_type_says_what_the_core_lacks(rlcore_plugins):
+    with pytest.raises(ModelLoadError, match=r"model_type 'qwen3_next' \(from /m/config.json\).*"
+                                             r"lacks hybrid Gated DeltaNet linear attention"):
+        resolve_family(None, "qwen3_next", " (from /m/config.json)")
 
 
 def test_default_preset_without_llama_names_the_package(without):

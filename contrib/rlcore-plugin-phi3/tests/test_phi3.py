@@ -23,6 +23,20 @@ class TestPhi3(FamilyConformance):
 # --8<-- [end:test]
 
 
+class TestPhi3LongRope(FamilyConformance):
+    """Phi-3 128k's LongRoPE, scaled down: short factors up to 16 positions, long ones past it."""
+
+    family = PHI3
+    variants = {"longrope": {"max_position_embeddings": 256, "rope_parameters": {
+        "rope_type": "longrope", "rope_theta": 1e4, "original_max_position_embeddings": 16,
+        "short_factor": [1.0, 1.1, 1.2, 1.5, 2.0, 3.0, 4.0, 6.0],
+        "long_factor": [1.0, 1.5, 2.5, 4.0, 8.0, 12.0, 20.0, 32.0]}}}
+
+    def test_value_head_saves_as_sequence_classifier(self, fam, variant, tmp_path):
+        pytest.skip("HF scores each sequence alone there, the core the packed batch; with LongRoPE "
+                    "the longest sequence of a forward picks every sequence's factors")
+
+
 def test_fused_projections_split_in_order():
     """q, k, v rows of qkv_proj and the gate, up halves of gate_up_proj land where they belong."""
     import torch
@@ -44,7 +58,8 @@ def test_fused_projections_split_in_order():
     ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.2}},
      "rope_fraction=0.2 must be in"),  # int(16 * 0.2) = 3 dims: odd, so nothing to pair
     ({"rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4, "short_factor": [1.0],
-                          "long_factor": [1.0]}}, "RoPE scaling type 'longrope' is not supported"),
+                          "long_factor": [1.0], "original_max_position_embeddings": 16}},
+     "short_factor has 1 values; it needs one per rotary frequency"),
 ])
 def test_unsupported_configs_are_refused(overrides, message):
     hf = {**PHI3.config_to_hf(PHI3.tiny_config()), **overrides}

@@ -32,6 +32,7 @@ PROMPT_MASK = "prompt_mask"
 LOGPROBS = "packed_logprobs"
 LOGITS_KEEP_IDS = "logits_keep_ids"
 LOGITS_KEEP_COUNTS = "logits_keep_counts"
+ROUTED_EXPERTS = "routed_experts"
 LEGACY_LOGITS_MASK = "logits_mask"  # the dense [T, V] form; read no more (a clear error)
 NO_EOS = "seq_no_eos_mask"
 VERSION = "version"
@@ -55,6 +56,9 @@ TRAJECTORY: tuple[Field, ...] = (
     Field(LOGITS_KEEP_COUNTS, "token", "at t, how token t+1's sampling cut the vocabulary: 0 "
           "nothing cut, c > 0 c ids kept, c < 0 -c ids cut (rlcore.models.kept_tokens)"),
     Field(LOGITS_KEEP_IDS, "kept id", "those ids, flat in token order (packed per sequence)"),
+    Field(ROUTED_EXPERTS, "token", "int16 [T, MoE layers, k]: the experts each MoE layer sent "
+          "token t to when sampling (prefill and decode), -1 where unknown; routing replay only "
+          "(actor.moe.router_replay)"),
     Field(NO_EOS, "sequence", "the response was cut at max_new_tokens (no eos)"),
     Field(VERSION, "sequence", "the actor's weight version that sampled the sequence"),
     Field(REWARDS, "sequence", "the reward role's score"),

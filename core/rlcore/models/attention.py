@@ -42,7 +42,8 @@ def _flash_for(q):
 
 
 def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int | None, scale: float,
-                     sliding_window: int | None = None, seqlens: list[int] | None = None):
+                     sliding_window: int | None = None, seqlens: list[int] | None = None,
+                     softcap: float | None = None):
     """Causal attention within each packed sequence; returns ``[T, Hq, D]``.
 
     flash-attn needs ``max_seqlen`` (read from ``cu_seqlens`` when None); the exact fallback
@@ -54,42 +55,61 @@ def varlen_attention(q, k, v, cu_seqlens, max_seqlen: int | None, scale: float,
             max_seqlen = int((cu_seqlens[1:] - cu_seqlens[:-1]).max())
         cu = cu_seqlens.to(torch.int32)
         window = (-1, -1) if sliding_window is None else (sliding_window - 1, 0)
+        capped = {} if softcap is None else {"softcap": softcap}  # flash-attn >= 2.6
         return flash(q, k, v, cu, cu, max_seqlen, max_seqlen, softmax_scale=scale, causal=True,
-                     window_size=window)
+                     window_size=window, **capped)
     if seqlens is None:
         seqlens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
-    return sdpa_auto(q, k, v, seqlens, scale, sliding_window)
+    return sdpa_auto(q, k, v, seqlens, scale, sliding_window, softcap)
 
 
-def sdpa_auto(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
+def sdpa_auto(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None,
+              softcap: float | None = None):
     """The exact fallback: one padded call when padding adds at most 30% (many similar
     sequences: RL rollouts), else one call per sequence (few or uneven ones)."""
     if len(seqlens) > 1 and max(seqlens) * len(seqlens) <= 1.3 * sum(seqlens):
-        return sdpa_padded(q, k, v, seqlens, scale, sliding_window)
-    return sdpa_loop(q, k, v, seqlens, scale, sliding_window)
+        return sdpa_padded(q, k, v, seqlens, scale, sliding_window, softcap)
+    return sdpa_loop(q, k, v, seqlens, scale, sliding_window, softcap)
 
 
-def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
+def sdpa(q, k, v, mask, scale: float, softcap: float | None = None, causal: bool = False):
+    """``F.scaled_dot_product_attention`` on ``[B, H, n, D]``; written out when scores are
+    soft-capped (``cap * tanh(s / cap)``, Gemma 2), which SDPA cannot do."""
+    gqa = q.shape[1] != k.shape[1]
+    if softcap is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale,
+                                              enable_gqa=gqa)
+    if gqa:
+        k, v = (t.repeat_interleave(q.shape[1] // k.shape[1], dim=1) for t in (k, v))
+    scores = softcap * torch.tanh(q @ k.transpose(-1, -2) * scale / softcap)
+    if causal:
+        mask = causal_mask(q.shape[2], k.shape[2], None, q.device)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores.float(), dim=-1).to(q.dtype) @ v
+
+
+def sdpa_loop(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None,
+              softcap: float | None = None):
     """One causal SDPA call per sequence (no padding, many small calls).
 
     Inputs go in as 4-D ``[1, H, n, D]``: only 4-D takes CPU SDPA's fused flash kernel, and
     ``split`` (not slicing) keeps backward from allocating a full-size gradient per sequence.
     """
-    gqa = q.shape[1] != k.shape[1]
     outs = []
     for qs, ks, vs in zip(q.split(seqlens), k.split(seqlens), v.split(seqlens), strict=True):
         n = qs.shape[0]
         qs, ks, vs = (t.transpose(0, 1)[None] for t in (qs, ks, vs))
         if sliding_window is None or sliding_window >= n:
-            o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
+            o = sdpa(qs, ks, vs, None, scale, softcap, causal=True)
         else:
-            mask = causal_mask(n, n, sliding_window, q.device)
-            o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=gqa)
+            o = sdpa(qs, ks, vs, causal_mask(n, n, sliding_window, q.device), scale, softcap)
         outs.append(o[0].transpose(0, 1))
     return torch.cat(outs) if len(outs) > 1 else outs[0].contiguous()
 
 
-def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None):
+def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int | None = None,
+                softcap: float | None = None):
     """Scatter into a right-padded ``[B, H, L, D]`` batch, one SDPA, gather."""
     b, n_max = len(seqlens), max(seqlens)
     lens = torch.tensor(seqlens, device=q.device)
@@ -100,15 +120,12 @@ def sdpa_padded(q, k, v, seqlens: list[int], scale: float, sliding_window: int |
         out[valid] = t
         return out.transpose(1, 2)
 
-    gqa = q.shape[1] != k.shape[1]
     if min(seqlens) == n_max and (sliding_window is None or sliding_window >= n_max):
-        o = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), is_causal=True, scale=scale,
-                                           enable_gqa=gqa)  # no padding: no mask needed
+        o = sdpa(pad(q), pad(k), pad(v), None, scale, softcap, causal=True)  # no padding: no mask
         return o.transpose(1, 2).reshape(q.shape)
     mask = causal_mask(n_max, n_max, sliding_window, q.device)[None, None] & valid[:, None, None, :]
     mask |= ~valid[:, None, :, None]  # padded query rows see every key: finite, then dropped
-    o = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask, scale=scale,
-                                       enable_gqa=gqa)
+    o = sdpa(pad(q), pad(k), pad(v), mask, scale, softcap)
     return o.transpose(1, 2)[valid]
 
 
@@ -130,7 +147,7 @@ class KVCache:
     """
 
     def __init__(self, n_layers: int, prompt_lens: list[int], max_new_tokens: int, n_kv_heads: int,
-                 head_dim: int, dtype, device, sliding_window: int | None = None):
+                 head_dim: int, dtype, device):
         b, n_max = len(prompt_lens), max(prompt_lens)
         shape = (n_layers, b, n_kv_heads, n_max + max_new_tokens, head_dim)
         # Zeros, not empty: masked padding must hold finite values (0 * NaN would leak NaN).
@@ -140,12 +157,11 @@ class KVCache:
         self.pad = n_max - lens  # [B] left padding of each row
         self.positions = lens.clone()  # next position id of each row
         self.cols = n_max  # filled columns
-        self.sliding_window = sliding_window
         # Prefill scatter indices: packed token j of row b goes to column pad[b] + j.
         self._rows = torch.repeat_interleave(torch.arange(b, device=device), lens)
         starts = torch.cumsum(lens, 0) - lens
         self._cols = torch.arange(int(lens.sum()), device=device) - starts[self._rows] + self.pad[self._rows]
-        self.step_mask: torch.Tensor | None = None
+        self._step_masks: dict[int | None, torch.Tensor | None] = {}
 
     def store_prefill(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Write the packed prompt keys/values ``[T, Hkv, D]`` of one layer."""
@@ -153,22 +169,27 @@ class KVCache:
         self.v[layer][self._rows, :, self._cols] = v
 
     def begin_step(self) -> None:
-        """Build the key mask shared by all layers for the next decode step."""
-        cols = torch.arange(self.cols + 1, device=self.pad.device)
-        mask = cols[None, :] >= self.pad[:, None]  # [B, cols]: skip left padding
-        if self.sliding_window is not None:
-            mask &= cols[None, :] > self.cols - self.sliding_window
-        self.step_mask = None if bool(mask.all()) else mask[:, None, None, :]
+        """Forget the previous step's key masks (built once per window by :meth:`step_mask`)."""
+        self._step_masks = {}
 
-    def attend(self, layer: int, q, k, v, scale: float) -> torch.Tensor:
+    def step_mask(self, window: int | None) -> torch.Tensor | None:
+        """This step's key mask ``[B, 1, 1, cols]`` for layers with this sliding window; None: all keys."""
+        if window not in self._step_masks:
+            cols = torch.arange(self.cols + 1, device=self.pad.device)
+            mask = cols[None, :] >= self.pad[:, None]  # [B, cols]: skip left padding
+            if window is not None:
+                mask &= cols[None, :] > self.cols - window
+            self._step_masks[window] = None if bool(mask.all()) else mask[:, None, None, :]
+        return self._step_masks[window]
+
+    def attend(self, layer: int, q, k, v, scale: float, window: int | None = None,
+               softcap: float | None = None) -> torch.Tensor:
         """Append this step's k/v ``[B, Hkv, D]`` and attend q ``[B, Hq, D]`` to the whole row."""
         c = self.cols
         self.k[layer, :, :, c] = k
         self.v[layer, :, :, c] = v
         keys, values = self.k[layer, :, :, : c + 1], self.v[layer, :, :, : c + 1]
-        o = F.scaled_dot_product_attention(q[:, :, None], keys, values, attn_mask=self.step_mask,
-                                           scale=scale, enable_gqa=q.shape[1] != k.shape[1])
-        return o[:, :, 0]
+        return sdpa(q[:, :, None], keys, values, self.step_mask(window), scale, softcap)[:, :, 0]
 
     def advance(self) -> None:
         """Mark the step's column as filled."""
@@ -189,11 +210,10 @@ class PackedContext:
     the flash-attn path costs one ``max().item()`` per forward, not a list of every length.
     """
 
-    def __init__(self, cu_seqlens, seqlens: list[int] | None, sliding_window: int | None,
-                 cache: KVCache | None = None):
+    def __init__(self, cu_seqlens, seqlens: list[int] | None, cache: KVCache | None = None):
         self.cu_seqlens, self._seqlens = cu_seqlens, seqlens
         self._max_seqlen = max(seqlens) if seqlens else None
-        self.sliding_window, self.cache = sliding_window, cache
+        self.cache = cache
 
     @property
     def seqlens(self) -> list[int]:
@@ -207,12 +227,12 @@ class PackedContext:
             self._max_seqlen = int((self.cu_seqlens[1:] - self.cu_seqlens[:-1]).max())
         return self._max_seqlen
 
-    def attend(self, layer: int, q, k, v, scale: float) -> torch.Tensor:
+    def attend(self, layer: int, q, k, v, scale: float, window: int | None = None,
+               softcap: float | None = None) -> torch.Tensor:
         """Causal attention within each sequence (and store k/v when prefilling a cache)."""
         if self.cache is not None:
             self.cache.store_prefill(layer, k, v)
         if _flash_for(q) is not None:
-            return varlen_attention(q, k, v, self.cu_seqlens, self.max_seqlen, scale,
-                                    self.sliding_window)
-        return varlen_attention(q, k, v, self.cu_seqlens, None, scale, self.sliding_window,
-                                self.seqlens)
+            return varlen_attention(q, k, v, self.cu_seqlens, self.max_seqlen, scale, window,
+                                    softcap=softcap)
+        return varlen_attention(q, k, v, self.cu_seqlens, None, scale, window, self.seqlens, softcap)

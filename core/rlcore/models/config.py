@@ -18,6 +18,10 @@ ROPE_SCALING = {
                ()),
     "yarn": (("factor", "original_max_position_embeddings"),
              ("attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate")),
+    # These two depend on the longest sequence of each forward (HF's dynamic_rope_update).
+    "dynamic": (("factor",), ()),
+    "longrope": (("short_factor", "long_factor", "original_max_position_embeddings"),
+                 ("factor", "attention_factor")),
 }
 ROPE_SCALING_TYPES = tuple(ROPE_SCALING)
 ROUTER_SCORES = ("softmax", "sigmoid")
@@ -64,6 +68,16 @@ class TransformerConfig:
     shared_expert_size: int = 0  # a shared expert this wide on every MoE layer (0: none)
     shared_expert_gate: bool = False  # Qwen2-MoE: the shared expert scaled by sigmoid(gate(x))
     dense_layers: list[int] = field(default_factory=list)  # layers with the dense MLP instead
+    # Per-layer and Gemma-style quirks (docs/families.md); the defaults keep the plain decoder.
+    sliding_layers: list[bool] | None = None  # per layer: uses sliding_window; None: every layer
+    rope_layers: list[bool] | None = None  # per layer: applies RoPE (SmolLM3 NoPE); None: every layer
+    rope_local_theta: float | None = None  # plain RoPE of sliding layers with this theta (Gemma 3)
+    attn_scale_base: float | None = None  # scores scale by its **-0.5; None: head_dim (Gemma 2/3)
+    attn_softcap: float | None = None  # attention scores -> cap * tanh(scores / cap) (Gemma 2)
+    final_softcap: float | None = None  # the same on the LM logits (Gemma 2)
+    sandwich_norms: bool = False  # norms on the attention and MLP outputs too (Gemma 2/3, GLM-4)
+    embed_scale: bool = False  # embeddings times sqrt(hidden_size) in their dtype (Gemma)
+    rope_interleaved: bool = False  # RoPE turns dim pairs (0, 1), (2, 3)... not halves (GLM-4)
 
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:
@@ -113,6 +127,7 @@ class TransformerConfig:
             raise ConfigError(f"TransformerConfig.qkv_clip must be > 0 or None, got {self.qkv_clip}")
         if self.norm_unit_offset and self.norm_type != "rmsnorm":
             raise ConfigError("TransformerConfig.norm_unit_offset (Gemma 1+w) needs norm_type='rmsnorm'")
+        self._validate_layer_quirks()
         return self
 
     def _validate_moe(self) -> None:
@@ -132,6 +147,28 @@ class TransformerConfig:
     def is_moe_layer(self, i: int) -> bool:
         """Whether block ``i`` has the mixture of experts instead of the dense MLP."""
         return self.n_experts > 0 and i not in self.dense_layers
+    def _validate_layer_quirks(self) -> None:
+        """One flag per layer in the per-layer lists; positive scales, caps and thetas."""
+        for name in ("sliding_layers", "rope_layers"):
+            flags = getattr(self, name)
+            if flags is not None and (len(flags) != self.n_layers
+                                      or not all(isinstance(f, bool) for f in flags)):
+                raise ConfigError(f"TransformerConfig.{name} must be None or {self.n_layers} bools "
+                                  f"(one per layer), got {flags!r}")
+        for name in ("rope_local_theta", "attn_scale_base", "attn_softcap", "final_softcap"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"TransformerConfig.{name} must be > 0 or None, got {value!r}")
+
+    def layer_slides(self, i: int) -> bool:
+        """Whether layer ``i`` attends through ``sliding_window`` (when one is set)."""
+        return self.sliding_window is not None and (self.sliding_layers is None or self.sliding_layers[i])
+
+    def layer_rope(self, i: int) -> str | None:
+        """Layer ``i``'s RoPE: ``"global"``, ``"local"`` (``rope_local_theta``) or None (NoPE)."""
+        if self.position != "rotary" or (self.rope_layers is not None and not self.rope_layers[i]):
+            return None
+        return "local" if self.rope_local_theta is not None and self.layer_slides(i) else "global"
 
     def _validate_rope_scaling(self) -> None:
         rs = self.rope_scaling
@@ -145,8 +182,12 @@ class TransformerConfig:
         missing = [k for k in needed if rs.get(k) is None]
         if missing:
             raise ConfigError(f"TransformerConfig.rope_scaling ({kind}) is missing {', '.join(missing)}")
-        if float(rs["factor"]) <= 0:
+        if rs.get("factor") is not None and float(rs["factor"]) <= 0:
             raise ConfigError(f"TransformerConfig.rope_scaling factor must be > 0, got {rs['factor']}")
+        for key in ("short_factor", "long_factor"):
+            if kind == "longrope" and len(rs[key]) != self.rotary_dim // 2:
+                raise ConfigError(f"TransformerConfig.rope_scaling (longrope) {key} has {len(rs[key])} "
+                                  f"values; it needs one per rotary frequency ({self.rotary_dim // 2})")
 
     @property
     def rotary_dim(self) -> int:

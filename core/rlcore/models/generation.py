@@ -2,7 +2,8 @@
 
 Prompts of different lengths are prefilled as one packed batch, then decoded in lockstep
 from a preallocated cache; rows that hit EOS leave the batch. Sampling uses the Gumbel-max
-trick with noise from ``generator``, so a seed fixes the output.
+trick with noise from ``generator``, so a seed fixes the output. ``record_routing`` keeps
+each token's experts per MoE layer (prefill and decode steps) for routing replay at train time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from rlcore.errors import ConfigError
 from rlcore.models.kept_tokens import KeptTokens
+from rlcore.models.moe import moe_layers
 
 
 @dataclass
@@ -27,6 +29,7 @@ class GenerationConfig:
     top_k: int = 0
     top_p: float = 1.0
     eos_token_ids: list[int] = field(default_factory=list)
+    record_routing: bool = False  # keep each token's experts (MoE models; routing replay)
 
     def validate(self) -> GenerationConfig:
         """Raise ConfigError naming the first bad field; return self."""
@@ -50,13 +53,16 @@ class GenerationOutput:
     """Per prompt: new ``tokens`` [n], their ``logprobs`` [n] and the ``kept`` tokens or None.
 
     ``logprobs`` are under the processed distribution (after min-tokens, temperature, top-k/p);
-    ``kept`` holds the tokens allowed at each of the n steps, None when nothing was ever cut.
+    ``kept`` holds the tokens allowed at each of the n steps, None when nothing was ever cut;
+    ``routing`` (``record_routing`` only) int16 ``[prompt + n, moe layers, k]`` expert ids of
+    every token the model routed, -1 on the last new token (never fed to the model).
     """
 
     tokens: list[torch.Tensor]
     logprobs: list[torch.Tensor]
     kept: list[KeptTokens | None]
     vocab_size: int
+    routing: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -129,7 +135,12 @@ def generate(model, prompts: list[list[int]], gconfig: GenerationConfig,
     cache = model.new_cache(lens, g.max_new_tokens)
     ids = torch.tensor([t for p in prompts for t in p], device=device)
     cu = torch.tensor([0, *lens], device=device).cumsum(0)
+    layers = moe_layers(model) if g.record_routing else []
+    if g.record_routing and not layers:
+        raise ConfigError("GenerationConfig.record_routing=True needs a mixture-of-experts model; this "
+                          "one has no MoE layers (switch routing replay off for dense models)")
     logits = model.head(model.hidden_states(ids, cu, cache)[cu[1:] - 1])
+    routes = [(None, _routes(layers))] if layers else []  # (rows or None: the prefill, ids)
 
     n = len(prompts)
     rows = torch.arange(n, device=device)  # original index of each active row
@@ -151,7 +162,32 @@ def generate(model, prompts: list[list[int]], gconfig: GenerationConfig,
         if before_decode is not None:
             before_decode()
         logits = model.decode(tok, cache)
-    return _collect(steps, n, cfg.vocab_size)
+        if layers:
+            routes.append((rows, _routes(layers)))
+    out = _collect(steps, n, cfg.vocab_size)
+    if layers:
+        out.routing = _collect_routing(routes, lens, [len(t) for t in out.tokens])
+    return out
+
+
+def _routes(layers) -> torch.Tensor:
+    """int16 ``[T, layers, k]``: the experts each MoE layer chose in the last forward."""
+    return torch.stack([m.chosen for m in layers], 1).to(torch.int16)
+
+
+def _collect_routing(routes, lens: list[int], new: list[int]) -> list[torch.Tensor]:
+    """Per prompt ``[prompt + new, layers, k]``: prefill rows, then decode rows; -1 where unfed."""
+    prefill = routes[0][1].cpu().split(lens)
+    steps = routes[1:] or [(torch.zeros(0, dtype=torch.long), routes[0][1][:0])]
+    rows = torch.cat([r for r, _ in steps]).cpu()
+    decoded = torch.cat([x for _, x in steps]).cpu()
+    order = torch.sort(rows, stable=True).indices
+    per_prompt = decoded[order].split(torch.bincount(rows, minlength=len(lens)).tolist())
+    out = []
+    for p, d, n in zip(prefill, per_prompt, new, strict=True):
+        pad = p.new_full((n - len(d), *p.shape[1:]), -1)  # the last new token: never fed
+        out.append(torch.cat([p, d, pad]))
+    return out
 
 
 def _collect(steps, n: int, vocab: int) -> GenerationOutput:

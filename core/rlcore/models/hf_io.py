@@ -197,12 +197,17 @@ def special_token_ids(model: Transformer, tokenizer: Any = None) -> dict[str, An
 
 
 def legacy_rope(hf: dict[str, Any]) -> dict[str, Any]:
-    """``rope_theta`` / ``rope_scaling`` (what transformers 4.x reads) from ``rope_parameters``."""
+    """``rope_theta`` / ``rope_scaling`` (what transformers 4.x reads) from ``rope_parameters``;
+    per-layer-type parameters (Gemma 3) give the global ones and ``rope_local_base_freq``."""
     params = dict(hf["rope_parameters"])
+    local = {}
+    if "full_attention" in params:
+        local = {"rope_local_base_freq": params["sliding_attention"]["rope_theta"]}
+        params = dict(params["full_attention"])
     theta = params.pop("rope_theta")
     kind = params.get("rope_type", "default")
     scaling = None if kind == "default" else {**params, "type": kind}  # 4.x also reads "type"
-    return {"rope_theta": theta, "rope_scaling": scaling}
+    return {"rope_theta": theta, "rope_scaling": scaling, **local}
 
 
 def save_pretrained(model: Transformer, family_name: str, path: str | os.PathLike,

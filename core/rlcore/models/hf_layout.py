@@ -58,7 +58,9 @@ def rope_from_hf(hf: dict[str, Any], where: str) -> tuple[float, dict[str, Any] 
     if missing:
         raise ModelLoadError(f"{where}: {kind} RoPE scaling is missing {', '.join(missing)}")
     kept = {k: scaling[k] for k in (*needed, *optional) if scaling.get(k) is not None}
-    return float(theta), {"rope_type": kind, **kept, "factor": float(scaling["factor"])}
+    if "factor" in kept:
+        kept["factor"] = float(kept["factor"])
+    return float(theta), {"rope_type": kind, **kept}
 
 
 def rope_to_hf(cfg: TransformerConfig) -> dict[str, Any]:

@@ -32,24 +32,33 @@ _PEFT_KEY = re.compile(rf"\.(base_layer|lora_[AB]\.{ADAPTER})\.")
 
 
 def projections_of(module: nn.Module) -> list[str]:
-    """The short names of the block projections ``module`` has (a plain MLP has no gate)."""
+    """The short names of the projections some block of ``module`` has (a plain MLP has no
+    gate; a mixture-of-experts block has no gate, up or down: its experts are stacked)."""
     names = {n for n, _ in module.named_modules()}
-    return [short for short, suffix in PROJECTIONS.items() if f"blocks.0.{suffix}" in names]
+    return [short for short, suffix in PROJECTIONS.items()
+            if any(f"blocks.{i}.{suffix}" in names for i in range(len(module.blocks)))]
 
 
 def target_modules(module: nn.Module, opts: LoraOptions, key: str) -> list[str]:
     """Full names of the projections that get adapters; unknown names fail naming ``key``."""
-    present = projections_of(module)
+    present = projections_of(module) if hasattr(module, "blocks") else []
     if not present:
         raise ConfigError(f"{key}: LoRA goes on the core transformer's block projections, and "
                           f"this {type(module).__name__} has none (build a "
                           "rlcore.models.Transformer)")
     wanted = present if "all" in opts.targets else list(dict.fromkeys(opts.targets))
     missing = [t for t in wanted if t not in present]
+    if missing and any(type(m).__name__ == "MoE" for m in module.modules()):
+        raise ConfigError(f"{key}.targets: {', '.join(missing)} name dense MLP projections, and "
+                          "this mixture-of-experts model's experts are stacked parameters "
+                          "(mlp.gate_up_proj, mlp.down_proj) that LoRA does not target yet; "
+                          f"use {', '.join(present)} (all = those)")
     if missing:
         raise ConfigError(f"{key}.targets: this model has no {', '.join(missing)} projection; "
                           f"its block projections are {', '.join(present)} (or use all)")
-    return [f"blocks.{i}.{PROJECTIONS[t]}" for i in range(len(module.blocks)) for t in wanted]
+    names = {n for n, _ in module.named_modules()}
+    return [f"blocks.{i}.{PROJECTIONS[t]}" for i in range(len(module.blocks)) for t in wanted
+            if f"blocks.{i}.{PROJECTIONS[t]}" in names]
 
 
 def add_adapters(module: nn.Module, opts: LoraOptions, key: str = "lora") -> nn.Module:

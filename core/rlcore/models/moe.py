@@ -15,20 +15,22 @@ from rlcore.models.config import TransformerConfig
 
 
 def route(logits, k: int, score: str, norm_topk: bool, forced=None):
-    """(weights ``[T, k]``, expert ids ``[T, k]``): the top-k of softmax or sigmoid scores, or the
-    ``forced`` ids' scores (gradients reach the router through them); renormalised if asked."""
+    """(weights ``[T, k]``, expert ids ``[T, k]``, natural top-k ids ``[T, k]``): the top-k of
+    softmax or sigmoid scores, or the ``forced`` ids' scores (gradients reach the router through
+    them; a row of -1 keeps its natural top-k); renormalised if asked."""
     scores = logits.float().softmax(-1) if score == "softmax" else logits.float().sigmoid()
-    if forced is None:
-        weights, idx = scores.topk(k, dim=-1)
-    else:
+    weights, natural = scores.topk(k, dim=-1)
+    idx = natural
+    if forced is not None:
         if forced.shape != (logits.shape[0], k):
             raise ValueError(f"replayed routing has shape {tuple(forced.shape)}, this forward needs "
                              f"({logits.shape[0]}, {k}); replay_routing(model, None) to route freely")
-        idx = forced.to(logits.device, torch.long)
+        forced = forced.to(logits.device, torch.long)
+        idx = torch.where(forced < 0, natural, forced)
         weights = scores.gather(-1, idx)
     if norm_topk:
         weights = weights / weights.sum(-1, keepdim=True)
-    return weights, idx
+    return weights, idx, natural
 
 
 def expert_ffn(x, idx, weights, gate_up, down, act):
@@ -65,12 +67,13 @@ class MoE(nn.Module):
         self.score, self.norm_topk = cfg.router_score, cfg.router_norm_topk
         self.forced: torch.Tensor | None = None  # routing replay: expert ids [T, k] to use
         self.chosen: torch.Tensor | None = None  # the expert ids of the last forward
+        self.natural: torch.Tensor | None = None  # its own top-k, even where forced
         self.balance: tuple[torch.Tensor, torch.Tensor, int] | None = None  # see aux_loss
 
     def forward(self, x):
         logits = self.router(x)
-        weights, idx = route(logits, self.top_k, self.score, self.norm_topk, self.forced)
-        self.chosen = idx.detach()
+        weights, idx, natural = route(logits, self.top_k, self.score, self.norm_topk, self.forced)
+        self.chosen, self.natural = idx.detach(), natural.detach()
         # What the load-balancing loss needs, O(E): tokens sent to each expert, softmax mass.
         counts = torch.zeros(logits.shape[-1], device=x.device).index_add_(
             0, idx.reshape(-1), torch.ones(idx.numel(), device=x.device))
@@ -118,8 +121,19 @@ def replay_routing(model: nn.Module, routing: list[torch.Tensor] | None) -> None
         m.forced = None if routing is None else routing[i]
 
 
+def natural_routing(model: nn.Module) -> list[torch.Tensor]:
+    """The top-k each MoE layer's router gave in the last forward, whether or not it was replayed."""
+    return [m.natural for m in moe_layers(model)]
+
+
 def router_agreement(recorded: list[torch.Tensor], current: list[torch.Tensor]) -> float:
-    """Fraction of (layer, token) pairs whose top-k expert set is the same in both routings."""
-    same = [(a.sort(-1).values == b.to(a.device).sort(-1).values).all(-1)
-            for a, b in zip(recorded, current, strict=True)]
-    return torch.cat(same).float().mean().item()
+    """Fraction of (layer, token) pairs whose top-k expert set is the same in both routings;
+    tokens recorded as -1 (no routing known) are left out (1.0 when none is left)."""
+    same, known = [], []
+    for a, b in zip(recorded, current, strict=True):
+        same.append((a.sort(-1).values == b.to(a.device).sort(-1).values).all(-1))
+        known.append((a >= 0).all(-1))
+    known_all = torch.cat(known)
+    if not bool(known_all.any()):
+        return 1.0
+    return torch.cat(same)[known_all].float().mean().item()

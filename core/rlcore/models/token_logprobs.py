@@ -38,10 +38,12 @@ class TokenQuery:
     chunk_tokens: int | None = None
 
 
-def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery, kernel: str = "chunked"):
+def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery, kernel: str = "chunked",
+                 softcap: float | None = None):
     """``(logprobs [N], entropy [N] or None)`` in fp32 of ``query``'s positions of ``hidden [T, C]``.
 
-    ``kernel``: ``chunked``, ``liger`` or ``auto`` (see :mod:`rlcore.models.loss_kernel`).
+    ``kernel``: ``chunked``, ``liger`` or ``auto`` (see :mod:`rlcore.models.loss_kernel`);
+    ``softcap`` caps the logits to ``cap * tanh(z / cap)`` before temperature (Gemma 2).
     """
     n = query.positions.numel()
     chunk = query.chunk_tokens or max(1, CHUNK_ELEMENTS // weight.shape[0])
@@ -49,20 +51,22 @@ def score_tokens(hidden: torch.Tensor, weight: torch.Tensor, query: TokenQuery, 
     targets = query.targets.to(hidden.device).long()
     kept = query.kept
     if (kernel != "chunked" and use_liger(kernel, hidden.device) and kept is None
-            and not query.entropy):
+            and not query.entropy and softcap is None):
         return liger_logprobs(h, weight, targets, float(query.temperature)), None
     if kept is not None and len(kept) != n:
         raise ValueError(f"kept tokens cover {len(kept)} positions; expected {n} "
                          "(one entry per scored position)")
     kept = None if kept is None else kept.to(hidden.device)
     logp, entropy = _ChunkedHead.apply(h, weight, targets, kept, float(query.temperature),
-                                       bool(query.entropy), int(chunk))
+                                       bool(query.entropy), int(chunk), softcap)
     return logp, (entropy if query.entropy else None)
 
 
-def _chunk_logits(h, weight, temperature, kept, start):
-    """fp32 logits of the chunk at ``start`` as sampling saw them: head, temperature, cuts."""
+def _chunk_logits(h, weight, temperature, kept, start, softcap=None):
+    """fp32 logits of the chunk at ``start`` as sampling saw them: head, soft cap, temperature, cuts."""
     z = F.linear(h, weight).float()  # a fresh tensor: edited in place below
+    if softcap is not None:
+        z = z.div_(softcap).tanh_().mul_(softcap)
     if temperature != 1.0:
         z.div_(temperature)
     if kept is not None:
@@ -79,20 +83,21 @@ class _ChunkedHead(torch.autograd.Function):
     """Head + log-softmax + gather (+ entropy) per chunk; the backward recomputes each chunk."""
 
     @staticmethod
-    def forward(ctx, h, weight, targets, kept, temperature, with_entropy, chunk):
+    def forward(ctx, h, weight, targets, kept, temperature, with_entropy, chunk, softcap):
         n = h.shape[0]
         logp = torch.empty(n, dtype=torch.float32, device=h.device)
         entropy = torch.zeros(n if with_entropy else 0, dtype=torch.float32, device=h.device)
         lse = torch.empty(n, dtype=torch.float32, device=h.device)
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
-            z = _chunk_logits(h[s:e], weight, temperature, kept, s)
+            z = _chunk_logits(h[s:e], weight, temperature, kept, s, softcap)
             lse[s:e] = torch.logsumexp(z, dim=-1)
             logp[s:e] = z.gather(-1, targets[s:e, None]).squeeze(-1) - lse[s:e]
             if with_entropy:
                 entropy[s:e] = entropy_from_logprobs(z.sub_(lse[s:e, None]))
         ctx.save_for_backward(h, weight, targets, lse, entropy)
         ctx.kept, ctx.temperature, ctx.with_entropy, ctx.chunk = kept, temperature, with_entropy, chunk
+        ctx.softcap = softcap
         return logp, entropy
 
     @staticmethod
@@ -105,7 +110,11 @@ class _ChunkedHead(torch.autograd.Function):
         n = h.shape[0]
         for s in range(0, n, ctx.chunk):
             e = min(n, s + ctx.chunk)
-            z = _chunk_logits(h[s:e], weight, ctx.temperature, ctx.kept, s)
+            z = _chunk_logits(h[s:e], weight, ctx.temperature, ctx.kept, s, ctx.softcap)
+            capped = None  # tanh(raw / cap), 0 at cut tokens, for the soft cap's derivative
+            if ctx.softcap is not None:
+                capped = z * (ctx.temperature / ctx.softcap)
+                capped.masked_fill_(capped.isinf(), 0.0)
             logp_all = z.sub_(lse[s:e, None])
             g = g_logp[s:e, None].float()
             if use_entropy:
@@ -120,10 +129,12 @@ class _ChunkedHead(torch.autograd.Function):
             gz.scatter_add_(1, targets[s:e, None], g)
             if ctx.temperature != 1.0:
                 gz /= ctx.temperature
+            if capped is not None:  # d cap * tanh(raw / cap) / d raw = 1 - tanh^2
+                gz *= 1 - capped.square_()
             if need_h:
                 grad_h[s:e] = (gz.to(weight.dtype) @ weight).to(h.dtype)
             if need_w:
                 grad_w.addmm_(gz.t(), h[s:e].float())
         if need_w:
             grad_w = grad_w.to(weight.dtype)
-        return grad_h, grad_w, None, None, None, None, None
+        return grad_h, grad_w, None, None, None, None, None, None

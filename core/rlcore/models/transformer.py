@@ -7,6 +7,7 @@ Input is flat token ids ``[T]`` plus ``cu_seqlens`` ``[B+1]``; positions restart
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -54,16 +55,24 @@ ACTIVATIONS = {
 }
 
 
-def rope_inv_freq(cfg: TransformerConfig) -> torch.Tensor:
-    """RoPE inverse frequencies ``[head_dim/2]`` in fp32, with linear, Llama-3 or YaRN scaling."""
-    d = cfg.rotary_dim
+def rope_inv_freq(cfg: TransformerConfig, seq_len: int | None = None) -> torch.Tensor:
+    """RoPE inverse frequencies ``[head_dim/2]`` in fp32, with linear, Llama-3, YaRN, dynamic NTK
+    or LongRoPE scaling; the last two depend on ``seq_len``, the longest sequence of the forward."""
+    d, rs = cfg.rotary_dim, cfg.rope_scaling
     exponents = torch.arange(0, d, 2, dtype=torch.int64, device="cpu").float() / d
+    kind = rope_scaling_type(rs) if rs else "default"
+    if kind == "longrope":  # Phi-3: per-frequency divisors, the long set past the original context
+        long = seq_len is not None and seq_len > rs["original_max_position_embeddings"]
+        ext = torch.tensor(rs["long_factor" if long else "short_factor"], dtype=torch.float32, device="cpu")
+        return 1.0 / (ext * cfg.rope_theta**exponents)
+    if kind == "dynamic":  # NTK: theta grows with sequences longer than max_positions
+        native, factor = cfg.max_positions, float(rs["factor"])
+        grown = factor * max(seq_len or 0, native) / native - (factor - 1)
+        return 1.0 / ((cfg.rope_theta * grown ** (d / (d - 2))) ** exponents)
     inv_freq = 1.0 / (cfg.rope_theta**exponents)
-    rs = cfg.rope_scaling
     if not rs:
         return inv_freq
     factor = float(rs["factor"])
-    kind = rope_scaling_type(rs)
     if kind == "linear":
         return inv_freq / factor
     if kind == "yarn":
@@ -97,8 +106,14 @@ def _yarn_inv_freq(inv_freq: torch.Tensor, rs: dict, d: int, theta: float) -> to
 
 
 def rope_attention_factor(cfg: TransformerConfig) -> float:
-    """The factor on cos/sin: YaRN's ``attention_factor`` (given, or from ``factor``/``mscale``), else 1."""
+    """The factor on cos/sin: YaRN's or LongRoPE's ``attention_factor`` (given, or derived), else 1."""
     rs = cfg.rope_scaling
+    if rs and rope_scaling_type(rs) == "longrope":
+        if rs.get("attention_factor") is not None:
+            return float(rs["attention_factor"])
+        old_len = rs["original_max_position_embeddings"]
+        factor = float(rs.get("factor") or cfg.max_positions / old_len)
+        return math.sqrt(1 + math.log(factor) / math.log(old_len)) if factor > 1 else 1.0
     if not rs or rope_scaling_type(rs) != "yarn":
         return 1.0
     if rs.get("attention_factor") is not None:
@@ -112,12 +127,15 @@ def rope_attention_factor(cfg: TransformerConfig) -> float:
     return mscale(m) / mscale(m_all) if m and m_all else mscale()
 
 
-def apply_rope(x, cos, sin):
-    """Rotate ``x [T, H, D]`` by per-token angles (HF's rotate-half convention); with partial
-    rotary, only the first ``cos.shape[-1]`` dims turn and the rest pass through."""
+def apply_rope(x, cos, sin, interleaved: bool = False):
+    """Rotate ``x [T, H, D]`` by per-token angles (HF's rotate-half convention, or pairs of
+    neighbours when ``interleaved``); with partial rotary, only the first ``cos.shape[-1]`` dims
+    turn and the rest pass through."""
     rot = cos.shape[-1]
     if rot < x.shape[-1]:
-        return torch.cat((apply_rope(x[..., :rot], cos, sin), x[..., rot:]), dim=-1)
+        return torch.cat((apply_rope(x[..., :rot], cos, sin, interleaved), x[..., rot:]), dim=-1)
+    if interleaved:
+        return x * cos + torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2) * sin
     x1, x2 = x.chunk(2, dim=-1)
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
@@ -131,15 +149,17 @@ class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig, layer_idx: int):
         super().__init__()
         self.layer_idx, self.head_dim = layer_idx, cfg.head_dim
-        self.scale = cfg.head_dim**-0.5
+        self.scale = (cfg.attn_scale_base or cfg.head_dim) ** -0.5
+        self.window = cfg.sliding_window if cfg.layer_slides(layer_idx) else None
+        self.softcap, self.rope_interleaved = cfg.attn_softcap, cfg.rope_interleaved
         self.q_proj = nn.Linear(cfg.hidden_size, cfg.n_q_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.k_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, cfg.n_kv_heads * cfg.head_dim, bias=cfg.attn_bias)
         self.o_proj = nn.Linear(cfg.n_q_heads * cfg.head_dim, cfg.hidden_size, bias=cfg.attn_out_bias)
         if cfg.qk_norm:  # over each head, or over all heads at once (OLMoE)
             heads = (cfg.n_q_heads, cfg.n_kv_heads) if cfg.qk_norm_all_heads else (1, 1)
-            self.q_norm = RMSNorm(cfg.head_dim * heads[0], cfg.norm_eps)
-            self.k_norm = RMSNorm(cfg.head_dim * heads[1], cfg.norm_eps)
+            self.q_norm = RMSNorm(cfg.head_dim * heads[0], cfg.norm_eps, cfg.norm_unit_offset)
+            self.k_norm = RMSNorm(cfg.head_dim * heads[1], cfg.norm_eps, cfg.norm_unit_offset)
         self.qk_norm = ("all" if cfg.qk_norm_all_heads else "head") if cfg.qk_norm else None
         self.clip = cfg.qkv_clip
 
@@ -155,8 +175,8 @@ class Attention(nn.Module):
         if self.qk_norm == "head":
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        o = ctx.attend(self.layer_idx, q, k, v, self.scale)
+            q, k = (apply_rope(z, *rope, self.rope_interleaved) for z in (q, k))
+        o = ctx.attend(self.layer_idx, q, k, v, self.scale, self.window, self.softcap)
         return self.o_proj(o.reshape(t, -1))
 
 
@@ -179,7 +199,8 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: attention, then MLP (or mixture of experts)."""
+    """Pre-norm residual block: attention, then MLP (or mixture of experts); with
+    ``sandwich_norms`` each output is normed too."""
 
     def __init__(self, cfg: TransformerConfig, layer_idx: int):
         super().__init__()
@@ -191,10 +212,12 @@ class Block(nn.Module):
             self.mlp = MoE(cfg, ACTIVATIONS[cfg.activation], shared)
         else:
             self.mlp = MLP(cfg)
+        post_norm = (lambda: make_norm(cfg, cfg.hidden_size)) if cfg.sandwich_norms else nn.Identity
+        self.attn_post_norm, self.mlp_post_norm = post_norm(), post_norm()
 
     def forward(self, x, rope, ctx):
-        x = x + self.attn(self.attn_norm(x), rope, ctx)
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self.attn_post_norm(self.attn(self.attn_norm(x), rope, ctx))
+        return x + self.mlp_post_norm(self.mlp(self.mlp_norm(x)))
 
 
 # ----------------------------------------------------------------------------- the model
@@ -215,9 +238,14 @@ class Transformer(nn.Module):
             self.value_head = nn.Linear(cfg.hidden_size, 1, bias=False)
         elif not cfg.tie_embeddings:
             self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
-        # Plain attribute, not a buffer: stays fp32 when the model is cast to bf16.
-        self._inv_freq = rope_inv_freq(cfg) if cfg.position == "rotary" else None
+        # RoPE frequencies by cfg.layer_rope kind. Plain attributes, not buffers: they stay fp32
+        # when the model is cast to bf16.
+        self._inv_freqs = {"global": rope_inv_freq(cfg)} if cfg.position == "rotary" else {}
+        if cfg.rope_local_theta:  # Gemma 3's sliding layers: plain RoPE with their own theta
+            local = dataclasses.replace(cfg, rope_theta=cfg.rope_local_theta, rope_scaling=None)
+            self._inv_freqs["local"] = rope_inv_freq(local)
         self._rope_scale = rope_attention_factor(cfg)
+        self._rope_per_forward = rope_scaling_type(cfg.rope_scaling or {}) in ("dynamic", "longrope")
         self.gradient_checkpointing = False
         self.loss_kernel = "chunked"  # of token log-probs: chunked | liger | auto (models/loss_kernel.py)
         self.apply(self._init_weights)
@@ -240,7 +268,7 @@ class Transformer(nn.Module):
             return self.head(h)
         if self.config.value_head:
             raise ValueError("a value-head model has no token log-probs; call it without a query")
-        return score_tokens(h, self.head_weight(), query, self.loss_kernel)
+        return score_tokens(h, self.head_weight(), query, self.loss_kernel, self.config.final_softcap)
 
     def hidden_states(self, input_ids, cu_seqlens, cache: KVCache | None = None):
         """Final-normed hidden states ``[T, C]``; with ``cache``, also stores the prompt K/V."""
@@ -251,7 +279,7 @@ class Transformer(nn.Module):
         starts = torch.repeat_interleave(cu_seqlens[:-1], cu_seqlens[1:] - cu_seqlens[:-1],
                                          output_size=n)
         positions = torch.arange(n, device=input_ids.device) - starts
-        ctx = PackedContext(cu_seqlens, seqlens, self.config.sliding_window, cache)
+        ctx = PackedContext(cu_seqlens, seqlens, cache)
         return self._trunk(input_ids, positions, ctx)
 
     def decode(self, input_ids, cache: KVCache):
@@ -265,7 +293,8 @@ class Transformer(nn.Module):
         """LM head (tied or not) or scalar value head on final hidden states."""
         if self.config.value_head:
             return self.value_head(h).squeeze(-1)
-        return F.linear(h, self.head_weight())
+        logits, cap = F.linear(h, self.head_weight()), self.config.final_softcap
+        return logits if cap is None else cap * torch.tanh(logits / cap)
 
     def head_weight(self) -> torch.Tensor:
         """The LM head's ``[vocab, C]`` weight (the embedding when tied)."""
@@ -275,30 +304,43 @@ class Transformer(nn.Module):
         """An empty KV cache for prompts of these lengths plus ``max_new_tokens`` steps."""
         cfg, w = self.config, self.embed.weight
         return KVCache(cfg.n_layers, prompt_lens, max_new_tokens, cfg.n_kv_heads, cfg.head_dim,
-                       w.dtype, w.device, cfg.sliding_window)
+                       w.dtype, w.device)
 
     def _trunk(self, input_ids, positions, ctx):
         """Embed, run every block (checkpointed if asked), final norm."""
         x = self.embed(input_ids)
+        if self.config.embed_scale:  # Gemma: sqrt(hidden) rounded to the embedding dtype, as HF does
+            x = x * torch.tensor(self.config.hidden_size**0.5, dtype=x.dtype)
         if self.config.position == "learned":
             if int(positions.max()) >= self.config.max_positions:
                 raise ValueError(f"a sequence is longer than max_positions={self.config.max_positions}")
             x = x + self.pos_embed(positions)
-        rope = self._rope(positions, x.dtype) if self._inv_freq is not None else None
-        for block in self.blocks:
+        ropes = self._layer_ropes(positions, x.dtype)
+        for block, rope in zip(self.blocks, ropes, strict=True):
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(block, x, rope, ctx, use_reentrant=False)
             else:
                 x = block(x, rope, ctx)
         return self.final_norm(x)
 
-    def _rope(self, positions, dtype):
+    def _layer_ropes(self, positions, dtype) -> list:
+        """Each block's cos/sin: the global RoPE, the local one (Gemma 3 sliding layers) or None."""
+        kinds = [self.config.layer_rope(i) for i in range(self.config.n_layers)]
+        ropes = {kind: self._rope(positions, dtype, kind) for kind in set(kinds) - {None}}
+        return [ropes.get(kind) for kind in kinds]
+
+    def _rope(self, positions, dtype, kind: str = "global"):
         """cos/sin ``[T, 1, head_dim]`` for these positions, computed in fp32."""
-        if self._inv_freq.device != positions.device:
-            self._inv_freq = self._inv_freq.to(positions.device)
-        freqs = positions.float()[:, None] * self._inv_freq[None, :]
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None, :]
+        if self._rope_per_forward and kind == "global":  # the longest position picks them (syncs CUDA)
+            self._inv_freqs[kind] = rope_inv_freq(self.config, int(positions.max()) + 1)
+        inv_freq = self._inv_freqs[kind] = self._inv_freqs[kind].to(positions.device)
+        freqs = positions.float()[:, None] * inv_freq[None, :]
+        if self.config.rope_interleaved:  # angles for dim pairs (0, 1), (2, 3), ...
+            emb = freqs.repeat_interleave(2, dim=-1)[:, None, :]
+        else:
+            emb = torch.cat((freqs, freqs), dim=-1)[:, None, :]
         cos, sin = emb.cos(), emb.sin()
-        if self._rope_scale != 1.0:
-            cos, sin = cos * self._rope_scale, sin * self._rope_scale
+        scale = self._rope_scale if kind == "global" else 1.0
+        if scale != 1.0:
+            cos, sin = cos * scale, sin * scale
         return cos.to(dtype), sin.to(dtype)

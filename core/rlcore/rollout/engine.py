@@ -32,13 +32,16 @@ class Rollout:
     """Per prompt: new ``tokens`` [n], their sampling ``logprobs`` [n] and weight ``versions``
     [n], why generation ``finish``-ed (``stop``: an eos; ``length``: max_new_tokens), and
     ``kept``, what sampling allowed at each new token as
-    :class:`~rlcore.models.kept_tokens.KeptTokens` (None when nothing was cut)."""
+    :class:`~rlcore.models.kept_tokens.KeptTokens` (None when nothing was cut); ``routing``, with
+    ``GenerationConfig.record_routing``, each prompt + response token's experts per MoE layer
+    (``GenerationOutput.routing``), None from an engine that does not record them."""
 
     tokens: list[torch.Tensor]
     logprobs: list[torch.Tensor]
     versions: list[torch.Tensor]
     finish: list[Finish]
     kept: list[Any]
+    routing: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)

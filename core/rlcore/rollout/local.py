@@ -37,7 +37,7 @@ class LocalEngine:
         eos = set(config.eos_token_ids)
         finish = ["stop" if len(t) and int(t[-1]) in eos else "length" for t in out.tokens]
         versions = [torch.full((len(t),), self._version, dtype=torch.int64) for t in out.tokens]
-        return Rollout(out.tokens, out.logprobs, versions, finish, out.kept)
+        return Rollout(out.tokens, out.logprobs, versions, finish, out.kept, out.routing)
 
     def update_weights(self, version: int,
                        weights: Mapping[str, torch.Tensor] | None = None) -> None:

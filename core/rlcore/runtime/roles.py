@@ -90,14 +90,20 @@ def build_roles(exp: Any, graph: DataflowGraph, interfaces: Mapping[str, ModelIn
         module, family = None, None
         if backend_cls.needs_model:
             module, family = _build_module(exp, spec, specs, initial, tokenizer)
-            if any(s.init_from == name for s in specs.values()):
+            lora = spec.trainable and spec.lora is not None and spec.lora.enabled
+            followers = [s for s in specs.values() if s.init_from == name]
+            views = [s for s in followers if lora and not s.trainable  # see base_view_of
+                     and s.backend_name == "inference" and s.value_head == spec.value_head]
+            if len(views) < len(followers):  # an adapters-off view of a LoRA base copies nothing
                 initial[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            if spec.trainable and spec.lora is not None and spec.lora.enabled:
+            if lora:
                 from rlcore.models.lora import add_adapters
+                from rlcore.models.peft_io import is_adapter_dir
 
                 add_adapters(module, spec.lora, f"{name}.lora")
-                module.lora_base = spec.model or (specs[spec.init_from].model if spec.init_from
-                                                  else None)
+                base = spec.model or (specs[spec.init_from].model if spec.init_from else None)
+                # adapters loaded merged are no base on disk: a checkpoint writes its own
+                module.lora_base = None if base is None or is_adapter_dir(base) else base
         options = spec.options if spec.options is not None else backend_cls.options_class()
         backend: Backend = backend_cls(options)
         steps = total_steps

@@ -60,6 +60,20 @@ def hf_causal_lm(family: ModelFamily, overrides: dict[str, Any] | None = None, s
     return randomize_(model, seed).eval()
 
 
+def hf_model_dir(family: ModelFamily, path: Any, overrides: dict[str, Any] | None = None,
+                 seed: int = 0) -> Any:
+    """A tiny random checkpoint of the family written by ``transformers`` into ``path``, with the
+    embedded tokenizer and its vocabulary: a model directory for ``--set actor.path=...``."""
+    from pathlib import Path
+
+    from rlcore.data.embedded import embedded_tokenizer, save_embedded_tokenizer
+
+    vocab = {"vocab_size": len(embedded_tokenizer())}
+    hf_causal_lm(family, {**vocab, **(overrides or {})}, seed).save_pretrained(str(path))
+    save_embedded_tokenizer(path)
+    return Path(path)
+
+
 def core_from_hf(family: ModelFamily, hf_model, value_head: bool = False) -> Transformer:
     """The core model holding the HF model's weights, converted by the family."""
     import dataclasses

@@ -12,6 +12,9 @@ class TestQwen2(FamilyConformance):
         "untied_mqa": {"tie_word_embeddings": False, "num_key_value_heads": 1},
         # every layer slides, window shorter than the test sequences (up to 30 tokens)
         "sliding_window": {"use_sliding_window": True, "sliding_window": 6, "max_window_layers": 0},
+        # only layers >= max_window_layers slide (HF's layer_types from max_window_layers)
+        "sliding_upper_layers": {"use_sliding_window": True, "sliding_window": 6,
+                                 "max_window_layers": 1, "layer_types": None},
         "rope_linear": {"rope_parameters": {"rope_theta": 1e6, "rope_type": "linear", "factor": 4.0}},
         # Qwen2.5's long-context setting (factor 4 over the original context), scaled down
         "rope_yarn": {"rope_parameters": {"rope_theta": 1e6, "rope_type": "yarn", "factor": 4.0,

@@ -51,11 +51,12 @@ def test_sliding_window():
     on = {**hf, "use_sliding_window": True, "sliding_window": 4, "max_window_layers": 0}
     on.pop("layer_types", None)
     assert QWEN2.config_from_hf(on).sliding_window == 4
-    # HF slides only layers >= max_window_layers; one core window cannot express a mix.
-    with pytest.raises(ModelLoadError, match="max_window_layers"):
-        QWEN2.config_from_hf({**on, "max_window_layers": 1})
+    # HF slides only layers >= max_window_layers: the core's per-layer windows follow it.
+    mixed = QWEN2.config_from_hf({**on, "max_window_layers": 1})
+    assert mixed.sliding_window == 4 and mixed.sliding_layers == [False, True]
     hf_back = QWEN2.config_to_hf(QWEN2.config_from_hf(on))
     assert transformers.AutoConfig.for_model(**hf_back).layer_types == ["sliding_attention"] * 2
+    assert QWEN2.config_to_hf(mixed)["max_window_layers"] == 1
 
 
 def test_unexpected_key_names_the_parameter():

@@ -6,8 +6,8 @@ What differs from Llama, and all this module declares:
   and fuses them back;
 - no biases; a sliding window when ``sliding_window`` is set;
 - ``partial_rotary_factor`` (Phi-4-mini): RoPE on the first part of each head only;
-- refused with a clear error: ``longrope`` scaling (the 128k models), which the core does not
-  implement.
+- ``longrope`` scaling (the 128k models) is read by the base; its
+  ``original_max_position_embeddings`` is also written at the top level, where Phi3Config has it.
 """
 
 from __future__ import annotations
@@ -37,13 +37,14 @@ class Phi3Family(DecoderFamily):
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}
 
     def quirks_from_hf(self, hf: dict[str, Any], where: str) -> dict[str, Any]:
-        """RoPE on the first ``partial_rotary_factor`` of each head (longrope: rope_from_hf refuses)."""
+        """RoPE on the first ``partial_rotary_factor`` of each head."""
         rope = hf.get("rope_parameters") or {}
         return {"rope_fraction": float(rope.get("partial_rotary_factor",
                                                  hf.get("partial_rotary_factor", 1.0)))}
 
     def quirks_to_hf(self, cfg: TransformerConfig) -> dict[str, Any]:
-        hf: dict[str, Any] = {"original_max_position_embeddings": cfg.max_positions}
+        native = (cfg.rope_scaling or {}).get("original_max_position_embeddings", cfg.max_positions)
+        hf: dict[str, Any] = {"original_max_position_embeddings": native}
         if cfg.vocab_size <= _PHI3_DEFAULT_IDS:
             hf.update(pad_token_id=None, bos_token_id=None, eos_token_id=None)
         return hf

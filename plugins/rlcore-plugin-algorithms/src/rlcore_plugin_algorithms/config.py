@@ -22,6 +22,33 @@ from rlcore_plugin_datasets.config import PairedConfig, PromptAnswerConfig
 
 
 @dataclass
+class MoEOptions:
+    """Mixture-of-experts actors in the RL experiments: the sampler's routing, kept and replayed."""
+
+    router_replay: bool = field(default=False, metadata={
+        "help": "RL, MoE actor: record each token's experts when sampling and force them in the "
+                "train and log-prob forwards (rollout routing replay, R3); logs "
+                "moe/router_agreement"})
+    record_routing: bool = field(default=False, metadata={
+        "help": "RL, MoE actor: record the sampling's experts and log moe/router_agreement "
+                "without replaying them (router_replay implies it)"})
+
+    @property
+    def records(self) -> bool:
+        """Whether sampling records the routing (``routed_experts`` in the rollout batch)."""
+        return self.router_replay or self.record_routing
+
+
+def no_routing_replay(actor: ModelOptions, experiment: str) -> None:
+    """actor.moe is for experiments that sample; elsewhere a set key is an error, not a no-op."""
+    if actor.moe.records:
+        key = "router_replay" if actor.moe.router_replay else "record_routing"
+        raise ConfigError(f"actor.moe.{key}=true replays the sampler's routing, and {experiment} "
+                          "does not sample; unset it (it is for ppo, grpo and the other RL "
+                          "experiments)")
+
+
+@dataclass
 class ModelOptions:
     """Which weights a role starts from: an HF directory, or a tiny random model of ``preset``."""
 
@@ -35,6 +62,7 @@ class ModelOptions:
     loss_kernel: Literal["chunked", "liger", "auto"] = field(default="chunked", metadata={
         "help": "token log-prob kernel: chunked (any device), liger (CUDA, rlcore[liger]), auto"})
     lora: LoraOptions = field(default_factory=LoraOptions)
+    moe: MoEOptions = field(default_factory=MoEOptions)
 
 
 def _train(lr: float) -> DeepSpeedOptions:
@@ -111,6 +139,7 @@ class SFTConfig:
     def validate(self) -> None:
         """Checked once when the config is resolved: the eval metric and its parameters."""
         self.eval.validate()
+        no_routing_replay(self.actor, "sft")
 
 
 @dataclass
@@ -127,6 +156,7 @@ class RMConfig:
 
     def validate(self) -> None:
         """A reward model trains on pairs only."""
+        no_routing_replay(self.actor, "rm")
         if self.dataset.unpaired:
             raise ConfigError("dataset.unpaired=true is for dpo.loss_type=kto; a reward model "
                               "needs pairs: set dataset.unpaired=false")
@@ -181,6 +211,7 @@ class DPOConfig:
     def validate(self) -> None:
         """Checked once when the config is resolved: the loss options, and data to match."""
         self.dpo.validate()
+        no_routing_replay(self.actor, "dpo")
         if self.dataset.unpaired and self.dpo.loss_type != "kto":
             raise ConfigError(f"dataset.unpaired=true gives labelled completions, which "
                               f"dpo.loss_type={self.dpo.loss_type} cannot use; set "

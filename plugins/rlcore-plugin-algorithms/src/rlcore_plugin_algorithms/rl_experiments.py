@@ -35,6 +35,7 @@ from rlcore.sdk import (
     RETURNS,
     REWARDS,
     ROLLOUT,
+    ROUTED_EXPERTS,
     TURN_REWARDS,
     VALUES,
     VERSION,
@@ -90,15 +91,22 @@ class SamplingExperiment(PostTraining):
         (rollout key -> graph key)."""
         gen = gen or self.config.gen
         env = getattr(self.config, "env", None)
-        if outputs is None:
+        moe = {}
+        if outputs is None:  # the main sampler (not ReMax's greedy one) records the routing
             outputs = {k: k for k in (*ROLLOUT, *(KEPT_TOKENS if replays_mask(gen) else ()),
-                                      *((ENV_REWARDS, TURN_REWARDS) if self.multi_turn else ()))}
+                                      *((ENV_REWARDS, TURN_REWARDS) if self.multi_turn else ()),
+                                      *self.routing_keys())}
+            moe = {"moe": self.config.actor.moe} if self.routing_keys() else {}
         return MFC(name, "actor", "generate", "sampler", input_keys=(PROMPTS,),
                    output_keys=tuple(outputs.values()),
                    output_remap={k: v for k, v in outputs.items() if k != v},
                    interface_args={"gen": gen, "seed": self.config.run.seed,
                                    **({"env": env} if self.multi_turn else {}),
-                                   **self.rollout_engine()})
+                                   **self.rollout_engine(), **moe})
+
+    def routing_keys(self) -> tuple[str, ...]:
+        """``routed_experts`` when the actor's sampling routing is recorded (``actor.moe``)."""
+        return (ROUTED_EXPERTS,) if self.config.actor.moe.records else ()
 
     @property
     def multi_turn(self) -> bool:
@@ -180,7 +188,9 @@ class SamplingExperiment(PostTraining):
                          batch_size=ws.batch_size, progress=c.run.progress,
                          log_every_s=c.run.log_every_s,
                          collective_timeout_s=c.run.collective_timeout_s)
-        actor = dataclasses.replace(c.actor, lora=LoraOptions())  # the base: every weight trains
+        actor = dataclasses.replace(c.actor, lora=LoraOptions(),  # the base: every weight trains
+                                    moe=dataclasses.replace(c.actor.moe, router_replay=False,
+                                                            record_routing=False))
         return SFTConfig(actor=actor, dataset=dataset, train=train, run=run)
 
     def check(self) -> None:
@@ -303,9 +313,11 @@ class RL(SamplingExperiment):
             prox, policy_args = (PROX_LOGPROBS,), {**policy_args, "rollout": c.rollout}
         if c.rollout.procs:  # workers sample: bound and report how old the data is
             policy_args["max_staleness"] = c.rollout.max_staleness
+        if self.routing_keys():
+            policy_args["moe"] = c.actor.moe
         mfcs.append(MFC("actor_train", "actor", "train_step", "policy",
                         input_keys=(INPUT_IDS, PROMPT_MASK, LOGPROBS, VERSION, *mask, ADVANTAGES,
-                                    KL_COEF, *ref, *prox),
+                                    KL_COEF, *ref, *prox, *self.routing_keys()),
                         interface_args=policy_args))
         if c.critic is not None:
             mfcs.append(MFC("critic_train", "critic", "train_step", "critic",
@@ -316,6 +328,7 @@ class RL(SamplingExperiment):
     def scorer_mfc(self, name: str, role: str, output: str, sampler: MFC) -> MFC:
         """``role``'s log-probs of the sampled tokens, as sampling saw them, under ``output``."""
         mask = KEPT_TOKENS if replays_mask(self.config.gen) else ()
+        mask = (*mask, *self.routing_keys())
         return MFC(name, role, "inference", "sampler", input_keys=(INPUT_IDS, PROMPT_MASK, *mask),
                    output_keys=(output,), output_remap={"logprobs": output},
                    interface_args=sampler.interface_args)

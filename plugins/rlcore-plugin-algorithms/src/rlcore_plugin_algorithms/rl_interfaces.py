@@ -33,6 +33,7 @@ from rlcore.sdk import (
     registry,
 )
 from rlcore_plugin_algorithms import rl
+from rlcore_plugin_algorithms.config import MoEOptions
 from rlcore_plugin_algorithms.packed import on_device, per_token_batch
 from rlcore_plugin_algorithms.rl_config import (
     CriticOptions,
@@ -41,6 +42,7 @@ from rlcore_plugin_algorithms.rl_config import (
     PolicyOptions,
     RolloutOptions,
 )
+from rlcore_plugin_algorithms.routing import agreement, layers_of, replayed
 from rlcore_plugin_algorithms.sampling import (
     action_counts,
     action_mask,
@@ -94,12 +96,14 @@ class _Trainer(ModelInterface):
 class PolicyInterface(_Trainer):
     """train_step: the ``policy.loss`` entry on the advantages, plus the KL and entropy terms.
     With ``rollout`` (a correction other than none) the ratio is against the proximal log-probs
-    and each token's policy loss is weighted (:func:`rl.correction_weights`)."""
+    and each token's policy loss is weighted (:func:`rl.correction_weights`). With
+    ``moe.router_replay`` the forward uses the sampler's experts (``routed_experts``)."""
 
     def __init__(self, policy: PolicyOptions, kl: KLOptions, gen: GenerationOptions,
-                 rollout: RolloutOptions | None = None, max_staleness: int | None = None):
+                 rollout: RolloutOptions | None = None, max_staleness: int | None = None,
+                 moe: MoEOptions | None = None):
         super().__init__(policy, gen)
-        self.kl, self.max_staleness = kl, max_staleness
+        self.kl, self.max_staleness, self.moe = kl, max_staleness, moe or MoEOptions()
         self.step_starts: list[int] = []  # the actor's version at each train step's start
         self.rollout = rollout if rollout is not None and rollout.correction != "none" else None
         self.loss_fn = registry.load("policy_losses", policy.loss)
@@ -167,24 +171,27 @@ class PolicyInterface(_Trainer):
         cu_act = action_counts(act, cu)
         g = generation_config(self.gen, handle.tokenizer)
         query = action_query(ids, act, g, KeptTokens.from_batch(mb.data), entropy=True)
-        logp, entropy = handle.model(ids, cu, query)
-        behav, old, weight = self.old_logprobs(mb, act)
-        drift = float((logp.detach() - behav).abs().max()) if logp.numel() else 0.0
-        log_ratio = rl.policy_log_ratio(logp, old, cu_act, p.ratio_level, p.log_ratio_clamp)
-        out = self.loss_fn(PolicyLossInputs(logp, old, log_ratio, mb.data[ADVANTAGES].to(dev)[act],
-                                            cu_act, p))
-        pg = out["loss"] if weight is None else out["loss"] * weight
-        per_token = pg
-        coef = float(mb.data[KL_COEF][0]) if len(mb.data[KL_COEF]) else 0.0
-        if REF_LOGPROBS in mb.data and coef:
-            ref = mb.data[REF_LOGPROBS].to(dev)[act]
-            per_token = per_token + coef * rl.kl_loss_term(
-                logp, ref, self.kl.estimator, self.kl.k3_clamp,
-                log_ratio if self.kl.bias_correction else None)
-        if p.entropy_coef:
-            per_token = per_token - p.entropy_coef * entropy
-        loss = self.aggregate(per_token, cu_act)
-        handle.model.backward(loss)
+        routing = layers_of(mb, dev)
+        with replayed(handle, routing, self.moe.router_replay):  # through backward: recomputation
+            logp, entropy = handle.model(ids, cu, query)
+            routed = agreement(handle, routing)
+            behav, old, weight = self.old_logprobs(mb, act)
+            drift = float((logp.detach() - behav).abs().max()) if logp.numel() else 0.0
+            log_ratio = rl.policy_log_ratio(logp, old, cu_act, p.ratio_level, p.log_ratio_clamp)
+            out = self.loss_fn(PolicyLossInputs(logp, old, log_ratio, mb.data[ADVANTAGES].to(dev)[act],
+                                                cu_act, p))
+            pg = out["loss"] if weight is None else out["loss"] * weight
+            per_token = pg
+            coef = float(mb.data[KL_COEF][0]) if len(mb.data[KL_COEF]) else 0.0
+            if REF_LOGPROBS in mb.data and coef:
+                ref = mb.data[REF_LOGPROBS].to(dev)[act]
+                per_token = per_token + coef * rl.kl_loss_term(
+                    logp, ref, self.kl.estimator, self.kl.k3_clamp,
+                    log_ratio if self.kl.bias_correction else None)
+            if p.entropy_coef:
+                per_token = per_token - p.entropy_coef * entropy
+            loss = self.aggregate(per_token, cu_act)
+            handle.model.backward(loss)
         step = handle.model.step()
         ratio = out.get("ratio", torch.exp(log_ratio.detach()))
         clipped = out.get("clipped", torch.zeros_like(ratio, dtype=torch.bool))
@@ -196,6 +203,7 @@ class PolicyInterface(_Trainer):
             "approx_kl": approx_kl.mean().item(),
             "ratio_max": ratio.max().item(),
             "entropy": entropy.detach().mean().item(),
+            **routed,
             **step,
         }, drift
 

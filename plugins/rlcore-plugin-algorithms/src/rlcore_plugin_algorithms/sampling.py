@@ -4,7 +4,9 @@ names every key), and their log-probs replayed as sampling saw them.
 A generated batch holds, per prompt sample, ``n_samples`` sequences of prompt + response
 (:data:`~rlcore.data.trajectory.ROLLOUT`, plus the tokens sampling kept,
 :data:`~rlcore.data.trajectory.KEPT_TOKENS`, only when sampling can cut tokens: top-k, top-p,
-min-tokens). :class:`SamplerInterface` takes only generation options and a seed.
+min-tokens; and ``routed_experts`` with ``actor.moe.router_replay``, see
+:mod:`rlcore_plugin_algorithms.routing`). :class:`SamplerInterface` takes only generation options
+and a seed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rlcore.sdk import (
     distributed,
     registry,
 )
+from rlcore_plugin_algorithms.config import MoEOptions
 from rlcore_plugin_algorithms.multi_turn import episode_batch, sample_episodes, single_turn_episodes
 from rlcore_plugin_algorithms.packed import (
     next_token_query,
@@ -40,6 +43,7 @@ from rlcore_plugin_algorithms.packed import (
     scatter_positions,
 )
 from rlcore_plugin_algorithms.rl_config import EnvOptions, GenerationOptions
+from rlcore_plugin_algorithms.routing import check_moe_actor, layers_of, replayed, routing_batch
 
 
 class SamplerInterface(ModelInterface):
@@ -48,8 +52,9 @@ class SamplerInterface(ModelInterface):
     sampling saw them (the reference scores with it too)."""
 
     def __init__(self, gen: GenerationOptions, seed: int = 1, engine: str = "local",
-                 engine_args: dict[str, Any] | None = None, env: EnvOptions | None = None):
-        self.gen, self.seed = gen, seed
+                 engine_args: dict[str, Any] | None = None, env: EnvOptions | None = None,
+                 moe: MoEOptions | None = None):
+        self.gen, self.seed, self.moe = gen, seed, moe or MoEOptions()
         self.env = env if env is not None and env.name else None
         self.engine_name, self.engine_args = engine, dict(engine_args or {})
         self.engine: RolloutEngine | None = None
@@ -62,6 +67,9 @@ class SamplerInterface(ModelInterface):
         engine's sync check and waits) comes back as step-level metrics."""
         engine = self.engine_for(handle)
         g = generation_config(self.gen, handle.tokenizer)
+        if self.moe.records:
+            check_moe_actor(handle)
+            g.record_routing = True
         if self.env is not None:
             seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
             episodes, metrics = sample_episodes(engine, handle, data, self.env, g,
@@ -77,6 +85,8 @@ class SamplerInterface(ModelInterface):
             version, out = engine.version, engine.generate(prompts, g, seed)
         batch = rollout_batch(data, prompts, out, self.gen.n_samples, replays_mask(self.gen),
                               version)
+        if self.moe.records:
+            batch = routing_batch(batch, out, self.engine_name)
         metrics = dict(engine.metrics)
         if self.engine_args.get("partial"):  # responses whose tokens came from several versions
             mixed = [bool(len(v) and v.min() != v.max()) for v in out.versions]
@@ -107,12 +117,14 @@ class SamplerInterface(ModelInterface):
 
     @torch.no_grad()
     def inference(self, handle: ModelHandle, data: PackedBatch) -> PackedBatch:
-        """Log-probs of the response tokens under the sampling distribution (``logprobs``)."""
+        """Log-probs of the response tokens under the sampling distribution (``logprobs``), with
+        the sampler's experts under ``actor.moe.router_replay``."""
         ids, cu = on_device(handle, data)
         act = action_mask(data.data[PROMPT_MASK].to(handle.device), cu)
         g = generation_config(self.gen, handle.tokenizer)
         query = action_query(ids, act, g, KeptTokens.from_batch(data.data))
-        logp, _ = handle.model(ids, cu, query)
+        with replayed(handle, layers_of(data, handle.device), self.moe.router_replay):
+            logp, _ = handle.model(ids, cu, query)
         return per_token_batch(data, "logprobs", scatter_positions(logp, query.positions, ids.numel()))
 
 

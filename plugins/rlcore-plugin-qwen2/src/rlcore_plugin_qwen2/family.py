@@ -2,8 +2,8 @@
 
 Quirks handled here:
 - Qwen2: bias on q/k/v but not on o_proj; optional tied embeddings; a sliding
-  window that HF applies only to layers ``i >= max_window_layers`` and only when
-  ``use_sliding_window`` is set.
+  window that HF applies only to layers ``i >= max_window_layers`` (or as ``layer_types``
+  says) and only when ``use_sliding_window`` is set.
 - Qwen3: RMSNorm over each head of q and k (``q_norm``/``k_norm``) before RoPE;
   an explicit ``head_dim`` that need not equal hidden/heads; ``attention_bias``
   covers q/k/v *and* o_proj.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlcore.sdk import LLAMA_DEFAULTS, DecoderFamily, ModelLoadError, TransformerConfig
+from rlcore.sdk import LLAMA_DEFAULTS, DecoderFamily, TransformerConfig
 
 
 class Qwen2Family(DecoderFamily):
@@ -33,7 +33,7 @@ class Qwen2Family(DecoderFamily):
             "tie_word_embeddings": True, "max_position_embeddings": 256}
 
     def quirks_from_hf(self, hf: dict[str, Any], where: str) -> dict[str, Any]:
-        """HF slides only layers marked 'sliding_attention'; the core slides all or none."""
+        """HF slides only layers marked 'sliding_attention' (by default ``i >= max_window_layers``)."""
         if not hf.get("use_sliding_window", False) or hf.get("sliding_window") is None:
             return {"sliding_window": None}
         n_layers = int(hf["num_hidden_layers"])
@@ -43,19 +43,16 @@ class Qwen2Family(DecoderFamily):
         sliding = [t == "sliding_attention" for t in layer_types[:n_layers]]
         if not any(sliding):
             return {"sliding_window": None}
-        if not all(sliding):
-            raise ModelLoadError(
-                f"{where}: use_sliding_window is set for only some layers "
-                f"(max_window_layers={hf.get('max_window_layers')}, {sum(sliding)}/{n_layers} "
-                "sliding); the core transformer applies one window to every layer. Set "
-                "max_window_layers to 0 (all layers slide) or use_sliding_window to false.")
-        return {"sliding_window": int(hf["sliding_window"])}
+        return {"sliding_window": int(hf["sliding_window"]),
+                "sliding_layers": None if all(sliding) else sliding}
 
     def quirks_to_hf(self, cfg: TransformerConfig) -> dict[str, Any]:
         window = cfg.sliding_window
+        kinds = ["sliding_attention" if cfg.layer_slides(i) else "full_attention"
+                 for i in range(cfg.n_layers)]
         return {"use_sliding_window": window is not None, "sliding_window": window,
-                "max_window_layers": 0 if window is not None else cfg.n_layers,
-                "attention_dropout": 0.0}
+                "max_window_layers": kinds.index("sliding_attention") if window else cfg.n_layers,
+                "layer_types": kinds, "attention_dropout": 0.0}
 
 
 class Qwen3Family(Qwen2Family):
