@@ -1,6 +1,7 @@
 """Peak memory and tokens/s of one step: rlcore's packed, chunked-head model vs HF's model padded.
 
 Run: python bench/memory.py [--tokens 2048,8192] [--modes sft,dpo,logprob] [--layers 2] [--quick]
+     python bench/memory.py --modes sft-train,dpo-train,grpo-train --tokens 2048 [--lora-r 16]
 
 The model is Qwen2-0.5B-shaped (hidden 896, vocab 151,936, GQA 14/2, SwiGLU 4864, tied
 embeddings, qkv bias) with ``--layers`` blocks (24 in the real model; fewer on CPU). Per step:
@@ -25,6 +26,26 @@ once: 3 with a backward, 2 without) would not fit in ``MemAvailable`` less 4 GiB
 step peak with that logits bound, a lower bound on HF's step peak. Workers volunteer as the
 OOM killer's first victim and are killed if ``MemAvailable`` drops under 1.5 GiB, so a shared
 machine's other processes are safe.
+
+The ``-train`` modes compare full fine-tuning with LoRA (sides ``full`` and ``lora``, both
+rlcore's path) on a training step that includes the optimizer: AdamW over the trainable
+parameters as the DeepSpeed backend builds it (``torch_adamw``, fused), then ``zero_grad``:
+
+- ``sft-train``: the ``sft`` step, then the AdamW step;
+- ``dpo-train``: the reference's no-grad answer log-probs, then the ``dpo`` step against them;
+- ``grpo-train``: the reference's no-grad log-probs of the completion half (the sampled
+  responses), then the algorithms plugin's ``ppo`` policy loss (GRPO's) on fixed +1/-1
+  advantages with old log-probs = the current ones detached, plus the k3 KL term to the
+  reference (coefficient 0.04), token-mean, backward, AdamW step.
+
+With full fine-tuning the reference of dpo and grpo is a second full copy of the weights;
+with LoRA (``--lora-r``, alpha 2r, every block projection) it is the same model with its
+adapters off (``adapters_disabled``, as rlcore's ``AdaptersOff`` role), and the embedding
+and head are frozen. Reported besides the peaks: the trainable parameters, the bytes of
+AdamW's ``exp_avg`` + ``exp_avg_sq`` as allocated after the steps, the exact bytes of the
+weights held (policy + reference, tied weights once) and the memory held once everything
+is built (RSS, so with the interpreter). The step peak here includes gradients and the
+optimizer state (allocated at the first step), which the held memory does not.
 """
 
 from __future__ import annotations
@@ -147,9 +168,6 @@ def hf_step(model, seqs, mode: str, device: str):
 
 def measure(args) -> dict:
     """Build one side's model, run warm-up + timed steps, report memory and tokens/s."""
-    torch.set_num_threads(args.threads)
-    with open("/proc/self/oom_score_adj", "w") as f:  # if memory runs out, this process goes first
-        f.write("1000")
     device = args.device
     family, cfg = core_config(args.quick, args.layers)
     seqs = sequences(args.tokens, args.min_len, args.max_len, cfg.vocab_size, args.mode == "dpo")
@@ -195,6 +213,139 @@ def measure(args) -> dict:
             "step_peak_bytes": peak - base, "tok_s": real / median(times)}
 
 
+# ----------------------------------------------------------------------------- train steps (full vs LoRA)
+
+TRAIN_MODES = ("sft-train", "dpo-train", "grpo-train")
+TRAIN_SIDES = ("full", "lora")
+GRPO_KL_COEF = 0.04  # the GRPO paper's beta: a KL loss term, so the step needs the reference pass
+
+
+def weight_bytes(*modules) -> int:
+    """Bytes of the distinct storages behind ``modules``' parameters and buffers (tied or
+    shared weights counted once)."""
+    seen = {}
+    for m in modules:
+        for t in [*m.parameters(), *m.buffers()]:
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    return sum(seen.values())
+
+
+def adam_state_bytes(opt) -> int:
+    """Bytes of AdamW's ``exp_avg`` and ``exp_avg_sq`` as allocated in ``opt.state``."""
+    return sum(v.numel() * v.element_size() for s in opt.state.values() for k, v in s.items()
+               if k in ("exp_avg", "exp_avg_sq"))
+
+
+def train_step(model, reference, seqs, mode: str, device: str, opt) -> None:
+    """One training step on rlcore's path: the reference pass (dpo, grpo), forward, loss,
+    backward, AdamW step. ``reference(ids, cu, query)`` gives no-grad reference log-probs."""
+    from rlcore_plugin_algorithms import losses, packed, rl
+
+    ids = torch.cat(seqs).to(device)
+    lens = torch.tensor([len(s) for s in seqs])
+    cu = torch.cat([torch.zeros(1, dtype=torch.int32), lens.cumsum(0).int()]).to(device)
+    answer = torch.cat([torch.arange(n) >= n // 2 for n in lens.tolist()]).to(device)
+    which = packed.target_mask(answer, cu)
+    # grpo scores the sampled responses as PolicyInterface does: log-probs and entropy
+    query = packed.next_token_query(ids, which, entropy=mode == "grpo-train")
+    ref_logp = reference(ids, cu, query) if mode != "sft-train" else None
+    logp, _ = model(ids, cu, query)
+    if mode == "sft-train":
+        loss, _ = losses.sft_loss(logp)
+    elif mode == "dpo-train":
+        def sums(x):
+            return packed.per_sequence_sum(packed.scatter_positions(x, query.positions, ids.numel()), cu)
+
+        s, r = sums(logp), sums(ref_logp)
+        loss = losses.dpo_loss(s[0::2], s[1::2], r[0::2], r[1::2], 0.1)[0].mean()
+    else:  # grpo: the policy loss on fixed advantages, old log-probs = the current ones detached
+        from rlcore.plugins import registry
+        from rlcore.sdk import PolicyLossInputs
+        from rlcore_plugin_algorithms.rl_config import PolicyOptions
+        from rlcore_plugin_algorithms.sampling import action_counts
+
+        policy = PolicyOptions()
+        cu_act = action_counts(which, cu)
+        sign = torch.tensor([1.0, -1.0], device=device).repeat(len(seqs))[: len(seqs)]
+        adv = torch.repeat_interleave(sign, (cu_act[1:] - cu_act[:-1]))
+        old = logp.detach()
+        out = registry.load("policy_losses", policy.loss)(
+            PolicyLossInputs(logp, old, logp.float() - old.float(), adv, cu_act, policy))
+        per_token = out["loss"] + GRPO_KL_COEF * rl.kl_penalty(logp, ref_logp, "k3")
+        loss = rl.aggregate(per_token, cu_act, policy.loss_agg)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def measure_train(args) -> dict:
+    """Full fine-tuning or LoRA: the policy (+ a reference copy for full dpo/grpo, or the same
+    model with adapters off for LoRA), AdamW over the trainable parameters, warm-up + timed
+    steps; memory, optimizer state and tokens/s."""
+    import copy
+
+    import peft  # noqa: F401  (both sides import it: the interpreter's share is the same)
+
+    from rlcore.models.lora import add_adapters, adapters_disabled
+    from rlcore.models.transformer import Transformer
+    from rlcore.runtime.backends import _param_groups, torch_adamw
+    from rlcore.runtime.options import LoraOptions, OptimizerOptions
+
+    device = args.device
+    _, cfg = core_config(args.quick, args.layers)
+    mode = args.mode
+    seqs = sequences(args.tokens, args.min_len, args.max_len, cfg.vocab_size, mode == "dpo-train")
+    torch.manual_seed(0)
+    model = Transformer(cfg).to(device)
+    held = [model]
+    if args.side == "lora":
+        add_adapters(model, LoraOptions(r=args.lora_r, alpha=2.0 * args.lora_r), "actor.lora")
+
+        def reference(ids, cu, query):  # rlcore's AdaptersOff: the same module, adapters off
+            with adapters_disabled(model), torch.no_grad():
+                return model(ids, cu, query)[0]
+    else:
+        ref = None
+        if mode != "sft-train":  # a frozen reference: a second full copy of the weights
+            ref = copy.deepcopy(model).requires_grad_(False).eval()
+            held.append(ref)
+
+        def reference(ids, cu, query):
+            with torch.no_grad():
+                return ref(ids, cu, query)[0]
+    o = OptimizerOptions()
+    opt = torch_adamw(_param_groups(model, o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2),
+                      eps=o.eps, weight_decay=o.weight_decay)
+    trainable = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()
+                    if p.requires_grad)
+    model.train()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = rss_bytes()
+    times = []
+    for i in range(args.warmup + args.steps):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        train_step(model, reference, seqs, mode, device, opt)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    if device.startswith("cuda"):
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    real = sum(len(s) for s in seqs)
+    return {"side": args.side, "mode": mode, "tokens": real, "sequences": len(seqs),
+            "trainable": trainable, "optimizer_state_bytes": adam_state_bytes(opt),
+            "weights_bytes": weight_bytes(*held), "base_bytes": base, "peak_bytes": peak,
+            "step_peak_bytes": peak - base, "tok_s": real / median(times)}
+
+
 # Full-vocabulary fp32 [B, L, V] copies HF's step must hold at once, at least: logits and
 # log-softmax (+ the logits' grad with a backward). Measured: 3.0 (logprob, 8k), 3.2 (sft, 2k).
 HF_LOGIT_COPIES = {"sft": 3, "dpo": 3, "logprob": 2}
@@ -230,7 +381,8 @@ def run_worker(args, side: str, mode: str, tokens: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", side, "--mode", mode, "--tokens", str(tokens),
            "--layers", str(args.layers), "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--threads", str(args.threads), "--device", args.device,
-           "--min-len", str(args.min_len), "--max-len", str(args.max_len)]
+           "--min-len", str(args.min_len), "--max-len", str(args.max_len),
+           "--lora-r", str(args.lora_r)]
     if args.quick:
         cmd.append("--quick")
     load = os.getloadavg()[0]
@@ -259,6 +411,53 @@ def gib(b: float) -> str:
     return f"{b / 2**30:.2f}"
 
 
+def train_row(args, mode: str, tokens: int, repeats: int) -> dict:
+    """Full fine-tuning and LoRA on one train mode, sides alternating over the repeats."""
+    runs = {side: [] for side in TRAIN_SIDES}
+    for _ in range(repeats):
+        for side in TRAIN_SIDES:
+            runs[side].append(run_worker(args, side, mode, tokens))
+    row = {"mode": mode, "tokens": runs["full"][0]["tokens"], "lora_r": args.lora_r,
+           "loadavg": [round(x, 1) for rs in runs.values() for r in rs for x in r["loadavg"]]}
+    for side, rs in runs.items():
+        row.update({f"{side}_trainable": rs[0]["trainable"],
+                    f"{side}_optimizer_state": rs[0]["optimizer_state_bytes"],
+                    f"{side}_weights": rs[0]["weights_bytes"],
+                    f"{side}_held": max(r["base_bytes"] for r in rs),
+                    f"{side}_step_peak": max(r["step_peak_bytes"] for r in rs),
+                    f"{side}_peak": max(r["peak_bytes"] for r in rs),
+                    f"{side}_tok_s": [r["tok_s"] for r in rs]})
+    print_json("memory_train", row)
+    return row
+
+
+def print_train_table(rows: list[dict], unit: str) -> None:
+    """One line per (mode, side); the LoRA line carries the LoRA / full ratios."""
+    table = []
+    for r in rows:
+        for side in TRAIN_SIDES:
+            ts = r[f"{side}_tok_s"]
+            cells = [r["mode"], r["tokens"], side if side == "full" else f"lora r={r['lora_r']}",
+                     f"{r[f'{side}_trainable'] / 1e6:.2f}M",
+                     f"{r[f'{side}_optimizer_state'] / 2**20:.1f}",
+                     gib(r[f"{side}_weights"]), gib(r[f"{side}_held"]),
+                     gib(r[f"{side}_step_peak"]), gib(r[f"{side}_peak"]),
+                     f"{median(ts):.0f} ({min(ts):.0f}-{max(ts):.0f})"]
+            if side == "full":
+                cells.append("")
+            else:
+                f = {k: r[f"full_{k}"] for k in ("optimizer_state", "step_peak", "peak", "held")}
+                cells.append(f"**{r['lora_optimizer_state'] / f['optimizer_state']:.3f}×** / "
+                             f"**{r['lora_step_peak'] / f['step_peak']:.2f}×** / "
+                             f"{r['lora_held'] / f['held']:.2f}× / {r['lora_peak'] / f['peak']:.2f}× / "
+                             f"{median(ts) / median(r['full_tok_s']):.2f}×")
+            table.append(cells)
+    print_table(["mode", "real tokens", "side", "trainable params", "AdamW state MiB",
+                 "weights held (policy + reference) GiB", f"held after build {unit}",
+                 "step peak", "process peak", "tok/s",
+                 "lora/full: AdamW state / step peak / held / process peak / tok/s"], table)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny config, 1 step: a smoke run in seconds")
@@ -274,7 +473,9 @@ def main(argv=None) -> None:
     p.add_argument("--max-len", type=int, default=None)
     p.add_argument("--wait-mem", type=float, default=0,
                    help="seconds to wait for MemAvailable to fit HF's logits before skipping it")
-    p.add_argument("--worker", choices=["rlcore", "hf"], help=argparse.SUPPRESS)
+    p.add_argument("--lora-r", type=int, default=16,
+                   help="LoRA rank of the lora side of the -train modes (all block projections)")
+    p.add_argument("--worker", choices=["rlcore", "hf", *TRAIN_SIDES], help=argparse.SUPPRESS)
     p.add_argument("--mode", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     cuda = args.device.startswith("cuda")
@@ -284,7 +485,10 @@ def main(argv=None) -> None:
     args.max_len = args.max_len or (96 if args.quick else 1024)
     if args.worker:
         args.side, args.tokens = args.worker, int(args.tokens)
-        print(json.dumps(measure(args)))
+        torch.set_num_threads(args.threads)
+        with open("/proc/self/oom_score_adj", "w") as f:  # if memory runs out, this process goes first
+            f.write("1000")
+        print(json.dumps(measure_train(args) if args.mode in TRAIN_MODES else measure(args)))
         return
     tokens = [int(t) for t in (args.tokens or ("256" if args.quick else "2048,8192")).split(",")]
     repeats = args.repeats or (1 if args.quick else 2)
@@ -296,8 +500,14 @@ def main(argv=None) -> None:
            "threads": args.threads, "device": args.device, "cpus": os.cpu_count()}
     print(json.dumps({"env": env, "layers": args.layers, "quick": args.quick,
                       "loadavg": os.getloadavg()}))
-    rows = []
+    rows, train_rows = [], []
     for mode in args.modes.split(","):
+        if mode in TRAIN_MODES:
+            for n in tokens:
+                train_rows.append(train_row(args, mode, n, repeats))
+            continue
+        if mode not in HF_LOGIT_COPIES:
+            raise SystemExit(f"unknown mode {mode!r}: choose from {', '.join([*HF_LOGIT_COPIES, *TRAIN_MODES])}")
         for n in tokens:
             runs = {"rlcore": [], "hf": []}
             why = ""
@@ -341,6 +551,11 @@ def main(argv=None) -> None:
                       f"**{r['core_step_peak'] / r['hf_step_peak']:.2f}×** / {r['core_peak'] / r['hf_peak']:.2f}×",
                       f"**{median(ct) / median(ht):.2f}×**"])
     unit = "GiB (CUDA allocated)" if cuda else "GiB (RSS)"
+    if train_rows:
+        print_train_table(train_rows, unit)
+    if not rows:
+        print(json.dumps({"loadavg_end": os.getloadavg()}))
+        return
     print_table(["mode", "real tokens", "HF padding", f"rlcore step peak {unit}", "rlcore process peak",
                  "rlcore tok/s", "HF step peak", "HF process peak", "HF tok/s",
                  "peak rlcore/HF (step / process)", "tok/s rlcore/HF"], table)
