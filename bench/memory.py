@@ -286,7 +286,7 @@ def measure_train(args) -> dict:
 
     import peft  # noqa: F401  (both sides import it: the interpreter's share is the same)
 
-    from rlcore.models.lora import add_adapters, adapters_disabled
+    from rlcore.models.lora import adapters_disabled, add_adapters
     from rlcore.models.transformer import Transformer
     from rlcore.runtime.backends import _param_groups, torch_adamw
     from rlcore.runtime.options import LoraOptions, OptimizerOptions
