@@ -46,6 +46,8 @@ AdamW's ``exp_avg`` + ``exp_avg_sq`` as allocated after the steps, the exact byt
 weights held (policy + reference, tied weights once) and the memory held once everything
 is built (RSS, so with the interpreter). The step peak here includes gradients and the
 optimizer state (allocated at the first step), which the held memory does not.
+``--gradient-checkpointing`` recomputes each block in the backward on both sides (rlcore's
+``actor.gradient_checkpointing``); off by default.
 """
 
 from __future__ import annotations
@@ -297,6 +299,7 @@ def measure_train(args) -> dict:
     seqs = sequences(args.tokens, args.min_len, args.max_len, cfg.vocab_size, mode == "dpo-train")
     torch.manual_seed(0)
     model = Transformer(cfg).to(device)
+    model.gradient_checkpointing = args.gradient_checkpointing  # actor.gradient_checkpointing
     held = [model]
     if args.side == "lora":
         add_adapters(model, LoraOptions(r=args.lora_r, alpha=2.0 * args.lora_r), "actor.lora")
@@ -385,6 +388,8 @@ def run_worker(args, side: str, mode: str, tokens: int) -> dict:
            "--lora-r", str(args.lora_r)]
     if args.quick:
         cmd.append("--quick")
+    if args.gradient_checkpointing:
+        cmd.append("--gradient-checkpointing")
     load = os.getloadavg()[0]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     guard = threading.Thread(target=_memory_guard, args=(proc,), daemon=True)
@@ -418,6 +423,7 @@ def train_row(args, mode: str, tokens: int, repeats: int) -> dict:
         for side in TRAIN_SIDES:
             runs[side].append(run_worker(args, side, mode, tokens))
     row = {"mode": mode, "tokens": runs["full"][0]["tokens"], "lora_r": args.lora_r,
+           "gradient_checkpointing": args.gradient_checkpointing,
            "loadavg": [round(x, 1) for rs in runs.values() for r in rs for x in r["loadavg"]]}
     for side, rs in runs.items():
         row.update({f"{side}_trainable": rs[0]["trainable"],
@@ -475,6 +481,8 @@ def main(argv=None) -> None:
                    help="seconds to wait for MemAvailable to fit HF's logits before skipping it")
     p.add_argument("--lora-r", type=int, default=16,
                    help="LoRA rank of the lora side of the -train modes (all block projections)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="-train modes: recompute each block in the backward (both sides)")
     p.add_argument("--worker", choices=["rlcore", "hf", *TRAIN_SIDES], help=argparse.SUPPRESS)
     p.add_argument("--mode", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
