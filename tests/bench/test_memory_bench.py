@@ -24,12 +24,13 @@ def test_memory_bench_quick_runs_every_mode_on_both_sides():
 
 
 def test_memory_bench_quick_train_modes_compare_full_and_lora():
+    """sft-train and grpo-train (a subprocess per side and mode: kept to two modes for CI)."""
     out = subprocess.run([sys.executable, str(BENCH), "--quick", "--threads", "1",
-                          "--modes", "sft-train,dpo-train,grpo-train"],
+                          "--modes", "sft-train,grpo-train", "--repeats", "1"],
                          capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [json.loads(line[5:]) for line in out.stdout.splitlines() if line.startswith("JSON ")]
-    assert [r["mode"] for r in rows] == ["sft-train", "dpo-train", "grpo-train"]
+    assert [r["mode"] for r in rows] == ["sft-train", "grpo-train"]
     # the quick shape: hidden 64, q 4x16, kv 2x16, SwiGLU 128, 1 block; r=16 on all 7 projections
     lora_params = 16 * ((64 + 64) * 2 + (64 + 32) * 2 + (64 + 128) * 3)
     for r in rows:
@@ -39,8 +40,8 @@ def test_memory_bench_quick_train_modes_compare_full_and_lora():
             assert r[f"{side}_optimizer_state"] == 8 * r[f"{side}_trainable"]
             assert r[f"{side}_step_peak"] >= 0 and min(r[f"{side}_tok_s"]) > 0
         assert r["lora_optimizer_state"] < 0.5 * r["full_optimizer_state"]
-    sft, dpo, grpo = rows
-    # full fine-tuning holds a reference copy for dpo and grpo; LoRA holds one model throughout
-    assert dpo["full_weights"] == grpo["full_weights"] == 2 * sft["full_weights"]
-    assert dpo["lora_weights"] == grpo["lora_weights"] == sft["lora_weights"] < dpo["full_weights"]
+    sft, grpo = rows
+    # full fine-tuning holds a reference copy for grpo; LoRA holds one model throughout
+    assert grpo["full_weights"] == 2 * sft["full_weights"]
+    assert grpo["lora_weights"] == sft["lora_weights"] < grpo["full_weights"]
     assert "| grpo-train | " in out.stdout and "lora/full" in out.stdout
