@@ -36,7 +36,10 @@ def test_ci_runs_the_readme_command_and_the_wheel_path(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     assert calls[0] == "setup"
-    assert "python -m pytest -q" in calls
+    readme = (ROOT / "README.md").read_text()
+    command = "python -m pytest -q -n 2 --dist loadfile"
+    assert f"bash scripts/setup.sh && .venv/bin/{command}" in readme  # the README's command
+    assert command in calls
     assert 'nox -s build wheels -- -q -m not slow' in calls
 
 

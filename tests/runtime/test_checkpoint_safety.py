@@ -130,13 +130,13 @@ def test_disk_full_removes_the_partial_checkpoint_and_the_next_start_works(tmp_p
     real = checkpoint.save_weights
     calls = []
 
-    def full_disk(handle, path):
+    def full_disk(handle, path, **kw):
         calls.append(path)
         if len(calls) == 2:  # the second checkpoint: half written, then the disk is full
             path.mkdir(parents=True, exist_ok=True)
             (path / "model.safetensors").write_bytes(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device", str(path / "model.safetensors"))
-        real(handle, path)
+        real(handle, path, **kw)
 
     monkeypatch.setattr(checkpoint, "save_weights", full_disk)
     with pytest.raises(DiskFullError) as info:

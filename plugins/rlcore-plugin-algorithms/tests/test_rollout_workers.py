@@ -57,11 +57,11 @@ def test_a_worker_with_other_weights_stops_the_run(tmp_path, warm_start, monkeyp
     from rlcore.testing.rollout import replace_rollout_workers
 
     replace_rollout_workers(monkeypatch, DAMAGED)
-    before = rollout_workers_running()
+    monkeypatch.setenv(MARK, str(tmp_path))
     with pytest.raises((RlcoreError, RankFailedError),
                        match=r"weight sync check failed: rollout worker 1 .* version 0"):
         train_rl("grpo", tmp_path, warm_start, *STEPS, "rollout.procs=1", nproc=2)
-    assert not left_behind(before, wait_s=5)  # all stopped
+    assert not left_behind(str(tmp_path), wait_s=5)  # all stopped
 
 
 def test_placement_is_checked_before_anything_starts(tmp_path):
@@ -87,29 +87,35 @@ def test_placement_is_checked_before_anything_starts(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def rollout_workers_running() -> set[str]:
-    """Pids of the rollout workers on this machine (other runs may share it: tests compare with
-    the set from before they started)."""
+MARK = "RLCORE_TEST_MARK"  # set in a run's environment: its workers inherit it
+
+
+def rollout_workers_running(mark: str) -> set[str]:
+    """Pids of the rollout workers whose environment holds ``MARK=mark`` (other tests, under
+    pytest -n, and other runs may share the machine)."""
     out = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
+            if b"rlcore.rollout.worker" not in cmdline and b"rlcore.rollout import worker" not in cmdline:
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if f"{MARK}={mark}".encode() in f.read().split(b"\0"):
+                    out.add(pid)
         except OSError:
             continue
-        if b"rlcore.rollout.worker" in cmdline or b"rlcore.rollout import worker" in cmdline:
-            out.add(pid)
     return out
 
 
-def left_behind(before: set[str], wait_s: float) -> set[str]:
-    """The workers started since ``before`` that are still running after up to ``wait_s``."""
+def left_behind(mark: str, wait_s: float) -> set[str]:
+    """This test's workers (``MARK=mark``) still running after up to ``wait_s``."""
     import time
 
     deadline = time.monotonic() + wait_s
-    while (rollout_workers_running() - before) and time.monotonic() < deadline:
+    while rollout_workers_running(mark) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return rollout_workers_running() - before
+    return rollout_workers_running(mark)
 
 
 @pytest.mark.slow
@@ -131,10 +137,10 @@ def test_a_killed_run_with_workers_resumes_with_the_same_numbers(tmp_path, warm_
         shutil.copytree(warm_start, runs[name] / WARM_START_DIR)
     subprocess.run([RLCORE, *args, "--run-dir", str(runs["straight"])], check=True, env=cli_env,
                    capture_output=True, timeout=600)
-    before = rollout_workers_running()
+    marked = {**cli_env, MARK: str(tmp_path)}
     kill_after_checkpoint([RLCORE, *args, "--run-dir", str(runs["killed"])], runs["killed"], 4,
-                          cli_env)
-    assert not left_behind(before, wait_s=10)  # each notices within 2 s
+                          marked)
+    assert not left_behind(str(tmp_path), wait_s=10)  # each notices within 2 s
     subprocess.run([RLCORE, *args, "--run-dir", str(runs["killed"])], check=True, env=cli_env,
                    capture_output=True, timeout=600)
     straight, resumed = (read_metrics(runs[n]) for n in ("straight", "killed"))
