@@ -110,3 +110,14 @@ def test_settings_that_make_no_pair_fail_when_resolved(sets, message):
 
     with pytest.raises(ConfigError, match=message):
         resolve_experiment("online_dpo", None, sets)
+
+
+@pytest.mark.slow
+def test_online_dpo_raises_the_reward(tmp_path, warm_start):
+    from statistics import mean
+
+    from rl_runs import train_rl
+
+    rows = train_rl("online_dpo", tmp_path, warm_start, "run.max_steps=60")
+    reward = [r["reward/mean"] for r in rows]
+    assert len(reward) == 60 and mean(reward[-15:]) > mean(reward[:15]) + 0.03, reward
