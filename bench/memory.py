@@ -102,6 +102,15 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def memory_now(device: str) -> int:
+    """Bytes held now, where a step's peak is measured from: CUDA allocated (its peak reset), or RSS."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    return rss_bytes()
+
+
 def _mem_total() -> int:
     with open("/proc/meminfo") as f:
         return int(f.readline().split()[1]) * 1024
@@ -189,12 +198,7 @@ def measure(args) -> dict:
         model.to(device)
         step = hf_step
     model.train()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = rss_bytes()
+    base = memory_now(device)
     times = []
     for i in range(args.warmup + args.steps):
         model.zero_grad(set_to_none=True)
@@ -322,12 +326,7 @@ def measure_train(args) -> dict:
     trainable = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()
                     if p.requires_grad)
     model.train()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = rss_bytes()
+    base = memory_now(device)
     times = []
     for i in range(args.warmup + args.steps):
         if device.startswith("cuda"):
