@@ -182,3 +182,17 @@ def test_without_namespaces_the_result_says_what_is_not_isolated():
     assert run("x = bytearray(10 * 2**30)", namespaces=False).status == "memory"
     assert run("while True: pass", timeout_s=1, namespaces=False).status in ("timeout",
                                                                              "cpu_limit")
+
+
+def test_a_tmpdir_in_a_private_directory_still_runs(tmp_path, monkeypatch):
+    """As root the code runs as a throwaway uid, which could not reach a work dir under a
+    private TMPDIR (nox's is inside the 0700 clone of CI): the work dir goes to /tmp then."""
+    import tempfile
+
+    private = tmp_path / "private"
+    (private / "tmp").mkdir(parents=True)
+    private.chmod(0o700)
+    monkeypatch.setenv("TMPDIR", str(private / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    result = run_code("print(6 * 7)", timeout_s=10)
+    assert result.status == "ok" and result.stdout == "42\n", result

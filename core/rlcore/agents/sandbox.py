@@ -81,7 +81,7 @@ def run_code(code: str, *, timeout_s: float = 10, cpu_s: int | None = None,
     limits = {"timeout_s": timeout_s, "cpu_s": cpu, "memory_mb": memory_mb,
               "max_procs": max_procs, "file_mb": file_mb, "max_files": max_files,
               "max_output_bytes": max_output_bytes}
-    workdir = tempfile.mkdtemp(prefix="rlcore-sandbox-")
+    workdir = tempfile.mkdtemp(prefix="rlcore-sandbox-", dir=_work_root())
     try:
         uid = _throwaway_uid(workdir)
         (Path(workdir) / "main.py").write_text(code, encoding="utf-8", errors="replace")
@@ -209,6 +209,17 @@ def _status(exit_code: int | None, stderr: str) -> str:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
+
+
+def _work_root() -> str:
+    """The temp dir, when a throwaway uid can pass through every directory down to it; else /tmp
+    (a TMPDIR inside a private directory, such as nox's, would keep it from its work dir)."""
+    base = os.path.realpath(tempfile.gettempdir())
+    parts = base.strip("/").split("/")
+    if os.geteuid() != 0 or all(os.stat("/" + "/".join(parts[:i + 1])).st_mode & 0o001
+                                for i in range(len(parts))):
+        return base
+    return "/tmp"
 
 
 def _throwaway_uid(workdir: str) -> int | None:
