@@ -23,7 +23,7 @@ def _trained_like(module: Transformer, seed: int = 0) -> Transformer:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in module.named_parameters():
-            if ".lora_B." in name or name.startswith("value_head."):
+            if ".lora_B" in name or name.startswith("value_head."):
                 p.copy_(0.2 * torch.randn(p.shape, generator=g))
     return module
 
@@ -83,10 +83,13 @@ def test_merged_weights_give_the_adapter_models_logits():
 
 
 @pytest.mark.parametrize("family, value_head, targets", [
-    ("llama", False, ["all"]), ("llama", True, ["q", "v"]), ("gpt2", False, ["q", "v", "up"])])
+    ("llama", False, ["all"]), ("llama", True, ["q", "v"]), ("gpt2", False, ["q", "v", "up"]),
+    ("mixtral", False, ["all"]), ("qwen2_moe", False, ["v", "down"]),
+    ("olmoe", False, ["gate", "up"])])
 def test_peft_files_load_in_transformers_and_peft(tmp_path, family, value_head, targets):
     """PeftModel.from_pretrained(Auto*.from_pretrained(base), adapters) gives rlcore's logits;
-    GPT-2's fused c_attn gets one adapter of rank 3r holding the q and v parts."""
+    GPT-2's fused c_attn gets one adapter of rank 3r holding the q and v parts; stacked experts
+    are peft ``target_parameters`` (Qwen2-MoE's shared expert a plain projection)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -138,20 +141,75 @@ def test_targets_a_model_lacks_name_the_key_and_the_projections_it_has():
         LoraOptions(r=2, targets=["qq"]).validate("critic.lora")
 
 
-def test_moe_models_get_attention_and_dense_layer_adapters_and_refuse_expert_targets():
-    """Experts are stacked parameters, not projections: ``all`` is the attention (and a dense
-    layer's MLP); gate/up/down on an all-MoE model is an error that says so."""
-    from rlcore.models.lora import target_modules
+def test_moe_experts_get_adapters_that_train_switch_off_and_merge():
+    """``all`` on an MoE model adapts attention, every expert's gate_up and down, and a dense
+    layer's MLP; only adapters change in training; off = the base; merged = the adapter model."""
     from rlcore.plugins import registry
+    from rlcore.testing.interfaces import make_handle
 
     cfg = dataclasses.replace(registry.load("families", "qwen3_moe").tiny_config(), dense_layers=[0])
-    mixed = Transformer(cfg)
-    targets = target_modules(mixed, LoraOptions(r=4), "actor.lora")
-    assert "blocks.0.mlp.down_proj" in targets and "blocks.1.attn.q_proj" in targets
-    assert not any(t.startswith("blocks.1.mlp") for t in targets)
-    module = add_adapters(_family_model("mixtral"), LoraOptions(r=4))
-    assert {n.split(".")[3] for n, p in module.named_parameters() if p.requires_grad} == {
-        "q_proj", "k_proj", "v_proj", "o_proj"}
-    with pytest.raises(ConfigError, match=r"actor.lora.targets: up name dense MLP projections.*"
-                                          r"experts are stacked"):
-        target_modules(_family_model("mixtral"), LoraOptions(r=4, targets=["q", "up"]), "actor.lora")
+    torch.manual_seed(0)
+    base = Transformer(cfg)
+    torch.manual_seed(0)
+    module = add_adapters(Transformer(cfg), LoraOptions(r=4))
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    assert "blocks.0.mlp.down_proj.lora_A.default.weight" in trainable  # the dense layer
+    assert {"blocks.1.mlp.lora_A_gate_up", "blocks.1.mlp.lora_B_down"} <= trainable
+    assert module.blocks[1].mlp.lora_A_gate_up.shape == (cfg.n_experts, 4, cfg.hidden_size)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    handle = make_handle(module, trainable=True, lr=1e-2)
+    ids = torch.randint(0, cfg.vocab_size, (12,))
+    for _ in range(2):
+        handle.model.backward(handle.model(ids, _cu(12)).float().pow(2).mean())
+        handle.model.step()
+    changed = {k for k in before if not torch.equal(before[k], module.state_dict()[k])}
+    assert "blocks.1.mlp.lora_B_down" in changed and all(".lora_" in k for k in changed)
+    with torch.no_grad():
+        with adapters_disabled(module):
+            assert torch.equal(module(ids, _cu(12)), base(ids, _cu(12)))
+        plain = Transformer(cfg)
+        plain.load_state_dict(merged_state_dict(module.state_dict(), module.lora))
+        assert (plain(ids, _cu(12)) - module(ids, _cu(12))).abs().max() < 1e-5
+
+
+def test_moe_expert_targets_refuse_half_of_gate_up_and_dropout():
+    from rlcore.models.lora import expert_targets
+
+    mixtral = _family_model("mixtral")
+    assert expert_targets(mixtral, LoraOptions(r=4, targets=["q", "v"]), "actor.lora") == []
+    assert expert_targets(mixtral, LoraOptions(r=4, targets=["down"]), "actor.lora") == ["down"]
+    with pytest.raises(ConfigError, match=r"actor\.lora\.targets: the experts hold gate and up "
+                                          r"as one stacked weight"):
+        add_adapters(mixtral, LoraOptions(r=4, targets=["q", "up"]), "actor.lora")
+    with pytest.raises(ConfigError, match=r"actor\.lora\.dropout: adapters on stacked experts "
+                                          r"take no dropout"):
+        add_adapters(mixtral, LoraOptions(r=4, dropout=0.1), "actor.lora")
+
+
+@pytest.mark.parametrize("targets", [["mlp.experts.gate_up_proj", "mlp.experts.down_proj"],
+                                     ["mlp.experts.down_proj"]])
+def test_another_trainers_expert_adapters_read_merged(tmp_path, targets):
+    """peft ``target_parameters`` adapters on a Mixtral that transformers saved (one tensor per
+    expert on disk) load into rlcore with the adapters folded into the stacked experts."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    from rlcore.models.hf_io import load_pretrained
+
+    cfg = MixtralConfig(vocab_size=64, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=1, num_local_experts=4,
+                        num_experts_per_tok=2)
+    torch.manual_seed(0)
+    MixtralForCausalLM(cfg).save_pretrained(tmp_path / "base")
+    theirs = get_peft_model(MixtralForCausalLM.from_pretrained(tmp_path / "base"), LoraConfig(
+        r=2, lora_alpha=6, target_modules=["v_proj"], target_parameters=targets))
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.3)
+    theirs.peft_config["default"].base_model_name_or_path = str(tmp_path / "base")
+    theirs.save_pretrained(tmp_path / "adapters")
+    ours, _ = load_pretrained(tmp_path / "adapters")
+    ids = torch.randint(0, 64, (1, 9))
+    with torch.no_grad():
+        assert (ours(ids[0], _cu(9)) - theirs.eval()(ids).logits[0]).abs().max() < 1e-5

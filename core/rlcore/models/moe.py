@@ -13,6 +13,8 @@ from torch import nn
 
 from rlcore.models.config import TransformerConfig
 
+EXPERT_WEIGHTS = ("gate_up", "down")  # the stacked weights <w>_proj [E, out, in] of each MoE
+
 
 def route(logits, k: int, score: str, norm_topk: bool, forced=None):
     """(weights ``[T, k]``, expert ids ``[T, k]``, natural top-k ids ``[T, k]``): the top-k of
@@ -33,9 +35,19 @@ def route(logits, k: int, score: str, norm_topk: bool, forced=None):
     return weights, idx, natural
 
 
-def expert_ffn(x, idx, weights, gate_up, down, act):
+def expert_ffn(x, idx, weights, gate_up, down, act, adapters=None):
     """``sum_j weights[t, j] * expert[idx[t, j]](x[t])`` for tokens ``x [T, C]``, with experts
-    ``down[e] @ (act(gate) * up)`` and ``gate | up = gate_up[e] @ x``; a loop over the experts hit."""
+    ``down[e] @ (act(gate) * up)`` and ``gate | up = gate_up[e] @ x``; a loop over the experts hit.
+    ``adapters`` maps ``gate_up``/``down`` to LoRA ``(A [E, r, in], B [E, out, r], scale)``."""
+    adapters = adapters or {}
+
+    def project(h, name, w, e):  # w[e] h, plus the expert's low-rank update
+        y = F.linear(h, w[e])
+        if name in adapters:
+            a, b, scale = adapters[name]
+            y = y + scale * F.linear(F.linear(h, a[e]), b[e])
+        return y
+
     out = torch.zeros_like(x)
     k = idx.shape[-1]
     order = idx.reshape(-1).argsort(stable=True)  # assignments grouped by expert
@@ -45,8 +57,8 @@ def expert_ffn(x, idx, weights, gate_up, down, act):
         if rows.numel() == 0:
             continue
         tokens = rows // k
-        gate, up = F.linear(x[tokens], gate_up[e]).chunk(2, dim=-1)
-        y = F.linear(act(gate) * up, down[e]) * flat_weights[rows, None].to(x.dtype)
+        gate, up = project(x[tokens], "gate_up", gate_up, e).chunk(2, dim=-1)
+        y = project(act(gate) * up, "down", down, e) * flat_weights[rows, None].to(x.dtype)
         out.index_add_(0, tokens, y)
     return out
 
@@ -69,6 +81,17 @@ class MoE(nn.Module):
         self.chosen: torch.Tensor | None = None  # the expert ids of the last forward
         self.natural: torch.Tensor | None = None  # its own top-k, even where forced
         self.balance: tuple[torch.Tensor, torch.Tensor, int] | None = None  # see aux_loss
+        # LoRA on the stacked experts: parameters lora_A_<w> [E, r, in], lora_B_<w> [E, out, r]
+        # for w in gate_up, down, added by rlcore.models.lora.add_adapters.
+        self.lora_scale: float | None = None
+        self.lora_on = True
+
+    def expert_adapters(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, float]]:
+        """``{"gate_up" | "down": (A, B, scale)}`` of the adapted expert weights (none when off)."""
+        if not self.lora_on or self.lora_scale is None:
+            return {}
+        return {w: (getattr(self, f"lora_A_{w}"), getattr(self, f"lora_B_{w}"), self.lora_scale)
+                for w in EXPERT_WEIGHTS if hasattr(self, f"lora_A_{w}")}
 
     def forward(self, x):
         logits = self.router(x)
@@ -78,7 +101,8 @@ class MoE(nn.Module):
         counts = torch.zeros(logits.shape[-1], device=x.device).index_add_(
             0, idx.reshape(-1), torch.ones(idx.numel(), device=x.device))
         self.balance = (counts, logits.float().softmax(-1).sum(0), x.shape[0])
-        out = expert_ffn(x, idx, weights, self.gate_up_proj, self.down_proj, self.act)
+        out = expert_ffn(x, idx, weights, self.gate_up_proj, self.down_proj, self.act,
+                         self.expert_adapters())
         if self.shared is not None:
             s = self.shared(x)
             out = out + (torch.sigmoid(self.shared_gate(x)) * s if hasattr(self, "shared_gate") else s)

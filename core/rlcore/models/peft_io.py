@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from rlcore.errors import ModelLoadError
-from rlcore.models.lora import adapter_state_dict
+from rlcore.models.lora import EXPERT_LORA_A, adapter_state_dict
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -105,7 +105,7 @@ def save_adapter(sd: dict[str, torch.Tensor], module: torch.nn.Module, family: s
         conv1d |= hf_weight.removeprefix(f"{keys.layer_prefix}{layer}.") in keys.transposed
         groups.setdefault(hf_weight.removesuffix(".weight"), (layer, parts, {}))[2][
             proj.split(".", 2)[2] + ".weight"] = (adapters[key], adapters[f"{proj}.lora_B.weight"])
-    tensors: dict[str, torch.Tensor] = {}
+    tensors, parameters = _expert_tensors(adapters, keys)
     ranks, alphas = {}, {}
     for name, (layer, parts, found) in groups.items():
         a_parts, b_parts = [], []
@@ -122,7 +122,8 @@ def save_adapter(sd: dict[str, torch.Tensor], module: torch.nn.Module, family: s
         tensors[f"{_PREFIX}score.weight"] = sd["value_head.weight"].detach().float().contiguous()
     config = LoraConfig(
         r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout, bias="none",
-        target_modules=sorted(groups), rank_pattern=ranks, alpha_pattern=alphas,
+        target_modules=sorted(groups) or None, target_parameters=parameters or None,
+        rank_pattern=ranks, alpha_pattern=alphas,
         fan_in_fan_out=conv1d,
         task_type="SEQ_CLS" if cfg.value_head else "CAUSAL_LM",
         modules_to_save=["score"] if cfg.value_head else None,
@@ -135,6 +136,36 @@ def save_adapter(sd: dict[str, torch.Tensor], module: torch.nn.Module, family: s
     base = {**base, "relative": os.path.relpath(base["path"], path.absolute())}
     _atomic(path / BASE_RECORD, lambda tmp: Path(tmp).write_text(json.dumps(base, indent=2)))
     return path
+
+
+def _expert_tensors(adapters: dict[str, torch.Tensor], keys: Any,
+                    ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The stacked experts' adapters as peft's ``target_parameters`` files, and those targets.
+
+    peft wraps the HF experts module once per adapted weight, in the module's order
+    (``gate_up_proj`` innermost), so the inner one is named ``experts.base_layer.lora_A``; its
+    ``lora_A`` is ``[E*r, in]`` expert-major and ``lora_B`` ``[out, r*E]`` rank-major.
+    """
+    found: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
+    targets = set()
+    for key in adapters:
+        m = EXPERT_LORA_A.match(key)
+        if not m:
+            continue
+        hf_name, _ = keys.hf_key(f"{m[1]}.{m[2]}_proj")  # model.layers.i.mlp.experts.<w>_proj
+        module, _, param = hf_name.rpartition(".")
+        a, b = adapters[key].detach().float(), adapters[f"{m[1]}.lora_B_{m[2]}"].detach().float()
+        n, r, _ = a.shape
+        found.setdefault(module, {})[param] = (a.reshape(n * r, -1), b.permute(1, 2, 0).reshape(-1, r * n))
+        targets.add(hf_name.removeprefix(f"{keys.layer_prefix}{m[1].split('.')[1]}."))
+    tensors = {}
+    for module, params in found.items():
+        order = sorted(params, key=lambda p: p != "gate_up_proj")
+        for depth, param in enumerate(reversed(order)):
+            a, b = params[param]
+            tensors[f"{_PREFIX}{module}{'.base_layer' * depth}.lora_A.weight"] = a.contiguous()
+            tensors[f"{_PREFIX}{module}{'.base_layer' * depth}.lora_B.weight"] = b.contiguous()
+    return tensors, sorted(targets)
 
 
 def adapter_base(path: str | os.PathLike) -> Path:
@@ -185,12 +216,19 @@ def merged_hf_state_dict(path: str | os.PathLike) -> tuple[Path, dict[str, torch
     sd, _ = read_state_dict(base)
     with safe_open(path / ADAPTER_WEIGHTS, framework="pt") as f:
         adapters = {k: f.get_tensor(k) for k in f.keys()}
+    if config.get("target_parameters"):  # stacked experts: merge into the stacked layout
+        sd = _stacked(sd, base)
     for key in (k for k in adapters if k.endswith(".lora_A.weight")):
         name = key.removeprefix(_PREFIX).removesuffix(".lora_A.weight")
         r, alpha = _pattern(config, "rank_pattern", name, config["r"]), _pattern(
             config, "alpha_pattern", name, config["lora_alpha"])
         scale = alpha / (r**0.5 if config.get("use_rslora") else r)
-        delta = scale * (adapters[f"{_PREFIX}{name}.lora_B.weight"].float() @ adapters[key].float())
+        a, b = adapters[key].float(), adapters[f"{_PREFIX}{name}.lora_B.weight"].float()
+        if f"{name}.weight" not in sd and config.get("target_parameters"):
+            weight_key, delta = _expert_delta(sd, name, a, b, scale, path / ADAPTER_WEIGHTS)
+            sd[weight_key] = (sd[weight_key].float() + delta).to(sd[weight_key].dtype)
+            continue
+        delta = scale * (b @ a)
         weight = sd.get(f"{name}.weight")
         if weight is None:
             raise ModelLoadError(f"{path / ADAPTER_WEIGHTS}: adapter {name} has no weight "
@@ -201,6 +239,36 @@ def merged_hf_state_dict(path: str | os.PathLike) -> tuple[Path, dict[str, torch
     for key in (k for k in adapters if ".lora_" not in k):  # modules_to_save (a value head)
         sd[key.removeprefix(_PREFIX)] = adapters[key]
     return base, sd
+
+
+def _stacked(sd: dict[str, torch.Tensor], base: Path) -> dict[str, torch.Tensor]:
+    """The base's state dict with per-expert tensors stacked as its family reads them."""
+    from rlcore.models.hf_io import read_hf_config, resolve_family
+    from rlcore.models.moe_family import stack_experts
+
+    fam = resolve_family(None, read_hf_config(base)["model_type"], f" (from {base / 'config.json'})")
+    names = getattr(fam, "expert_names", None)
+    return stack_experts(sd, names, f"{base} checkpoint") if names else sd
+
+
+def _expert_delta(sd: dict[str, torch.Tensor], name: str, a: torch.Tensor, b: torch.Tensor,
+                  scale: float, where: Path) -> tuple[str, torch.Tensor]:
+    """``(weight key, delta)`` of a peft ``target_parameters`` adapter on module ``name`` (its
+    ``.base_layer`` wrappers stripped): the 3-D weight there whose shape fits ``a`` and ``b``,
+    ``[E, out, in]`` or transposed ``[E, in, out]``, and ``scale * B_e A_e`` per expert."""
+    module = name.replace(".base_layer", "")
+    out_dim, in_dim = b.shape[0], a.shape[1]
+    fits = [(k, t.shape[1:] != (out_dim, in_dim)) for k, t in sd.items()
+            if k.rpartition(".")[0] == module and t.ndim == 3 and a.shape[0] % t.shape[0] == 0
+            and tuple(t.shape[1:]) in ((out_dim, in_dim), (in_dim, out_dim))]
+    if len(fits) != 1:
+        raise ModelLoadError(f"{where}: adapter {name} fits {len(fits)} stacked weights of "
+                             f"{module} in the base (it needs exactly one [E, {out_dim}, {in_dim}])")
+    weight_key, transposed = fits[0]
+    n = sd[weight_key].shape[0]
+    r = a.shape[0] // n
+    delta = scale * torch.bmm(b.reshape(out_dim, r, n).permute(2, 0, 1), a.reshape(n, r, in_dim))
+    return weight_key, delta.transpose(1, 2) if transposed else delta
 
 
 def _pattern(config: dict[str, Any], field: str, name: str, default: Any) -> Any:
