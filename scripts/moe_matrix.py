@@ -2,8 +2,9 @@
 
     python scripts/moe_matrix.py [--steps 2] [--out /tmp/moe-matrix]
 
-Per family (mixtral, qwen3_moe) and experiment (sft, dpo, ppo, grpo): ZeRO 0-3, and LoRA at
-ZeRO 0; grpo with actor.moe.router_replay. Prints a markdown table (the last step's loss or
+Per family (mixtral, qwen3_moe) and experiment (sft, dpo, ppo, grpo): ZeRO 0-3 (2 and 3 on
+two ranks), and LoRA on the attention and the stacked experts at ZeRO 0 and at ZeRO 3 on two
+ranks; ppo and grpo with actor.moe.router_replay. Prints a markdown table (the last step's loss or
 reward, moe/aux_loss, moe/router_agreement, seconds); a failed run shows its last error line.
 """
 
@@ -33,12 +34,14 @@ def model_dir(family: str, out: Path) -> Path:
     return path
 
 
-def run(name: str, sets: list[str], where: Path) -> tuple[dict, float, str]:
-    """``rlcore train NAME --profile tiny --set ...``: the last metrics row, seconds, error."""
+def run(name: str, sets: list[str], where: Path, nproc: int) -> tuple[dict, float, str]:
+    """``rlcore train NAME --profile tiny --nproc N --set ...``: the last metrics row, seconds,
+    error."""
     rlcore = str(Path(sys.executable).parent / "rlcore")
     start = time.perf_counter()
-    done = subprocess.run([rlcore, "train", name, "--profile", "tiny", "--run-dir", str(where),
-                           *[f"--set={s}" for s in sets]], capture_output=True, text=True,
+    done = subprocess.run([rlcore, "train", name, "--profile", "tiny", "--nproc", str(nproc),
+                           "--run-dir", str(where), *[f"--set={s}" for s in sets]],
+                          capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     seconds = time.perf_counter() - start
     if done.returncode:
@@ -52,26 +55,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/moe-matrix"))
     args = parser.parse_args()
-    print("| family | experiment | variant | loss / reward | moe/aux_loss | moe/router_agreement | s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| family | experiment | variant | ranks | loss / reward | moe/aux_loss | "
+          "moe/router_agreement | s |")
+    print("|---|---|---|---|---|---|---|---|")
     for family in FAMILIES:
         path = model_dir(family, args.out)
         for name in EXPERIMENTS:
-            variants = [(f"ZeRO-{z}", [f"train.zero_stage={z}"]) for z in range(4)]
-            variants.append(("LoRA r=4", ["actor.lora.r=4", "critic.lora.r=4"] if name == "ppo"
-                             else ["actor.lora.r=4"]))
-            for label, extra in variants:
+            lora = ["actor.lora.r=4", "critic.lora.r=4"] if name == "ppo" else ["actor.lora.r=4"]
+            variants = [(f"ZeRO-{z}", [f"train.zero_stage={z}"], 1 if z < 2 else 2)
+                        for z in range(4)]
+            variants += [("LoRA r=4", lora, 1), ("LoRA r=4 ZeRO-3", [*lora, "train.zero_stage=3"], 2)]
+            for label, extra, nproc in variants:
                 rl = [*RL, "actor.moe.router_replay=true"] if name in ("ppo", "grpo") else []
                 sets = [f"actor.path={path}", f"run.max_steps={args.steps}", *COMMON, *rl, *extra]
                 where = args.out / family / name / label.replace(" ", "_").replace("=", "")
-                last, seconds, error = run(name, sets, where)
+                last, seconds, error = run(name, sets, where, nproc)
                 value = next((last[k] for k in ("reward/mean", "actor_train/loss", "loss")
                               if k in last), None)
                 aux = next((v for k, v in last.items() if k.endswith("moe/aux_loss")), None)
                 agree = last.get("actor_train/moe/router_agreement")
                 cells = [error or ("-" if value is None else f"{value:.4g}"),
                          "-" if aux is None else f"{aux:.4g}", "-" if agree is None else f"{agree:.4g}"]
-                print(f"| {family} | {name} | {label} | {' | '.join(cells)} | {seconds:.0f} |",
+                print(f"| {family} | {name} | {label} | {nproc} | {' | '.join(cells)} | "
+                      f"{seconds:.0f} |",
                       flush=True)
 
 
