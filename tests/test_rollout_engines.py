@@ -221,3 +221,45 @@ def test_a_lora_trainer_syncs_only_its_adapters_after_the_first_sync(tmp_path):
     n_adapters = sum(p.numel() for n, p in handle.module.named_parameters() if ".lora_" in n)
     assert adapters_mb == pytest.approx(n_adapters * 4 / 2**20)
     assert adapters_mb < first_mb / 5
+
+
+def test_a_worker_records_the_routing_of_an_moe_model_with_expert_adapters(tmp_path):
+    """A mixture-of-experts trainer with adapters on its experts: the worker samples the
+    trainer's tokens and records the experts the trainer's own generation records."""
+    import contextlib
+    import dataclasses
+
+    import torch
+
+    import rlcore.launch.rollout_procs as procs
+    from rlcore.models.generation import GenerationConfig, generate
+    from rlcore.models.lora import add_adapters
+    from rlcore.models.transformer import Transformer
+    from rlcore.rollout.remote import WorkerEngine
+    from rlcore.runtime.options import LoraOptions
+    from rlcore.testing.interfaces import make_handle, tiny_model
+
+    cfg = dataclasses.replace(tiny_model().config, n_experts=4, n_experts_per_token=2,
+                              moe_intermediate_size=24)
+    torch.manual_seed(0)
+    handle = make_handle(add_adapters(Transformer(cfg), LoraOptions(r=4)))
+    with torch.no_grad():  # trained-like expert adapters, so that they change the routing
+        for name, p in handle.module.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    prompts = [handle.tokenizer(p)["input_ids"] for p in ("12+7=", "3+45=")]
+    greedy = GenerationConfig(max_new_tokens=6, greedy=True, record_routing=True,
+                              eos_token_ids=[handle.tokenizer.eos_token_id])
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(procs.environment(stack.enter_context(
+            procs.rollout_workers(1, tmp_path))))
+        engine = WorkerEngine(handle)
+        out = engine.generate(prompts, greedy, seed=1)
+        engine.close()
+    with torch.no_grad():
+        ref = generate(handle.module, prompts, greedy)
+    assert [t.tolist() for t in out.tokens] == [t.tolist() for t in ref.tokens]
+    assert out.routing is not None and len(out.routing) == 2
+    for mine, theirs in zip(out.routing, ref.routing, strict=True):
+        assert mine.dtype == torch.int16 and mine.shape == theirs.shape
+        assert torch.equal(mine, theirs)

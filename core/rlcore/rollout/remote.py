@@ -159,7 +159,7 @@ class WorkerEngine:
                 steps = out[f"step_versions{i}"]
                 versions = [steps[: len(t)].clone() for t in tokens]
                 shares[j] = (tokens, logprobs, versions, meta["finish"][i],
-                             _kept(out, i, meta["masked"][i], tokens))
+                             _kept(out, i, meta["masked"][i], tokens), _routing(out, i, meta))
         bad = [c for c in self._checks if c[0] > self.tol]
         error = None
         if bad:
@@ -199,6 +199,15 @@ class WorkerEngine:
     def close(self) -> None:
         for w in self._workers():
             wire.send(self.group, w, "close")
+
+
+def _routing(out: dict[str, torch.Tensor], job: int, meta: dict) -> list[torch.Tensor] | None:
+    """Each response's recorded experts, int16 ``[prompt + response, layers, k]`` (None when
+    the generation did not record them)."""
+    if f"routing{job}" not in out:
+        return None
+    flat = wire.unpack(out[f"routing{job}"], out[f"routing_lengths{job}"])
+    return [r.reshape(-1, *meta["routing_shape"]).to(torch.int16) for r in flat]
 
 
 def _kept(out: dict[str, torch.Tensor], job: int, masked: list[bool],

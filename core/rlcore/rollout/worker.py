@@ -168,6 +168,10 @@ class Worker:
             if cut:  # what sampling kept, compact: ids + per-token counts
                 out[f"kept_ids{j}"], _ = wire.pack([k.ids for k in cut])
                 out[f"kept_counts{j}"], _ = wire.pack([k.counts for k in cut])
+            if res.routing is not None:  # each token's experts [L, layers, k], flattened
+                out[f"routing{j}"], out[f"routing_lengths{j}"] = wire.pack(
+                    [r.to(torch.int32).reshape(-1) for r in res.routing])
+                out_meta["routing_shape"] = list(res.routing[0].shape[1:])
         out_meta["idle_s"], self.idle_s = self.idle_s, 0.0
         self.reply("rollout", out_meta, out)
 
