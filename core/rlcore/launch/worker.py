@@ -47,13 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config(args.experiment, args.config)
     resume = {"auto": True, "none": False}.get(args.resume, args.resume)
+    import torch.distributed as dist
+
     try:
         run(args.experiment, config, args.run_dir, resume=resume)
+        if dist.is_initialized():  # no rank tears the group down while a peer still talks on it
+            dist.barrier()
     except RunInterrupted as exc:
         return exc.exit_code
     finally:
-        import torch.distributed as dist
-
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
