@@ -2,6 +2,7 @@
 
 Run: python bench/memory.py [--tokens 2048,8192] [--modes sft,dpo,logprob] [--layers 2] [--quick]
      python bench/memory.py --modes sft-train,dpo-train,grpo-train --tokens 2048 [--lora-r 16]
+     python bench/memory.py --moe ...   (8 experts, top-2: Qwen3-MoE's layout at that shape)
 
 The model is Qwen2-0.5B-shaped (hidden 896, vocab 151,936, GQA 14/2, SwiGLU 4864, tied
 embeddings, qkv bias) with ``--layers`` blocks (24 in the real model; fewer on CPU). Per step:
@@ -73,15 +74,20 @@ QUICK = dict(vocab_size=4096, hidden_size=64, intermediate_size=128, n_q_heads=4
              n_kv_heads=2, head_dim=16, max_positions=1024)
 
 
-def core_config(quick: bool, layers: int):
-    """The qwen2 family's config at the benchmark's shape."""
+# --moe: the same shape with every MLP a mixture of 8 experts (top-2) a quarter as wide.
+MOE = dict(n_experts=8, n_experts_per_token=2)
+
+
+def core_config(quick: bool, layers: int, moe: bool = False):
+    """The qwen2 family's config at the benchmark's shape (qwen3_moe's with ``moe``)."""
     import dataclasses
 
     from rlcore.plugins import registry
 
-    family = registry.load("families", "qwen2")
+    family = registry.load("families", "qwen3_moe" if moe else "qwen2")
     shape = QUICK if quick else QWEN2_05B
-    return family, dataclasses.replace(family.tiny_config(), **shape, n_layers=layers,
+    experts = {**MOE, "moe_intermediate_size": shape["intermediate_size"] // 4} if moe else {}
+    return family, dataclasses.replace(family.tiny_config(), **shape, **experts, n_layers=layers,
                                        tie_embeddings=True)
 
 
@@ -180,7 +186,7 @@ def hf_step(model, seqs, mode: str, device: str):
 def measure(args) -> dict:
     """Build one side's model, run warm-up + timed steps, report memory and tokens/s."""
     device = args.device
-    family, cfg = core_config(args.quick, args.layers)
+    family, cfg = core_config(args.quick, args.layers, args.moe)
     seqs = sequences(args.tokens, args.min_len, args.max_len, cfg.vocab_size, args.mode == "dpo")
     real = sum(len(s) for s in seqs)
     padded = len(seqs) * max(len(s) for s in seqs)
@@ -298,7 +304,7 @@ def measure_train(args) -> dict:
     from rlcore.runtime.options import LoraOptions, OptimizerOptions
 
     device = args.device
-    _, cfg = core_config(args.quick, args.layers)
+    _, cfg = core_config(args.quick, args.layers, args.moe)
     mode = args.mode
     seqs = sequences(args.tokens, args.min_len, args.max_len, cfg.vocab_size, mode == "dpo-train")
     torch.manual_seed(0)
@@ -389,6 +395,8 @@ def run_worker(args, side: str, mode: str, tokens: int) -> dict:
         cmd.append("--quick")
     if args.gradient_checkpointing:
         cmd.append("--gradient-checkpointing")
+    if args.moe:
+        cmd.append("--moe")
     load = os.getloadavg()[0]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     guard = threading.Thread(target=_memory_guard, args=(proc,), daemon=True)
@@ -482,6 +490,9 @@ def main(argv=None) -> None:
                    help="LoRA rank of the lora side of the -train modes (all block projections)")
     p.add_argument("--gradient-checkpointing", action="store_true",
                    help="-train modes: recompute each block in the backward (both sides)")
+    p.add_argument("--moe", action="store_true",
+                   help="every MLP a mixture of 8 experts, top-2, each a quarter as wide "
+                        "(qwen3_moe; the LoRA side adapts the stacked experts too)")
     p.add_argument("--worker", choices=["rlcore", "hf", *TRAIN_SIDES], help=argparse.SUPPRESS)
     p.add_argument("--mode", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -505,7 +516,7 @@ def main(argv=None) -> None:
 
     env = {"torch": torch.__version__, "transformers": version("transformers"),
            "threads": args.threads, "device": args.device, "cpus": os.cpu_count()}
-    print(json.dumps({"env": env, "layers": args.layers, "quick": args.quick,
+    print(json.dumps({"env": env, "layers": args.layers, "quick": args.quick, "moe": args.moe,
                       "loadavg": os.getloadavg()}))
     rows, train_rows = [], []
     for mode in args.modes.split(","):
