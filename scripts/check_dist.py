@@ -1,7 +1,8 @@
 """Check built and installed packages against the source tree (run by `nox -s build` / `wheels`).
 
     python scripts/check_dist.py dist/          # wheels + sdists of every package are complete
-    python scripts/check_dist.py --installed    # entry points load from site-packages, not the tree
+    python scripts/check_dist.py --installed    # entry points load from site-packages, not the tree,
+                                                # and `rlcore list families` shows each family
 
 A wheel is complete when it holds every tracked file of its package sources, every
 declared package-data pattern matches a file, and every entry point names a module in it.
@@ -9,6 +10,7 @@ declared package-data pattern matches a file, and every entry point names a modu
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -126,13 +128,42 @@ def check_installed() -> list[str]:
     return problems
 
 
+def check_families() -> list[str]:
+    """Each family that ``rlcore.first_party`` says an installed package provides is registered
+    by that package and shown by ``rlcore list families`` (a name or an HF model_type it reads)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from rlcore.first_party import FAMILY_PACKAGES
+    from rlcore.plugins.manager import get_manager
+
+    manager = get_manager()
+    entries = {n: manager.entry("families", n) for n in manager.registries["families"]}
+    by_type = {t: n for n, e in entries.items() for t in e.record.hf_model_types}
+    rlcore = str(Path(sys.executable).parent / "rlcore")
+    shown = subprocess.run([rlcore, "list", "families"], capture_output=True, text=True,
+                           env={**os.environ, "COLUMNS": "200"}).stdout
+    problems = []
+    for dist, names in FAMILY_PACKAGES.items():
+        try:
+            distribution(dist)
+        except PackageNotFoundError:
+            continue
+        for name in names:
+            family = name if name in entries else by_type.get(name)
+            if family is None or entries[family].plugin.dist != dist:
+                problems.append(f"{dist}: installed, but family {name} is not registered by it")
+            elif f"│ {family} " not in shown:
+                problems.append(f"{dist}: `rlcore list families` does not show {family}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     """Print each problem; exit 1 if there is any."""
     installed = argv == ["--installed"]
     if not installed and len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    problems = check_installed() if installed else check_dist(Path(argv[0]))
+    problems = check_installed() + check_families() if installed else check_dist(Path(argv[0]))
     for problem in problems:
         print(problem, file=sys.stderr)
     print(f"check_dist: {len(problems)} problem(s)", file=sys.stderr)

@@ -58,3 +58,20 @@ def test_missing_wheel_and_sdist_are_reported(tmp_path):
     problems = check_dist.check_dist(tmp_path)
     assert any("no wheel rlcore-0.1.0" in p or "no wheel rlcore_plugin" in p for p in problems)
     assert any("no sdist rlcore-0.1.0.tar.gz" in p for p in problems)
+
+
+def test_every_installed_family_package_lists_its_families(monkeypatch):
+    """`rlcore list families` shows each family of every installed first-party package; a
+    family missing from the listing is reported naming its package."""
+    assert check_dist.check_families() == []
+    real = check_dist.subprocess.run
+
+    def without_gemma3(*args, **kwargs):
+        done = real(*args, **kwargs)
+        done.stdout = done.stdout.replace("│ gemma3 ", "│ gemma9 ")
+        return done
+
+    monkeypatch.setattr(check_dist.subprocess, "run", without_gemma3)
+    problems = check_dist.check_families()
+    assert problems and all(p.startswith("rlcore-plugin-gemma: `rlcore list families` does not "
+                                         "show gemma3") for p in problems), problems
