@@ -38,6 +38,11 @@ class ModelFamily(abc.ABC):
     def state_dict_to_hf(self, sd: StateDict, cfg: TransformerConfig) -> StateDict:
         """HF state dict from a core one; the exact inverse of :meth:`state_dict_from_hf`."""
 
+    def state_dict_to_files(self, sd: StateDict, cfg: TransformerConfig) -> StateDict:
+        """The HF state dict as transformers writes it to files (where that differs from how it
+        holds it in memory, e.g. one tensor per expert); the same dict by default."""
+        return sd
+
     @abc.abstractmethod
     def embedding_param_names(self, cfg: TransformerConfig) -> list[str]:
         """HF names of the input embedding parameters (token and learned positions)."""

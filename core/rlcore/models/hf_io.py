@@ -228,7 +228,8 @@ def save_pretrained(model: Transformer, family_name: str, path: str | os.PathLik
     if cfg.value_head:
         hf.update(architectures=[fam.value_head_architecture(cfg)], num_labels=1,
                   id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
-    sd = fam.state_dict_to_hf({k: v.detach() for k, v in model.state_dict().items()}, cfg)
+    sd = fam.state_dict_to_files(
+        fam.state_dict_to_hf({k: v.detach() for k, v in model.state_dict().items()}, cfg), cfg)
     tensors, seen = {}, set()
     for key, t in sd.items():
         if t.data_ptr() in seen and hf.get("tie_word_embeddings", cfg.tie_embeddings):

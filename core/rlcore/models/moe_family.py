@@ -3,7 +3,7 @@
 transformers 5 holds each layer's experts stacked, ``mlp.experts.gate_up_proj [E, 2I, C]`` and
 ``mlp.experts.down_proj [E, C, I]`` (the core's layout), but its ``save_pretrained`` writes one
 tensor per expert (``experts.{j}.gate_proj.weight``, Mixtral's ``block_sparse_moe.experts.{j}.w1``).
-Both are read; the stacked form is written (transformers 5 loads it as is).
+Both are read; files are written per expert, as transformers writes them.
 """
 
 from __future__ import annotations
@@ -56,12 +56,32 @@ def stack_experts(sd: StateDict, names: tuple[str, str, str], where: str) -> Sta
     return out
 
 
+_STACKED = re.compile(r"^(.+)\.mlp\.experts\.(gate_up_proj|down_proj)$")
+
+
+def unstack_experts(sd: StateDict, names: tuple[str, str, str], block: str = "mlp") -> StateDict:
+    """The inverse of :func:`stack_experts`: one ``{block}.experts.{j}.{name}.weight`` per expert
+    (copies: safetensors refuses tensors sharing storage); ``block`` also renames the router."""
+    out: StateDict = {}
+    for key, t in sd.items():
+        m = _STACKED.match(key)
+        if m is None:
+            out[key.replace(".mlp.gate.", f".{block}.gate.")] = t
+            continue
+        parts = t.chunk(2, dim=1) if m[2] == "gate_up_proj" else (t,)
+        for name, part in zip(names[:2] if m[2] == "gate_up_proj" else names[2:], parts, strict=True):
+            for j in range(t.shape[0]):
+                out[f"{m[1]}.{block}.experts.{j}.{name}.weight"] = part[j].clone()
+    return out
+
+
 class MoEFamily(DecoderFamily):
     """A DecoderFamily with experts: ``moe_config`` names the HF keys of the MoE fields (the first
     is written, any is read), ``expert_names`` the per-expert (gate, up, down) names in files."""
 
     keys: ClassVar[DecoderKeys] = DecoderKeys(block={**LLAMA_BLOCK, **MOE_BLOCK})
     expert_names: ClassVar[tuple[str, str, str]] = ("gate_proj", "up_proj", "down_proj")
+    files_block: ClassVar[str] = "mlp"  # what files call the MoE block (Mixtral: block_sparse_moe)
     moe_config: ClassVar[dict[str, tuple[str, ...]]] = {
         "n_experts": ("num_experts", "num_local_experts"),
         "n_experts_per_token": ("num_experts_per_tok",),
@@ -87,3 +107,6 @@ class MoEFamily(DecoderFamily):
     def state_dict_from_hf(self, sd: StateDict, cfg: TransformerConfig) -> StateDict:
         sd = stack_experts(sd, self.expert_names, f"{self.model_type} checkpoint")
         return self.keys.to_core(sd, cfg, self.model_type)
+
+    def state_dict_to_files(self, sd: StateDict, cfg: TransformerConfig) -> StateDict:
+        return unstack_experts(sd, self.expert_names, self.files_block)

@@ -234,6 +234,23 @@ class FamilyConformance:
         seqs = random_sequences(model.config.vocab_size, SEQLENS)
         assert_close(hf_logits_packed(loaded, seqs), core_logits(model, seqs), "logits", self.atol)
 
+    def test_files_hold_what_transformers_writes(self, fam, variant, tmp_path):
+        """save_pretrained's safetensors hold the tensor names and shapes that transformers'
+        own save_pretrained writes (so tools reading HF files, not only transformers, load it)."""
+        from safetensors import safe_open
+
+        def tensors(path):
+            out = {}
+            for file in sorted(path.glob("*.safetensors")):
+                with safe_open(file, framework="pt") as f:
+                    out.update({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
+            return out
+
+        hf = hf_causal_lm(fam, variant)
+        hf.save_pretrained(tmp_path / "hf")
+        save_pretrained(core_from_hf(fam, hf), fam.name, tmp_path / "core", family=fam)
+        assert tensors(tmp_path / "core") == tensors(tmp_path / "hf")
+
     def test_hf_save_then_core_load(self, fam, variant, tmp_path):
         """A directory written by transformers loads into the core with the same logits."""
         hf = hf_causal_lm(fam, variant)

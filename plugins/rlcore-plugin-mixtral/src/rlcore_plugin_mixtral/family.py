@@ -23,6 +23,7 @@ class MixtralFamily(MoEFamily):
     fixed = {"router_norm_topk": True}
     options = {"sliding_window": "sliding_window"}
     expert_names = ("w1", "w3", "w2")
+    files_block = "block_sparse_moe"
     moe_config = {"n_experts": ("num_local_experts", "num_experts"),
                   "n_experts_per_token": ("num_experts_per_tok",)}
     # 4 experts, top-2, GQA; small but every expert is hit by the test sequences.
