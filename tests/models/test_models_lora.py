@@ -213,3 +213,25 @@ def test_another_trainers_expert_adapters_read_merged(tmp_path, targets):
     ids = torch.randint(0, 64, (1, 9))
     with torch.no_grad():
         assert (ours(ids[0], _cu(9)) - theirs.eval()(ids).logits[0]).abs().max() < 1e-5
+
+
+def test_expert_adapters_that_fit_no_stacked_weight_are_refused(tmp_path):
+    """An expert adapter whose shapes fit none of the experts' weights (a file from another
+    model, or damaged) fails naming the file and the adapter, instead of merging garbage."""
+    from safetensors.torch import load_file, save_file
+
+    from rlcore.models.hf_io import load_pretrained, save_pretrained
+    from rlcore.models.peft_io import base_record, save_adapter
+
+    module = _family_model("mixtral")
+    save_pretrained(module, "mixtral", tmp_path / "base")
+    add_adapters(module, LoraOptions(r=2, targets=["down"]))
+    save_adapter(module.state_dict(), module, "mixtral", tmp_path / "ad", base_record(tmp_path / "base"))
+    file = tmp_path / "ad" / "adapter_model.safetensors"
+    tensors = load_file(file)
+    key = next(k for k in tensors if k.endswith("layers.0.mlp.experts.lora_B.weight"))
+    tensors[key] = torch.zeros(tensors[key].shape[0] + 1, tensors[key].shape[1])
+    save_file(tensors, file)
+    with pytest.raises(ModelLoadError, match=r"adapter_model\.safetensors: adapter "
+                                             r"model\.layers\.0\.mlp\.experts fits 0 stacked"):
+        load_pretrained(tmp_path / "ad")
