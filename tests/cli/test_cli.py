@@ -85,7 +85,7 @@ GENERATED = {
                 "test_sft_selects_it_by_name_and_trains_on_the_templated_rows"),
     "interface": ({"interfaces": ["my_demo_length_reward"]}, 9,
                   "test_grpo_rewards_come_from_the_selected_interface"),
-    "family": ({"families": ["my-demo"]}, 18,
+    "family": ({"families": ["my-demo"]}, 20,
                "test_selected_family_is_the_model_a_run_trains_and_saves"),
     # no run selects an environment yet: the proof is its demonstrations, replayed to reward 1
     "environment": ({"environments": ["my_demo_calculator"]}, 14,

@@ -43,6 +43,13 @@ def test_other_ranks_and_an_empty_selection_write_nothing(tmp_path, rlcore_plugi
 
 
 def test_a_resumed_run_shows_each_step_once(tmp_path):
+    """Also when both runs start within one second, as the 9th and 10th writer of a process
+    (tensorboard's unpadded file counter would sort the second file first)."""
+    from tensorboard.summary.writer import event_file_writer
+
+    while event_file_writer._global_uid.get() < 8:  # the next two writers get 9 and 10
+        pass
+
     def run(start_step, steps):
         logger = TensorBoardLogger(run_dir=str(tmp_path), config={}, start_step=start_step)
         for step in steps:

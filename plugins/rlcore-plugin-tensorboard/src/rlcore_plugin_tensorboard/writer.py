@@ -21,6 +21,13 @@ class ScalarWriter:
 
     def __init__(self, logdir: Path) -> None:
         logdir.mkdir(parents=True, exist_ok=True)
+        # TensorBoard reads a directory's event files in name order, and a name starts with the
+        # second it was made (then host, pid and an unpadded counter, so "...10" < "...9"): wait
+        # for a later second than every file already there, so that this one is read last.
+        seconds = [int(p.name.split(".")[3]) for p in logdir.glob("events.out.tfevents.*")
+                   if p.name.split(".")[3].isdigit()]
+        while seconds and int(time.time()) <= max(seconds):
+            time.sleep(0.05)
         self._file = EventFileWriter(str(logdir))
 
     def write_scalars(self, step: int, metrics: dict[str, float]) -> None:
