@@ -142,3 +142,33 @@ def test_episodes_round_trip_through_json():
     assert [s.action for s in back.segments] == [s.action for s in ep.segments]
     with pytest.raises(ValueError, match="not an episode"):
         Episode.from_json({"prompt": [1]})
+
+
+class Routed(Scripted):
+    """The scripted engine, also recording experts: every token of turn ``t``'s prompt and
+    response routed to expert ``t`` (-1 on the last new token, which was never fed)."""
+
+    def generate(self, prompts, config, seed):
+        turn = self.turn
+        out = super().generate(prompts, config, seed)
+        out.routing = []
+        for prompt, tokens in zip(prompts, out.tokens, strict=True):
+            routing = torch.full((len(prompt) + len(tokens), 2, 2), turn, dtype=torch.int16)
+            routing[-1] = -1
+            out.routing.append(routing)
+        return out
+
+
+def test_an_episode_keeps_its_last_turns_routing_which_covers_every_earlier_turn():
+    (ep,) = run_episodes(Routed([CALL, "42"]), TOK, Adder, [SAMPLE],
+                         GenerationConfig(eos_token_ids=[EOS]), seed=1, max_turns=4, max_tokens=400)
+    assert ep.turns == 2 and ep.done
+    n = len(ep.prompt) + ep.length  # nothing follows the answer
+    assert ep.routing.shape == (n, 2, 2)
+    assert (ep.routing[:-1] == 1).all() and (ep.routing[-1] == -1).all()  # turn 1's prefill
+
+
+def test_a_cut_turn_keeps_the_routing_of_the_tokens_it_kept():
+    (ep,) = run_episodes(Routed([CALL, "42"]), TOK, Adder, [SAMPLE],
+                         GenerationConfig(eos_token_ids=[EOS]), seed=1, max_turns=4, max_tokens=10)
+    assert ep.truncated and ep.routing.shape[0] == len(ep.prompt) + ep.length == len(ep.ids())

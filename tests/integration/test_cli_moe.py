@@ -83,6 +83,18 @@ def test_without_replay_near_tied_routers_disagree(tmp_path, monkeypatch):
     assert last["true"]["gen/logprob_drift"] < last["false"]["gen/logprob_drift"] / 10, last
 
 
+def test_multi_turn_episodes_replay_their_last_turns_routing(tmp_path, monkeypatch):
+    """Calculator episodes on a tiny Mixtral: each episode carries its last turn's experts (whose
+    prefill routed the earlier turns), and with them the trainer's log-probs are the sampler's."""
+    last = train(tmp_path, monkeypatch, "grpo", "env.name=calculator", "actor.preset=mixtral",
+                 "actor.moe.router_replay=true", "run.max_steps=1", "run.batch_size=2",
+                 "gen.n_samples=4", "env.max_turns=3", "warm_start.sft_steps=60",
+                 "run.eval_every=0", "run.progress=false", "train.dtype=fp32", "ref.dtype=fp32")
+    assert last["env/turns_mean"] > 1, last  # some episodes took several turns
+    assert last["gen/logprob_drift"] < 1e-5 and abs(last["actor_train/ratio_max"] - 1) < 1e-5
+    assert last["actor_train/moe/router_agreement"] == 1, last
+
+
 def test_lora_grpo_zero3_two_ranks_with_replay(tmp_path, cli_env):
     """Qwen3-MoE, LoRA on the attention and expert projections, ZeRO-3, two ranks, replay on."""
     path = moe_dir(tmp_path / "qwen3_moe", "qwen3_moe")
@@ -132,8 +144,6 @@ def test_expert_lora_sft_zero3_two_ranks_trains_and_exports(tmp_path, cli_env):
     ("sft", ["actor.moe.router_replay=true"], "actor.moe.router_replay=true replays the sampler's "
                                               "routing, and sft does not sample"),
     ("dpo", ["actor.moe.record_routing=true"], "actor.moe.record_routing=true"),
-    ("grpo", ["actor.moe.router_replay=true", "env.name=calculator"],
-     "multi-turn episodes do not today; env.name=calculator"),
 ])
 def test_routing_keys_where_nothing_records_them_are_errors(name, sets, message):
     from rlcore.cli.train_cmd import resolve_experiment

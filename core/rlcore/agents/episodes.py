@@ -53,6 +53,7 @@ class Episode:
     truncated: bool = False
     done: bool = False
     success: bool = False
+    routing: Any = None  # the experts of the last turn's generate (its prefill covers the rest)
 
     @property
     def length(self) -> int:
@@ -166,9 +167,11 @@ def _take_turn(ep: Episode, out: Any, j: int, tokenizer: Any, max_tokens: int, f
                turn: int) -> Message | None:
     """Append the actor's turn ``j`` of ``out``; the message to step with, or None when the turn
     was cut (at the engine's or the episode's token limit), which truncates the episode."""
-    tokens, room = out.tokens[j], max_tokens - ep.length
+    tokens, room, before = out.tokens[j], max_tokens - ep.length, len(ep.prompt) + ep.length
     cut = len(tokens) > room or out.finish[j] == "length"
     tokens = tokens[:room]
+    if getattr(out, "routing", None) is not None:  # [before + new tokens, moe layers, k]
+        ep.routing = out.routing[j][: before + len(tokens)]
     kept = out.kept[j]
     if kept is not None and len(tokens) < len(out.tokens[j]):
         kept = kept.select(torch.arange(len(tokens)))

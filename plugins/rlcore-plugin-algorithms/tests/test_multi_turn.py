@@ -56,6 +56,25 @@ def test_observations_are_not_actions_and_rewards_sit_on_turn_ends():
     assert out.data["version"].tolist() == [0, 0] and not out.data["seq_no_eos_mask"].any()
 
 
+def test_episodes_carry_their_last_turns_routing_and_route_freely_after_it():
+    """``routed_experts`` per token: each episode's recorded routing, -1 on tokens past it (an
+    observation appended after the last turn); an episode without routing is an error."""
+    from rlcore.errors import RlcoreError
+    from rlcore_plugin_algorithms.routing import episode_routing_batch
+
+    eps = [episode(), episode()]
+    n = len(PROMPT + ACT1 + OBS + ACT2)
+    eps[0].routing = torch.arange(n * 2, dtype=torch.int16).reshape(n, 1, 2)
+    eps[1].routing = torch.full((n - len(ACT2), 1, 2), 7, dtype=torch.int16)  # ends at OBS
+    routed = episode_routing_batch(batch(eps), eps).data["routed_experts"]
+    assert routed.shape == (2 * n, 1, 2) and routed.dtype == torch.int16
+    assert torch.equal(routed[:n], eps[0].routing)
+    assert (routed[n : 2 * n - len(ACT2)] == 7).all() and (routed[2 * n - len(ACT2) :] == -1).all()
+    eps[1].routing = None
+    with pytest.raises(RlcoreError, match="an episode has no recorded routing"):
+        episode_routing_batch(batch(eps), eps)
+
+
 def test_observation_tokens_get_no_gradient():
     handle = trainable(tiny())
     grads = {}

@@ -463,10 +463,6 @@ class RLConfig:
             raise ConfigError(f"env.name={self.env.name} and reward.{chosen[0]} are both set: in "
                               "multi-turn episodes the environment gives the rewards; unset "
                               f"reward.{chosen[0]} (or env.name for single-turn training)")
-        if self.actor.moe.records and self.env.name:
-            raise ConfigError(f"actor.moe.router_replay / record_routing need the sampler's routing, "
-                              f"which single-turn sampling records and multi-turn episodes do not "
-                              f"today; env.name={self.env.name}: unset env.name or actor.moe")
         if self.env.name and self.rollout.max_staleness:
             raise ConfigError("env.name: multi-turn episodes are sampled on-policy; set "
                               "rollout.max_staleness=0")

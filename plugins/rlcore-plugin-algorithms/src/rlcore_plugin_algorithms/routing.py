@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -19,6 +20,7 @@ from rlcore.sdk import (
     ConfigError,
     ModelHandle,
     PackedBatch,
+    RlcoreError,
     Rollout,
     moe_layers,
     natural_routing,
@@ -42,6 +44,23 @@ def routing_batch(batch: PackedBatch, out: Rollout, engine: str) -> PackedBatch:
                           "tokens, which actor.moe.router_replay / record_routing need; use "
                           "rollout.engine=local")
     batch.update(per_token_batch(batch, ROUTED_EXPERTS, torch.cat(list(out.routing))))
+    return batch
+
+
+def episode_routing_batch(batch: PackedBatch, episodes: list[Any]) -> PackedBatch:
+    """``batch`` of multi-turn ``episodes`` plus ``routed_experts``: each episode's last turn's
+    routing, whose prefill routed every earlier turn too (rLLM's and verl's agent loops take
+    the same), and -1 (route freely) on the observation tokens after it."""
+    if any(ep.routing is None for ep in episodes):
+        raise RlcoreError("an episode has no recorded routing (its turns were not sampled with "
+                          "GenerationConfig.record_routing), which actor.moe.router_replay / "
+                          "record_routing need")
+    rows = []
+    for ep in episodes:
+        full = torch.full((len(ep.prompt) + ep.length, *ep.routing.shape[1:]), -1, dtype=torch.int16)
+        full[: len(ep.routing)] = ep.routing
+        rows.append(full)
+    batch.update(per_token_batch(batch, ROUTED_EXPERTS, torch.cat(rows)))
     return batch
 
 

@@ -43,7 +43,13 @@ from rlcore_plugin_algorithms.packed import (
     scatter_positions,
 )
 from rlcore_plugin_algorithms.rl_config import EnvOptions, GenerationOptions
-from rlcore_plugin_algorithms.routing import check_moe_actor, layers_of, replayed, routing_batch
+from rlcore_plugin_algorithms.routing import (
+    check_moe_actor,
+    episode_routing_batch,
+    layers_of,
+    replayed,
+    routing_batch,
+)
 
 
 class SamplerInterface(ModelInterface):
@@ -74,8 +80,11 @@ class SamplerInterface(ModelInterface):
             seed = generation_seed(self.seed, handle.version, distributed.rank(), data.ids)
             episodes, metrics = sample_episodes(engine, handle, data, self.env, g,
                                                 self.gen.n_samples, seed)
-            return episode_batch(data, episodes, self.gen.n_samples, replays_mask(self.gen),
-                                 engine.version), {**engine.metrics, **metrics}
+            batch = episode_batch(data, episodes, self.gen.n_samples, replays_mask(self.gen),
+                                  engine.version)
+            if self.moe.records:
+                batch = episode_routing_batch(batch, episodes)
+            return batch, {**engine.metrics, **metrics}
         prompts = flat_prompts(data, self.gen.n_samples)
         ahead = self.ahead.pop(tuple(data.ids), None)
         if ahead is not None:
