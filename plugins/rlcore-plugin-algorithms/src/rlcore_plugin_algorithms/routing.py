@@ -49,8 +49,8 @@ def routing_batch(batch: PackedBatch, out: Rollout, engine: str) -> PackedBatch:
 
 def episode_routing_batch(batch: PackedBatch, episodes: list[Any]) -> PackedBatch:
     """``batch`` of multi-turn ``episodes`` plus ``routed_experts``: each episode's last turn's
-    routing, whose prefill routed every earlier turn too (rLLM's and verl's agent loops take
-    the same), and -1 (route freely) on the observation tokens after it."""
+    routing, whose prefill routed every earlier turn too (rLLM's R3 for verl takes the last
+    step's routing alike), and -1 (route freely) on the observation tokens after it."""
     if any(ep.routing is None for ep in episodes):
         raise RlcoreError("an episode has no recorded routing (its turns were not sampled with "
                           "GenerationConfig.record_routing), which actor.moe.router_replay / "
