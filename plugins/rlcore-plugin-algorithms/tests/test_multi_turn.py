@@ -75,6 +75,46 @@ def test_episodes_carry_their_last_turns_routing_and_route_freely_after_it():
         episode_routing_batch(batch(eps), eps)
 
 
+def test_the_calculator_parses_in_many_threads_at_once():
+    """Episodes step in threads: with thread switches forced inside ast.parse (a Python
+    finalizer run by the garbage collector at every allocation), CPython 3.11 raised
+    "AST constructor recursion depth mismatch" without the calculator's lock."""
+    import gc
+    import sys
+    import threading
+    import time
+
+    class Finalized:
+        def __del__(self):
+            time.sleep(0)
+
+    errors = []
+
+    def work():
+        for _ in range(2000):
+            a, b = Finalized(), Finalized()
+            a.other, b.other = b, a  # cyclic garbage: collected by gc, finalizer and all
+            try:
+                assert evaluate("(592*4)+((3-1)*(7//2))%5") == 2369
+            except Exception as err:  # noqa: BLE001 - any failure of a thread is the finding
+                errors.append(repr(err))
+                return
+
+    interval, threshold = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(1e-6)
+    gc.set_threshold(1, 1, 1)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+        gc.set_threshold(*threshold)
+    assert not errors, errors[:1]
+
+
 def test_observation_tokens_get_no_gradient():
     handle = trainable(tiny())
     grads = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import operator
 import random
+import threading
 import zlib
 from typing import Any
 
@@ -19,6 +20,10 @@ DATA_SOURCE = "rlcore/calculator"
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
 MAX_EXPRESSION = 64  # characters
+# Episodes step in threads, and CPython 3.11's ast.parse is not thread-safe (its AST conversion
+# keeps a recursion depth in global state: "SystemError: AST constructor recursion depth
+# mismatch" when a thread switch lands inside it), so one parse runs at a time.
+_PARSE = threading.Lock()
 
 
 def evaluate(expression: str) -> int:
@@ -26,7 +31,8 @@ def evaluate(expression: str) -> int:
     if not isinstance(expression, str) or len(expression) > MAX_EXPRESSION:
         raise ToolError(f"expression must be a string of at most {MAX_EXPRESSION} characters")
     try:
-        tree = ast.parse(expression.strip(), mode="eval").body
+        with _PARSE:
+            tree = ast.parse(expression.strip(), mode="eval").body
     except SyntaxError:
         raise ToolError(f"cannot parse {expression!r}; write e.g. 347*8") from None
 
